@@ -1,0 +1,102 @@
+# ftuscope — `make demo` runs the app, `make test` runs every test. Each target installs what it
+# needs on a fresh Debian machine, and skips what is already there.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Builds live outside the clone so that CI (a fresh clone each time) reuses them.
+CACHE       ?= $(HOME)/.cache/ftuscope
+NATIVE_DIR  := $(CACHE)/native
+WASM_DIR    := $(CACHE)/wasm
+TOOLS       := $(CACHE)/tools
+WASM_TRIPLE := wasm32-unknown-unknown
+PORT        ?= 8000
+SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+# wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
+WASM_PACK_VERSION    := 0.15.1
+
+# The wasm toolchain: rustup's target when installed, else Debian's rustc-web with std built from source.
+ifeq ($(shell rustup target list --installed 2>/dev/null | grep -x $(WASM_TRIPLE)),)
+WASM_TOOLCHAIN := debian
+WASM_ENV := PATH=/usr/bin:$(TOOLS)/bin:$$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+            CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+WASM_CARGO := /usr/bin/cargo
+else
+WASM_TOOLCHAIN := rustup
+WASM_ENV := PATH=$(TOOLS)/bin:$$PATH
+WASM_CARGO := cargo
+endif
+WASM_ENV += CARGO_TARGET_DIR=$(WASM_DIR)
+
+# The browser tests: wasm-bindgen's runner drives Debian's Chromium through chromedriver.
+WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+                 CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
+                 WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
+
+.PHONY: help setup setup-wasm setup-browser setup-npm web demo test test-native test-wasm test-e2e check-cuda clean-pkg
+
+help:
+	@echo "make demo        build the web app and serve it on http://127.0.0.1:$(PORT)"
+	@echo "make test        native tests, wasm tests in headless Chromium (WebGPU), end-to-end test"
+	@echo "make setup       install the wasm toolchain, wasm-bindgen-cli, wasm-pack, Chromium, npm packages"
+	@echo "make web         build the wasm module into pkg/"
+	@echo "make check-cuda  type-check the CUDA backend (see README: CUDA)"
+
+## Installation -------------------------------------------------------------------------------
+
+setup: setup-wasm setup-browser setup-npm
+
+setup-wasm:
+ifeq ($(WASM_TOOLCHAIN),debian)
+	@dpkg -s rustc-web cargo-web rust-web-src rust-web-llvm lld-22 >/dev/null 2>&1 || { \
+	  echo "installing Debian's rustc-web toolchain for $(WASM_TRIPLE)"; \
+	  $(SUDO) apt-get update -q && $(APT_INSTALL) rustc-web cargo-web rust-web-src rust-web-llvm lld-22; }
+endif
+	@[ "$$($(TOOLS)/bin/wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || { \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(TOOLS)"; \
+	  cargo install --root $(TOOLS) --force wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
+	@[ "$$($(TOOLS)/bin/wasm-pack --version 2>/dev/null)" = "wasm-pack $(WASM_PACK_VERSION)" ] || { \
+	  echo "installing wasm-pack $(WASM_PACK_VERSION) into $(TOOLS)"; \
+	  cargo install --root $(TOOLS) --force wasm-pack --version $(WASM_PACK_VERSION); }
+
+setup-browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  $(SUDO) apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }
+
+setup-npm:
+	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) nodejs npm; }
+	@cmp -s package-lock.json node_modules/.ftuscope-lock 2>/dev/null || { \
+	  npm ci --no-audit --no-fund && cp package-lock.json node_modules/.ftuscope-lock; }
+
+## Building and running ------------------------------------------------------------------------
+
+web: setup-wasm
+	$(WASM_ENV) wasm-pack build --dev --target web --out-dir pkg --mode force --no-pack
+	@ls -l pkg/ftuscope_bg.wasm
+
+demo: setup web
+	@echo "ftuscope: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops the server)"
+	python3 -m http.server $(PORT) --bind 127.0.0.1
+
+## Tests --------------------------------------------------------------------------------------
+
+test: test-native test-wasm test-e2e
+
+test-native:
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
+
+test-wasm: setup-wasm setup-browser
+	$(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web
+
+test-e2e: web setup-browser setup-npm
+	node --test tests/e2e/
+
+check-cuda:
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features cuda
+
+clean-pkg:
+	rm -rf pkg target/e2e

@@ -1,0 +1,16 @@
+//! ftuscope finds glomeruli — the kidney's functional tissue units — in whole-slide histology images.
+//!
+//! One crate serves two faces: the wasm module behind the browser app (WebGPU, CPU fallback) and the
+//! native CLI. Data flows one way through the modules:
+//! [`slide`] (pixels in) → [`infer`] (tiling, batching) → [`model`] (networks) → [`mask`] (masks,
+//! overlays) → `web` (the wasm facade) or the `ftuscope` binary.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod infer;
+pub mod mask;
+pub mod model;
+pub mod slide;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;

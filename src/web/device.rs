@@ -1,0 +1,100 @@
+//! The browser's one asynchronous device start-up: WebGPU when the browser offers it, the CPU
+//! backend otherwise. WebGPU is started once per page and shared by every engine.
+
+use crate::backend::{BackendInfo, DeviceChoice};
+use burn::prelude::Device;
+use burn::tensor::wgpu::{WgpuBackend, wgpu};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+use wasm_bindgen::JsValue;
+
+/// WebGPU errors raised outside any call (validation, out-of-memory), collected so the engine can
+/// turn them into a failed segmentation instead of a panic in an event handler.
+#[derive(Clone, Debug, Default)]
+pub struct GpuErrorLog(Arc<Mutex<Vec<String>>>);
+
+impl GpuErrorLog {
+    fn push(&self, error: String) {
+        if let Ok(mut errors) = self.0.lock() {
+            errors.push(error);
+        }
+    }
+
+    /// Removes and returns the errors collected so far.
+    pub fn take(&self) -> Vec<String> {
+        self.0.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    }
+}
+
+thread_local! {
+    /// The page's WebGPU device once started (burn allows one `init_async` per page).
+    static WEBGPU: RefCell<Option<(Device, BackendInfo, GpuErrorLog)>> = const { RefCell::new(None) };
+}
+
+/// Starts the device named by `backend` (`auto`, `webgpu` or `cpu`).
+///
+/// `auto` falls back to the CPU, with a notice in the returned [`BackendInfo`], when the browser has
+/// no `navigator.gpu` or no adapter; `webgpu` returns the reason as an error instead.
+pub async fn init_device(backend: &str) -> Result<(Device, BackendInfo, Option<GpuErrorLog>), String> {
+    let strict = match backend {
+        "auto" => false,
+        "cpu" => return Ok((Device::flex(), BackendInfo::cpu(None), None)),
+        other => match other.parse::<DeviceChoice>().map_err(|e| e.to_string())? {
+            DeviceChoice::Wgpu => true,
+            DeviceChoice::Cpu => return Ok((Device::flex(), BackendInfo::cpu(None), None)),
+            DeviceChoice::Cuda => return Err("CUDA is not available in a browser".into()),
+        },
+    };
+    if let Some(started) = WEBGPU.with(|w| w.borrow().clone()) {
+        return Ok((started.0, started.1, Some(started.2)));
+    }
+    match start_webgpu().await {
+        Ok(started) => {
+            WEBGPU.with(|w| *w.borrow_mut() = Some(started.clone()));
+            Ok((started.0, started.1, Some(started.2)))
+        }
+        Err(reason) if !strict => Ok((
+            Device::flex(),
+            BackendInfo::cpu(Some(format!("WebGPU unavailable ({reason}); running on the CPU, which is much slower"))),
+            None,
+        )),
+        Err(reason) => Err(format!("WebGPU unavailable: {reason}")),
+    }
+}
+
+async fn start_webgpu() -> Result<(Device, BackendInfo, GpuErrorLog), String> {
+    if !has_navigator_gpu() {
+        return Err("this browser has no navigator.gpu".into());
+    }
+    let (device, setup) = Device::wgpu_options()
+        .graphics_api(WgpuBackend::WebGpu)
+        .init_with_setup_async()
+        .await
+        .map_err(|e| e.to_string())?;
+    // Replace cubecl's handler, which panics on any uncaptured error: in wasm a panic in an event
+    // handler leaves the module unsound. Errors are collected and reported by the engine instead.
+    let log = GpuErrorLog::default();
+    let sink = log.clone();
+    setup.device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| sink.push(error.to_string())));
+    let adapter = setup.adapter.get_info();
+    let adapter = [adapter.name, adapter.driver, adapter.driver_info]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let info = BackendInfo {
+        device: DeviceChoice::Wgpu,
+        backend: "wgpu/webgpu".into(),
+        adapter: if adapter.is_empty() { "WebGPU adapter (browser hides its name)".into() } else { adapter },
+        notice: None,
+    };
+    Ok((device, info, log))
+}
+
+fn has_navigator_gpu() -> bool {
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &JsValue::from_str("navigator"))
+        .and_then(|nav| js_sys::Reflect::get(&nav, &JsValue::from_str("gpu")))
+        .map(|gpu| !gpu.is_undefined() && !gpu.is_null())
+        .unwrap_or(false)
+}

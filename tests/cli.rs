@@ -1,0 +1,92 @@
+//! End-to-end tests of the native `ftuscope` binary: help, version, segmentation and clean failures.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ftuscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ftuscope")).args(args).output().expect("the binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "exit code for: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn help_and_version() {
+    let help = ftuscope(&["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("segment"));
+    let version = ftuscope(&["--version"]);
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("ftuscope {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn segments_the_bundled_image_into_a_mask_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let mask = dir.path().join("mask.png");
+    let overlay = dir.path().join("overlay.png");
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
+    let out = ftuscope(&[
+        "segment",
+        input.to_str().unwrap(),
+        "--out",
+        mask.to_str().unwrap(),
+        "--overlay",
+        overlay.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flex"));
+    let mask = image::open(&mask).unwrap();
+    assert_eq!((mask.width(), mask.height()), (512, 512));
+    let levels: std::collections::BTreeSet<u8> = mask.to_luma8().pixels().map(|p| p.0[0]).collect();
+    assert!(levels.len() > 4, "the mask is not flat: {levels:?}");
+    let input = image::open(&input).unwrap().to_rgb8();
+    let overlay = image::open(&overlay).unwrap().to_rgb8();
+    assert_eq!(overlay.dimensions(), (512, 512));
+    let changed = overlay.pixels().zip(input.pixels()).filter(|(a, b)| a != b).count();
+    assert!(changed > 512 * 512 / 10, "the overlay changes pixels: only {changed} changed");
+}
+
+#[test]
+fn unknown_device_missing_file_and_not_an_image_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_png = dir.path().join("m.png");
+    let out_png = out_png.to_str().unwrap();
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
+    let input = input.to_str().unwrap();
+
+    assert_one_line_error(&ftuscope(&["segment", input, "--out", out_png, "--device", "tpu"]), "unknown device 'tpu'");
+    assert_one_line_error(&ftuscope(&["segment", "/no/such/file.png", "--out", out_png]), "/no/such/file.png");
+
+    let text = dir.path().join("notes.png");
+    std::fs::write(&text, "not an image at all").unwrap();
+    assert_one_line_error(&ftuscope(&["segment", text.to_str().unwrap(), "--out", out_png]), "cannot decode image");
+
+    let truncated = dir.path().join("truncated.png");
+    let bytes = std::fs::read(input).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    assert_one_line_error(&ftuscope(&["segment", truncated.to_str().unwrap(), "--out", out_png]), "truncated.png");
+
+    assert_one_line_error(&ftuscope(&["segment", input, "--out", out_png, "--tile", "30"]), "tile 30");
+    assert!(!Path::new(out_png).exists(), "no output after a failure");
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_without_the_feature_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_png = dir.path().join("m.png");
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
+    let out = ftuscope(&["segment", input.to_str().unwrap(), "--out", out_png.to_str().unwrap(), "--device", "cuda"]);
+    assert_one_line_error(&out, "--features cuda");
+}

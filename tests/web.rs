@@ -1,0 +1,101 @@
+//! Browser tests (headless Chromium, WebGPU on SwiftShader here): the placeholder network must run
+//! on WebGPU and on the CPU backend inside the page, agree between them and with the native build,
+//! and leave no error, panic or WebGPU validation message behind.
+#![cfg(target_arch = "wasm32")]
+
+use ftuscope::slide::test_pattern;
+use ftuscope::web::Engine;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// The fingerprint `src/infer/tests.rs` checks natively (placeholder network, 64×64 pattern, tile
+/// 64): mean probability, and the probabilities at pixels (10, 10) and (40, 45).
+const PLACEHOLDER_FINGERPRINT_64: [f32; 3] = [0.307_872_33, 0.305_249_7, 0.303_365_4];
+
+/// Records console errors, uncaught exceptions and unhandled rejections from the moment it is
+/// installed: a Rust panic (console_error_panic_hook) or a failing GPU callback shows up here even
+/// when the awaited call itself returns normally.
+struct ErrorTrap;
+
+impl ErrorTrap {
+    fn install() -> Self {
+        let body = r#"
+            if (!globalThis.__ftuscopeErrors) {
+                const errors = globalThis.__ftuscopeErrors = [];
+                const original = console.error;
+                console.error = function (...args) { errors.push(args.map(String).join(' ')); return original.apply(this, args); };
+                globalThis.addEventListener('error', (e) => errors.push('uncaught: ' + e.message));
+                globalThis.addEventListener('unhandledrejection', (e) => errors.push('unhandled rejection: ' + e.reason));
+            }
+            globalThis.__ftuscopeErrors.length = 0;
+        "#;
+        js_sys::Function::new_no_args(body).call0(&wasm_bindgen::JsValue::NULL).expect("trap installs");
+        ErrorTrap
+    }
+
+    fn assert_clean(&self) {
+        let errors = js_sys::Reflect::get(&js_sys::global(), &"__ftuscopeErrors".into()).expect("trap installed");
+        let errors: Vec<String> = js_sys::Array::from(&errors).iter().filter_map(|e| e.as_string()).collect();
+        assert!(errors.is_empty(), "errors in the page: {errors:#?}");
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn fingerprint(p: &[f32]) -> [f32; 3] {
+    [p.iter().sum::<f32>() / p.len() as f32, p[10 * 64 + 10], p[45 * 64 + 40]]
+}
+
+#[wasm_bindgen_test]
+async fn cpu_backend_in_the_browser_matches_the_native_build() {
+    let trap = ErrorTrap::install();
+    let engine = Engine::start("cpu", 64).await.expect("the CPU engine starts");
+    let result = engine.segment(test_pattern(64, 64)).await.expect("segmentation succeeds");
+    let got = fingerprint(result.mask().data());
+    console_log!("CPU (flex) in the browser: fingerprint {got:?} (native: {PLACEHOLDER_FINGERPRINT_64:?})");
+    for (g, want) in got.iter().zip(PLACEHOLDER_FINGERPRINT_64) {
+        assert!((g - want).abs() < 1e-5, "browser CPU {got:?} != native {PLACEHOLDER_FINGERPRINT_64:?}");
+    }
+    trap.assert_clean();
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_matches_the_cpu_backend() {
+    let trap = ErrorTrap::install();
+    let gpu = Engine::start("webgpu", 64).await.expect("WebGPU starts in the test browser");
+    let info = gpu.backend_info();
+    console_log!("WebGPU adapter: {} (backend {})", info.adapter, info.backend);
+    assert_eq!(info.backend, "wgpu/webgpu");
+    let cpu = Engine::start("cpu", 64).await.expect("the CPU engine starts");
+
+    let image = test_pattern(128, 64);
+    let on_gpu = gpu.segment(image.clone()).await.expect("WebGPU segmentation succeeds without GPU errors");
+    let on_cpu = cpu.segment(image.clone()).await.expect("CPU segmentation succeeds");
+    let diff = max_abs_diff(on_gpu.mask().data(), on_cpu.mask().data());
+    console_log!(
+        "WebGPU vs CPU: max |Δp| = {diff:.2e}; first run {:.0} ms (shader compilation included)",
+        on_gpu.millis()
+    );
+    assert!(diff <= 1e-3, "WebGPU and CPU disagree by {diff}");
+
+    // A second run reuses the compiled pipelines and must give the same answer.
+    let again = gpu.segment(image).await.expect("second WebGPU run");
+    console_log!("WebGPU second run {:.0} ms", again.millis());
+    assert!(max_abs_diff(again.mask().data(), on_gpu.mask().data()) <= 1e-6);
+    trap.assert_clean();
+}
+
+#[wasm_bindgen_test]
+async fn auto_prefers_webgpu_and_bad_input_is_an_error_not_a_panic() {
+    let trap = ErrorTrap::install();
+    let engine = Engine::start("auto", 64).await.expect("auto starts");
+    assert_eq!(engine.backend_info().backend, "wgpu/webgpu", "auto picks WebGPU when it is there");
+    assert!(engine.backend_info().notice.is_none());
+    assert!(Engine::start("tpu", 64).await.is_err());
+    assert!(Engine::start("cpu", 30).await.is_err(), "tile 30 is not a multiple of 4");
+    trap.assert_clean();
+}
