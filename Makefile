@@ -36,7 +36,8 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: help setup setup-wasm setup-browser setup-npm web demo test test-native test-wasm test-e2e check-cuda clean-pkg
+.PHONY: help setup setup-wasm setup-browser setup-npm setup-cuda web demo test test-native test-wasm test-e2e \
+        check-cuda build-cuda clean-pkg
 
 help:
 	@echo "make demo        build the web app and serve it on http://127.0.0.1:$(PORT)"
@@ -84,19 +85,30 @@ demo: setup web
 
 ## Tests --------------------------------------------------------------------------------------
 
-test: test-native test-wasm test-e2e
+test: test-native check-cuda test-wasm test-e2e
 
 test-native:
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
 
 test-wasm: setup-wasm setup-browser
-	$(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web
+	$(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --nocapture
 
 test-e2e: web setup-browser setup-npm
 	node --test tests/e2e/
 
-check-cuda:
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features cuda
+# CUDA builds offline with Debian's LLVM 22 standing in for the LLVM 23 that cubecl's build downloads.
+CUDA_ENV := XDG_DATA_HOME=$(CACHE)/xdg CARGO_TARGET_DIR=$(NATIVE_DIR)
+
+setup-cuda:
+	@bash .ci/cuda-llvm.sh $(CACHE)/xdg
+
+check-cuda: setup-cuda
+	$(CUDA_ENV) cargo check --features cuda
+
+# A native binary with the CUDA backend (runs where libcuda is; PTX up to CUDA 13.0 drivers).
+build-cuda: setup-cuda
+	$(CUDA_ENV) cargo build --features cuda
+	@ls -l $(NATIVE_DIR)/debug/ftuscope
 
 clean-pkg:
 	rm -rf pkg target/e2e

@@ -11,7 +11,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 /// The fingerprint `src/infer/tests.rs` checks natively (placeholder network, 64×64 pattern, tile
 /// 64): mean probability, and the probabilities at pixels (10, 10) and (40, 45).
-const PLACEHOLDER_FINGERPRINT_64: [f32; 3] = [0.307_872_33, 0.305_249_7, 0.303_365_4];
+const PLACEHOLDER_FINGERPRINT_64: [f32; 3] = [0.513_692_6, 0.513_601, 0.500_958_3];
 
 /// Records console errors, uncaught exceptions and unhandled rejections from the moment it is
 /// installed: a Rust panic (console_error_panic_hook) or a failing GPU callback shows up here even
@@ -70,6 +70,7 @@ async fn webgpu_matches_the_cpu_backend() {
     let info = gpu.backend_info();
     console_log!("WebGPU adapter: {} (backend {})", info.adapter, info.backend);
     assert_eq!(info.backend, "wgpu/webgpu");
+    assert!(!info.adapter.contains("does not name it"), "the adapter is named: {}", info.adapter);
     let cpu = Engine::start("cpu", 64).await.expect("the CPU engine starts");
 
     let image = test_pattern(128, 64);

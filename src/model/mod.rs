@@ -52,7 +52,8 @@ impl ModuleMapper for SeededInit {
             let dims = tensor.dims();
             let count: usize = dims.iter().product();
             let fan_in: usize = if D > 1 { dims[1..].iter().product() } else { count };
-            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+            // Biases start at zero; weights uniform in ±1/√fan_in.
+            let bound = if D > 1 { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.0 };
             let values: Vec<f32> = (0..count).map(|_| self.next() * bound).collect();
             Tensor::from_data(TensorData::new(values, dims), &tensor.device())
         })

@@ -6,7 +6,7 @@ use burn::prelude::Device;
 use burn::tensor::wgpu::{WgpuBackend, wgpu};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// WebGPU errors raised outside any call (validation, out-of-memory), collected so the engine can
 /// turn them into a failed segmentation instead of a panic in an event handler.
@@ -76,19 +76,32 @@ async fn start_webgpu() -> Result<(Device, BackendInfo, GpuErrorLog), String> {
     let log = GpuErrorLog::default();
     let sink = log.clone();
     setup.device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| sink.push(error.to_string())));
-    let adapter = setup.adapter.get_info();
-    let adapter = [adapter.name, adapter.driver, adapter.driver_info]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" · ");
-    let info = BackendInfo {
-        device: DeviceChoice::Wgpu,
-        backend: "wgpu/webgpu".into(),
-        adapter: if adapter.is_empty() { "WebGPU adapter (browser hides its name)".into() } else { adapter },
-        notice: None,
-    };
+    // wgpu reports no adapter name on WebGPU; the browser's GPUAdapterInfo has what it exposes.
+    let adapter = browser_adapter_info()
+        .await
+        .unwrap_or_else(|| "WebGPU adapter (the browser does not name it)".into());
+    let info = BackendInfo { device: DeviceChoice::Wgpu, backend: "wgpu/webgpu".into(), adapter, notice: None };
     Ok((device, info, log))
+}
+
+/// `vendor / architecture / device / description` of the browser's default adapter, as far as the
+/// browser reveals them (e.g. "google / swiftshader / … / SwiftShader Device (Subzero)").
+async fn browser_adapter_info() -> Option<String> {
+    let get = |target: &JsValue, key: &str| js_sys::Reflect::get(target, &JsValue::from_str(key)).ok();
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = get(&adapter, "info")?;
+    let parts: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .iter()
+        .filter_map(|key| get(&info, key)?.as_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" / "))
 }
 
 fn has_navigator_gpu() -> bool {
