@@ -39,17 +39,31 @@ fn wgpu() -> Result<(Device, BackendInfo), Error> {
 
 #[cfg(feature = "cuda")]
 fn cuda() -> Result<(Device, BackendInfo), Error> {
-    // burn's CUDA device is lazy: make one tiny tensor so a missing driver is reported here, as an
-    // error, instead of at the first convolution. cubecl panics when no driver loads, so catch it.
+    use std::sync::{Arc, Mutex};
+    // burn's CUDA device is lazy, and cubecl panics (on its own thread) when no driver loads. Make
+    // one tiny tensor now, with panics caught and silenced, so a missing driver becomes this error
+    // rather than a panic at the first convolution.
     let device = Device::cuda(0);
     let probe = device.clone();
-    std::panic::catch_unwind(move || {
+    let first_panic = Arc::new(Mutex::new(None::<String>));
+    let sink = first_panic.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut first) = sink.lock() {
+            first.get_or_insert_with(|| panic_message(info.payload()));
+        }
+    }));
+    let started = std::panic::catch_unwind(move || {
         burn::prelude::Tensor::<1>::zeros([1], &probe).into_data();
-    })
-    .map_err(|panic| Error::Start {
-        device: DeviceChoice::Cuda,
-        reason: panic_message(&panic),
-    })?;
+    });
+    std::panic::set_hook(previous);
+    if started.is_err() {
+        let reason = first_panic.lock().ok().and_then(|mut p| p.take());
+        return Err(Error::Start {
+            device: DeviceChoice::Cuda,
+            reason: reason.unwrap_or_else(|| "the CUDA runtime failed to start".into()),
+        });
+    }
     Ok((
         device,
         BackendInfo {
@@ -61,14 +75,16 @@ fn cuda() -> Result<(Device, BackendInfo), Error> {
     ))
 }
 
+/// The first sentence of a panic's message (cudarc's run on with a long list of library names).
 #[cfg(feature = "cuda")]
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let text = panic
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
         .downcast_ref::<String>()
         .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("the CUDA runtime failed to start");
-    text.lines().next().unwrap_or_default().to_string()
+    let first_line = text.lines().next().unwrap_or_default();
+    first_line.split(" - ").next().unwrap_or(first_line).to_string()
 }
 
 #[cfg(not(feature = "cuda"))]

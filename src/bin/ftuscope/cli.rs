@@ -44,6 +44,10 @@ enum Command {
         /// Probability threshold for the overlay and the reported fraction.
         #[arg(long, default_value_t = 0.5)]
         threshold: f32,
+        /// Segment this many times and report each run's time (the first includes kernel
+        /// compilation): a quick benchmark.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
     },
 }
 
@@ -62,16 +66,24 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Segment { image, out, overlay, device, tile, batch, threshold } => {
+        Command::Segment { image, out, overlay, device, tile, batch, threshold, repeat } => {
             let choice: DeviceChoice = device.parse()?;
             let bytes = std::fs::read(&image).map_err(|e| anyhow!("cannot read image: {e}: {}", image.display()))?;
             let rgb = decode_image(&bytes).map_err(|e| anyhow!("{e}: {}", image.display()))?;
             let (device, info) = select_device(choice)?;
             let config = SegmentConfig::new().with_tile(tile).with_batch(batch).with_threshold(threshold);
             let segmenter = Segmenter::placeholder(&device, config)?;
-            let started = Instant::now();
-            let mask = futures_lite::future::block_on(segmenter.segment(&rgb))?;
-            let seconds = started.elapsed().as_secs_f64();
+            let mut mask = None;
+            let mut seconds = 0.0;
+            for run in 1..=repeat {
+                let started = Instant::now();
+                mask = Some(futures_lite::future::block_on(segmenter.segment(&rgb))?);
+                seconds = started.elapsed().as_secs_f64();
+                if repeat > 1 {
+                    println!("run {run}/{repeat}: {:.1} ms", seconds * 1e3);
+                }
+            }
+            let mask = mask.ok_or_else(|| anyhow!("no segmentation ran"))?;
             save_png(&out, |path| mask.to_luma8().save_with_format(path, image::ImageFormat::Png))?;
             if let Some(path) = &overlay {
                 let tinted = mask.overlay(&rgb, threshold, 0.45);
