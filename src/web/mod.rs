@@ -13,10 +13,37 @@ use wasm_bindgen::prelude::*;
 
 pub use device::{GpuErrorLog, init_device};
 
-/// Sets up readable Rust panics in the browser console. Runs once when the module loads.
+/// Sets up readable Rust panics, and warnings and errors logged by Rust code (burn and cubecl log
+/// GPU problems through `log`), in the browser console. Runs once when the module loads.
+/// Engines call it too, for hosts (test runners) that skip the start function. Idempotent.
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    if log::set_logger(&ConsoleLog).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+}
+
+/// Forwards `log` records at warning level and above to `console.warn` / `console.error`.
+struct ConsoleLog;
+
+impl log::Log for ConsoleLog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = JsValue::from_str(&format!("[{}] {}", record.target(), record.args()));
+        match record.level() {
+            log::Level::Error => web_sys::console::error_1(&text),
+            _ => web_sys::console::warn_1(&text),
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 /// A network on a device (WebGPU, or the CPU fallback), ready to segment images.
@@ -70,6 +97,7 @@ impl Engine {
 impl Engine {
     /// Starts an engine (the Rust-side entry of [`Engine::create`]).
     pub async fn start(backend: &str, tile: u32) -> Result<Engine, String> {
+        start();
         let (device, info, gpu_errors) = init_device(backend).await?;
         let config = SegmentConfig::new().with_tile(tile as usize);
         let segmenter = Segmenter::placeholder(&device, config).map_err(|e| e.to_string())?;
