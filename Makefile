@@ -89,6 +89,7 @@ test: test-native check-cuda test-wasm test-e2e
 
 test-native:
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features wgpu,train --all-targets
 
 test-wasm: setup-wasm setup-browser
 	$(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --nocapture

@@ -3,7 +3,7 @@
 
 use crate::backend::{BackendInfo, DeviceChoice};
 use burn::prelude::Device;
-use burn::tensor::wgpu::{WgpuBackend, wgpu};
+use burn::tensor::wgpu::{WgpuBackend, WgpuInitError, wgpu};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use wasm_bindgen::{JsCast, JsValue};
@@ -70,7 +70,10 @@ async fn start_webgpu() -> Result<(Device, BackendInfo, GpuErrorLog), String> {
         .graphics_api(WgpuBackend::WebGpu)
         .init_with_setup_async()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            WgpuInitError::AdapterUnavailable { .. } => "the browser offers no WebGPU adapter".to_string(),
+            other => other.to_string(),
+        })?;
     // Replace cubecl's handler, which panics on any uncaptured error: in wasm a panic in an event
     // handler leaves the module unsound. Errors are collected and reported by the engine instead.
     let log = GpuErrorLog::default();
