@@ -55,7 +55,7 @@ pub async fn init_device(backend: &str) -> Result<(Device, BackendInfo, Option<G
         }
         Err(reason) if !strict => Ok((
             Device::flex(),
-            BackendInfo::cpu(Some(format!("WebGPU unavailable ({reason}); running on the CPU, which is much slower"))),
+            BackendInfo::cpu(Some(format!("WebGPU unavailable ({reason}); running on the CPU instead (slower than a GPU on large images)"))),
             None,
         )),
         Err(reason) => Err(format!("WebGPU unavailable: {reason}")),
