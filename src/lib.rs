@@ -10,7 +10,9 @@ pub mod backend;
 pub mod infer;
 pub mod mask;
 pub mod model;
+pub mod rng;
 pub mod slide;
+pub mod synth;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

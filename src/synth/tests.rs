@@ -1,0 +1,71 @@
+use super::*;
+use crate::mask::{BinaryMask, dice, rasterise, rle_decode, rle_encode};
+
+fn scene(w: u32, h: u32, seed: u64) -> Scene {
+    Scene::new(&SynthConfig::new(w, h).with_seed(seed))
+}
+
+#[test]
+fn same_seed_same_pixels_and_tiles_match_the_whole() {
+    let a = scene(1200, 900, 7);
+    let b = scene(1200, 900, 7);
+    let whole = a.render(0, 0, 1200, 900);
+    assert_eq!(whole.as_raw(), b.render(0, 0, 1200, 900).as_raw());
+    let tile = a.render(512, 256, 300, 200);
+    let cropped = image::imageops::crop_imm(&whole, 512, 256, 300, 200).to_image();
+    assert_eq!(tile.as_raw(), cropped.as_raw(), "a tile equals the same rectangle of the whole");
+    assert_ne!(whole.as_raw(), scene(1200, 900, 8).render(0, 0, 1200, 900).as_raw());
+}
+
+#[test]
+fn annotations_match_the_rendered_glomeruli() {
+    let s = scene(6000, 4000, 7);
+    let glomeruli = s.glomeruli();
+    assert!(glomeruli.len() >= 5, "{} glomeruli", glomeruli.len());
+    for g in glomeruli {
+        let r = g.shape.rx.min(g.shape.ry);
+        assert!((75.0..=200.0).contains(&r), "radius {r}: 150–400 px across");
+    }
+    // The outline polygons, rasterised, cover the same pixels the renderer draws as glomerulus.
+    let (w, h) = (s.width(), s.height());
+    let polygons: Vec<_> = s.glomerulus_annotations().into_iter().flat_map(|a| a.polygons).collect();
+    let truth = rasterise(&polygons, w, h);
+    let mut drawn = BinaryMask::new(w, h);
+    for g in glomeruli {
+        let reach = g.shape.reach().ceil() as i64;
+        for y in (g.shape.cy as i64 - reach).max(0)..(g.shape.cy as i64 + reach).min(h as i64) {
+            for x in (g.shape.cx as i64 - reach).max(0)..(g.shape.cx as i64 + reach).min(w as i64) {
+                if g.shape.norm(x as f64 + 0.5, y as f64 + 0.5) < 1.0 {
+                    drawn.set(x as u32, y as u32, true);
+                }
+            }
+        }
+    }
+    let d = dice(&truth, &drawn);
+    assert!(d >= 0.995, "polygons vs drawn glomeruli: Dice {d}");
+    // And the competition's RLE of that mask decodes to the same mask.
+    assert_eq!(rle_decode(&rle_encode(&truth), w, h).unwrap(), truth);
+}
+
+#[test]
+fn unannotated_glomeruli_are_drawn_but_left_out_of_the_annotations() {
+    let config = SynthConfig::new(6000, 4000).with_seed(3).with_unannotated_fraction(1.0);
+    let s = Scene::new(&config);
+    assert!(!s.glomeruli().is_empty());
+    assert!(s.glomerulus_annotations().is_empty());
+    let anatomy = s.anatomy_annotations();
+    assert!(anatomy.iter().any(|a| a.classification == "Cortex"));
+    assert!(anatomy.iter().any(|a| a.classification == "Medulla"));
+}
+
+#[test]
+fn render_speed_2000_square() {
+    let s = scene(2000, 2000, 1);
+    let started = std::time::Instant::now();
+    let image = s.render(0, 0, 2000, 2000);
+    println!("2000×2000 rendered in {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
+    if let Ok(dir) = std::env::var("FTUSCOPE_PREVIEW_DIR") {
+        image.save(format!("{dir}/synth-2000.png")).unwrap();
+        scene(6000, 4000, 7).render(0, 0, 6000, 4000).save(format!("{dir}/synth-6000x4000.png")).unwrap();
+    }
+}
