@@ -36,7 +36,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: help setup setup-wasm setup-browser setup-npm setup-cuda web demo test test-native test-wasm test-e2e \
+.PHONY: help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -48,7 +48,7 @@ help:
 
 ## Installation -------------------------------------------------------------------------------
 
-setup: setup-wasm setup-browser setup-npm
+setup: setup-wasm setup-browser setup-npm setup-vips
 
 setup-wasm:
 ifeq ($(WASM_TOOLCHAIN),debian)
@@ -87,7 +87,11 @@ demo: setup web
 
 test: test-native check-cuda test-wasm test-e2e
 
-test-native:
+# libvips: a third-party TIFF reader the synthetic-slide tests check their files against.
+setup-vips:
+	@command -v vipsheader >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) libvips-tools; }
+
+test-native: setup-vips
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features wgpu,train --all-targets
 

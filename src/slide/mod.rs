@@ -1,6 +1,10 @@
 //! Where pixels come from. For now: ordinary images (PNG, JPEG) decoded from bytes with the `image`
 //! crate, with limits so a hostile file cannot exhaust memory. Whole-slide TIFF streaming comes here too.
 
+mod write;
+
+pub use write::{PageSpec, TiffWriter, TileCompression};
+
 use image::{ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 

@@ -3,9 +3,13 @@
 //! glomerulus-sized hard negatives — and any rectangle of it can then be rendered on demand, so
 //! slides of any size are produced tile by tile in bounded memory.
 
+#[cfg(not(target_arch = "wasm32"))]
+mod dataset;
 mod render;
 mod scene;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use dataset::{DatasetOptions, SlideSummary, write_dataset};
 pub use scene::{Glomerulus, Scene, Stain};
 
 use burn::config::Config;

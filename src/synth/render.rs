@@ -161,3 +161,20 @@ impl Scene {
         }
     }
 }
+
+impl Scene {
+    /// Renders the `w`×`h` rectangle at `(x0, y0)` of the level downsampled by `downsample`
+    /// (each output pixel samples the centre of its `downsample`² block of level 0).
+    pub fn render_scaled(&self, x0: u32, y0: u32, w: u32, h: u32, downsample: u32) -> RgbImage {
+        if downsample <= 1 {
+            return self.render(x0, y0, w, h);
+        }
+        let d = downsample as f64;
+        let mut image = RgbImage::new(w, h);
+        for (dx, dy, px) in image.enumerate_pixels_mut() {
+            let c = self.pixel((x0 + dx) as f64 * d + d / 2.0, (y0 + dy) as f64 * d + d / 2.0);
+            *px = Rgb(c.map(|v| v.round().clamp(0.0, 255.0) as u8));
+        }
+        image
+    }
+}

@@ -4,7 +4,8 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{SegmentConfig, Segmenter};
-use ftuscope::slide::decode_image;
+use ftuscope::slide::{TileCompression, decode_image};
+use ftuscope::synth::{DatasetOptions, write_dataset};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -49,6 +50,41 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
         repeat: u32,
     },
+    /// Write synthetic kidney slides with exact ground truth in the Kaggle HuBMAP layout:
+    /// train/<id>.tiff, train.csv (id,encoding), train/<id>.json, train/<id>-anatomical-structure.json
+    /// and HuBMAP-20-dataset_information.csv. The tissue is synthetic, not real.
+    Synth {
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of slides.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Slide size in pixels at 0.5 µm/px, WIDTHxHEIGHT.
+        #[arg(long, default_value = "6000x4000")]
+        size: String,
+        /// Seed: the same seed writes byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Tile side in pixels (a multiple of 16).
+        #[arg(long, default_value_t = 512)]
+        tile: u32,
+        /// Tile compression: jpeg, deflate or none.
+        #[arg(long, default_value = "jpeg")]
+        compression: String,
+        /// Add reduced-resolution pages (÷2, ÷4, …).
+        #[arg(long)]
+        pyramid: bool,
+        /// Write BigTIFF (needed past 4 GiB).
+        #[arg(long)]
+        bigtiff: bool,
+        /// Write level 0 as three single-channel pages, like some HuBMAP files.
+        #[arg(long)]
+        hubmap_planes: bool,
+        /// Fraction of glomeruli left out of the annotations (0–1).
+        #[arg(long, default_value_t = 0.0)]
+        unannotated: f64,
+    },
 }
 
 /// Runs the CLI; any error becomes one line on stderr and exit code 2.
@@ -66,6 +102,30 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Synth { out, count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated } => {
+            let size = parse_size(&size)?;
+            let compression = match compression.as_str() {
+                "jpeg" => TileCompression::Jpeg(90),
+                "deflate" => TileCompression::Deflate,
+                "none" => TileCompression::None,
+                other => return Err(anyhow!("unknown compression '{other}': expected jpeg, deflate or none")),
+            };
+            if tile == 0 || tile % 16 != 0 {
+                return Err(anyhow!("tile {tile} must be a positive multiple of 16"));
+            }
+            if !(0.0..=1.0).contains(&unannotated) {
+                return Err(anyhow!("--unannotated {unannotated} must be within 0..=1"));
+            }
+            let options = DatasetOptions { count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated_fraction: unannotated };
+            let started = Instant::now();
+            let slides = write_dataset(&out, &options, |done, of| eprintln!("slide {done}/{of} written"))
+                .map_err(|e| anyhow!("cannot write the data set: {e}: {}", out.display()))?;
+            for s in &slides {
+                println!("{}: {} glomeruli, {} annotated", s.id, s.glomeruli, s.annotated);
+            }
+            println!("{} synthetic slides written to {} in {:.1} s", slides.len(), out.display(), started.elapsed().as_secs_f64());
+            Ok(())
+        }
         Command::Segment { image, out, overlay, device, tile, batch, threshold, repeat } => {
             let choice: DeviceChoice = device.parse()?;
             let bytes = std::fs::read(&image).map_err(|e| anyhow!("cannot read image: {e}: {}", image.display()))?;
@@ -101,6 +161,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
+    let parsed = text.split_once(['x', 'X']).and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
+    match parsed {
+        Some((w, h)) if (1..=200_000).contains(&w) && (1..=200_000).contains(&h) => Ok((w, h)),
+        _ => Err(anyhow!("invalid --size '{text}': expected WIDTHxHEIGHT, each 1–200000")),
     }
 }
 
