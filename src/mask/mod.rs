@@ -13,7 +13,7 @@ pub use geojson::{Annotation, read_annotations, write_annotations};
 pub use metrics::{dice, mean_dice};
 pub use polygon::{Polygon, rasterise};
 pub use prob::{OVERLAY_COLOUR, ProbMask};
-pub use rle::{rle_decode, rle_encode};
+pub use rle::{rle_decode, rle_encode, rle_encode_polygons};
 
 /// Errors in mask formats: run-length encodings and GeoJSON annotations.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -1,7 +1,7 @@
 //! The Kaggle HuBMAP run-length encoding: pixels numbered top to bottom, then left to right
 //! (column-major), 1-indexed, as space-separated `start length` pairs.
 
-use super::{BinaryMask, Error};
+use super::{BinaryMask, Error, Polygon};
 use std::fmt::Write;
 
 /// Encodes a mask as the competition did. An empty mask gives an empty string.
@@ -22,6 +22,66 @@ pub fn rle_encode(mask: &BinaryMask) -> String {
     }
     if let Some(start) = run_start {
         push_run(&mut out, start, w * h - start);
+    }
+    out
+}
+
+/// Encodes the mask of `polygons` (pixel centres inside, even-odd per polygon, as [`rasterise`])
+/// column by column, without ever holding the mask: memory grows with the polygons, not the image,
+/// so a 30000×37000 slide's truth costs kilobytes.
+///
+/// [`rasterise`]: super::rasterise
+pub fn rle_encode_polygons(polygons: &[Polygon], width: u32, height: u32) -> String {
+    let h = height as u64;
+    let bounds: Vec<(f64, f64)> = polygons
+        .iter()
+        .map(|p| p.rings.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), q| (lo.min(q[0]), hi.max(q[0]))))
+        .collect();
+    let mut out = String::new();
+    let mut pending: Option<(u64, u64)> = None; // (start, end) as 0-based column-major indices, end exclusive
+    let mut spans: Vec<(u32, u32)> = Vec::new();
+    let mut crossings: Vec<f64> = Vec::new();
+    for x in 0..width {
+        let xc = x as f64 + 0.5;
+        spans.clear();
+        for (polygon, &(lo, hi)) in polygons.iter().zip(&bounds) {
+            if xc < lo || xc > hi {
+                continue;
+            }
+            crossings.clear();
+            for ring in &polygon.rings {
+                let n = ring.len();
+                for i in 0..n {
+                    let (a, b) = (ring[i], ring[(i + 1) % n]);
+                    if (a[0] <= xc) != (b[0] <= xc) {
+                        crossings.push(a[1] + (xc - a[0]) * (b[1] - a[1]) / (b[0] - a[0]));
+                    }
+                }
+            }
+            crossings.sort_by(f64::total_cmp);
+            for pair in crossings.chunks_exact(2) {
+                let from = (pair[0] - 0.5).ceil().clamp(0.0, height as f64) as u32;
+                let to = (pair[1] - 0.5).ceil().clamp(0.0, height as f64) as u32;
+                if from < to {
+                    spans.push((from, to));
+                }
+            }
+        }
+        spans.sort_unstable();
+        for &(from, to) in spans.iter() {
+            let (start, end) = (x as u64 * h + from as u64, x as u64 * h + to as u64);
+            pending = match pending {
+                Some((s, e)) if start <= e => Some((s, e.max(end))),
+                Some((s, e)) => {
+                    push_run(&mut out, s, e - s);
+                    Some((start, end))
+                }
+                None => Some((start, end)),
+            };
+        }
+    }
+    if let Some((s, e)) = pending {
+        push_run(&mut out, s, e - s);
     }
     out
 }
@@ -94,6 +154,28 @@ mod tests {
         assert_eq!(rle, "5 3 18 1 30 1 34 2");
         assert_eq!(rle_encode(&BinaryMask::new(3, 3)), "");
         assert_eq!(rle_decode("  ", 3, 3).unwrap(), BinaryMask::new(3, 3));
+    }
+
+    #[test]
+    fn polygons_encode_without_a_mask_exactly_as_their_raster() {
+        let ring = |cx: f64, cy: f64, r: f64, k: f64| {
+            (0..48)
+                .map(|i| {
+                    let t = i as f64 / 48.0 * std::f64::consts::TAU;
+                    let r = r * (1.0 + 0.1 * (k * t).cos());
+                    [cx + r * t.cos(), cy + r * t.sin()]
+                })
+                .collect::<Vec<_>>()
+        };
+        let polygons = vec![
+            Polygon { rings: vec![ring(30.3, 40.1, 20.0, 3.0), ring(30.3, 40.1, 6.0, 2.0)] },
+            Polygon::new(ring(48.7, 55.2, 15.0, 5.0)), // overlaps the first
+            Polygon::new(ring(95.0, 10.0, 12.0, 4.0)), // crosses the image edge
+            Polygon::new(vec![[60.0, 0.0], [70.0, 0.0], [70.0, 80.0], [60.0, 80.0]]), // runs over column ends
+        ];
+        let expected = rle_encode(&super::super::rasterise(&polygons, 100, 80));
+        assert_eq!(rle_encode_polygons(&polygons, 100, 80), expected);
+        assert_eq!(rle_encode_polygons(&[], 100, 80), "");
     }
 
     #[test]

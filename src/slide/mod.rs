@@ -1,8 +1,10 @@
 //! Where pixels come from. For now: ordinary images (PNG, JPEG) decoded from bytes with the `image`
 //! crate, with limits so a hostile file cannot exhaust memory. Whole-slide TIFF streaming comes here too.
 
+#[cfg(not(target_arch = "wasm32"))]
 mod write;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub use write::{PageSpec, TiffWriter, TileCompression};
 
 use image::{ImageReader, Limits, RgbImage};

@@ -3,7 +3,7 @@
 //! `HuBMAP-20-dataset_information.csv`.
 
 use super::{Scene, SynthConfig};
-use crate::mask::{rasterise, rle_encode, write_annotations};
+use crate::mask::{rle_encode_polygons, write_annotations};
 use crate::rng::mix;
 use crate::slide::{PageSpec, TiffWriter, TileCompression};
 use std::fs::{self, File};
@@ -64,7 +64,7 @@ pub fn write_dataset(dir: &Path, options: &DatasetOptions, mut progress: impl Fn
         write_slide(&dir.join("train").join(format!("{id}.tiff")), &scene, options)?;
         let glomeruli = scene.glomerulus_annotations();
         let polygons: Vec<_> = glomeruli.iter().flat_map(|a| a.polygons.clone()).collect();
-        writeln!(csv, "{id},{}", rle_encode(&rasterise(&polygons, w, h)))?;
+        writeln!(csv, "{id},{}", rle_encode_polygons(&polygons, w, h))?;
         fs::write(dir.join("train").join(format!("{id}.json")), write_annotations(&glomeruli, false))?;
         fs::write(
             dir.join("train").join(format!("{id}-anatomical-structure.json")),

@@ -4,6 +4,7 @@
 //! whatever the image size. The `tiff` crate's own encoder writes strips only, hence this.
 
 use image::RgbImage;
+use rayon::prelude::*;
 use std::io::{self, Seek, SeekFrom, Write};
 use tiff::encoder::compression::{CompressionAlgorithm, Deflate};
 
@@ -77,7 +78,10 @@ impl<W: Write + Seek> TiffWriter<W> {
 
     /// Writes one page; `tile(column, row)` renders each tile (edge tiles may be smaller or full
     /// size: they are padded with white to the tile size).
-    pub fn write_page(&mut self, spec: &PageSpec, mut tile: impl FnMut(u32, u32) -> RgbImage) -> io::Result<()> {
+    ///
+    /// Each row of tiles is rendered and compressed in parallel, then written in order: memory holds
+    /// one row of tiles.
+    pub fn write_page(&mut self, spec: &PageSpec, tile: impl Fn(u32, u32) -> RgbImage + Sync) -> io::Result<()> {
         if spec.tile == 0 || spec.tile % 16 != 0 || spec.width == 0 || spec.height == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "tile must be a positive multiple of 16 and the page non-empty"));
         }
@@ -86,8 +90,10 @@ impl<W: Write + Seek> TiffWriter<W> {
         let mut counts = Vec::with_capacity((cols * rows) as usize);
         let samples: u16 = if spec.channel.is_some() { 1 } else { 3 };
         for row in 0..rows {
-            for col in 0..cols {
-                let bytes = self.encode_tile(spec, &tile(col, row), samples)?;
+            let encoded: Vec<io::Result<Vec<u8>>> =
+                (0..cols).into_par_iter().map(|col| encode_tile(spec, &tile(col, row), samples)).collect();
+            for bytes in encoded {
+                let bytes = bytes?;
                 let at = self.out.stream_position()?;
                 self.out.write_all(&bytes)?;
                 offsets.push(at);
@@ -124,31 +130,6 @@ impl<W: Write + Seek> TiffWriter<W> {
         }
         entries.sort_by_key(|e| e.0);
         self.write_ifd(&entries)
-    }
-
-    fn encode_tile(&self, spec: &PageSpec, image: &RgbImage, samples: u16) -> io::Result<Vec<u8>> {
-        let t = spec.tile;
-        // Pad to the full tile size (white), as TIFF tiles always are.
-        let mut full = RgbImage::from_pixel(t, t, image::Rgb([255, 255, 255]));
-        image::imageops::replace(&mut full, image, 0, 0);
-        let raw: Vec<u8> = match spec.channel {
-            Some(c) => full.pixels().map(|p| p.0[c.min(2)]).collect(),
-            None => full.into_raw(),
-        };
-        let mut out = Vec::new();
-        match spec.compression {
-            TileCompression::None => out = raw,
-            TileCompression::Deflate => {
-                Deflate::default().write_to(&mut out, &raw)?;
-            }
-            TileCompression::Jpeg(quality) => {
-                let colour = if samples == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-                    .encode(&raw, t, t, colour)
-                    .map_err(io::Error::other)?;
-            }
-        }
-        Ok(out)
     }
 
     fn offsets_entry(&self, tag: u16, values: &[u64]) -> io::Result<(u16, u16, u64, Vec<u8>)> {
@@ -230,6 +211,32 @@ impl<W: Write + Seek> TiffWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// Pads a tile to full size (white), picks the channel(s) and compresses it.
+fn encode_tile(spec: &PageSpec, image: &RgbImage, samples: u16) -> io::Result<Vec<u8>> {
+    let t = spec.tile;
+    // Pad to the full tile size (white), as TIFF tiles always are.
+    let mut full = RgbImage::from_pixel(t, t, image::Rgb([255, 255, 255]));
+    image::imageops::replace(&mut full, image, 0, 0);
+    let raw: Vec<u8> = match spec.channel {
+        Some(c) => full.pixels().map(|p| p.0[c.min(2)]).collect(),
+        None => full.into_raw(),
+    };
+    let mut out = Vec::new();
+    match spec.compression {
+        TileCompression::None => out = raw,
+        TileCompression::Deflate => {
+            Deflate::default().write_to(&mut out, &raw)?;
+        }
+        TileCompression::Jpeg(quality) => {
+            let colour = if samples == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+                .encode(&raw, t, t, colour)
+                .map_err(io::Error::other)?;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
