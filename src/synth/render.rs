@@ -51,12 +51,35 @@ fn nuclei(x: f64, y: f64, cell: f64, density: f32, radius: f64, salt: u64) -> f3
 impl Scene {
     /// Renders the `w`×`h` rectangle at `(x0, y0)` of level 0. Outside the slide is glass.
     pub fn render(&self, x0: u32, y0: u32, w: u32, h: u32) -> RgbImage {
-        let mut image = RgbImage::new(w, h);
-        for (dx, dy, px) in image.enumerate_pixels_mut() {
-            let c = self.pixel(x0 as f64 + dx as f64 + 0.5, y0 as f64 + dy as f64 + 0.5);
-            *px = Rgb(c.map(|v| v.round().clamp(0.0, 255.0) as u8));
+        if !self.blurred {
+            let mut image = RgbImage::new(w, h);
+            for (dx, dy, px) in image.enumerate_pixels_mut() {
+                let c = self.pixel(x0 as f64 + dx as f64 + 0.5, y0 as f64 + dy as f64 + 0.5);
+                *px = Rgb(c.map(|v| v.round().clamp(0.0, 255.0) as u8));
+            }
+            return image;
         }
-        image
+        // Out of focus: a 3×3 binomial blur over a one-pixel margin, so tiles still join seamlessly.
+        let (mw, mh) = (w as usize + 2, h as usize + 2);
+        let mut sharp = vec![[0f32; 3]; mw * mh];
+        for my in 0..mh {
+            for mx in 0..mw {
+                sharp[my * mw + mx] = self.pixel(x0 as f64 + mx as f64 - 0.5, y0 as f64 + my as f64 - 0.5);
+            }
+        }
+        RgbImage::from_fn(w, h, |dx, dy| {
+            let (cx, cy) = (dx as usize + 1, dy as usize + 1);
+            let mut acc = [0f32; 3];
+            for (oy, wy) in [(0, 1.0), (1, 2.0), (2, 1.0)] {
+                for (ox, wx) in [(0, 1.0), (1, 2.0), (2, 1.0)] {
+                    let c = sharp[(cy + oy - 1) * mw + cx + ox - 1];
+                    for k in 0..3 {
+                        acc[k] += c[k] * wx * wy / 16.0;
+                    }
+                }
+            }
+            Rgb(acc.map(|v| v.round().clamp(0.0, 255.0) as u8))
+        })
     }
 
     fn pixel(&self, x: f64, y: f64) -> Colour {
@@ -79,6 +102,11 @@ impl Scene {
                     break;
                 }
             }
+        }
+        // Folds: the section lies doubled, so the stain is denser and darker there.
+        let fold = self.folds.iter().map(|f| f.depth(x, y)).fold(0.0, f64::max) as f32;
+        if fold > 0.0 {
+            c = blend(c, blend(c, s.nucleus, 0.35).map(|v| v * 0.85), fold.min(0.6) * 1.6);
         }
         c.map(|v| v + grain)
     }

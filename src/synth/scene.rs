@@ -144,6 +144,24 @@ pub(super) struct Piece {
     pub cortex_from: f64,
 }
 
+/// A fold: a band where the section lies doubled over itself and stains darker.
+#[derive(Debug, Clone)]
+pub(super) struct Fold {
+    pub a: (f64, f64),
+    pub b: (f64, f64),
+    pub half_width: f64,
+}
+
+impl Fold {
+    /// How deep inside the band `(x, y)` lies: 1 on its axis, 0 at and beyond its edges.
+    pub fn depth(&self, x: f64, y: f64) -> f64 {
+        let (dx, dy) = (self.b.0 - self.a.0, self.b.1 - self.a.1);
+        let t = (((x - self.a.0) * dx + (y - self.a.1) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+        let d = (x - self.a.0 - t * dx).hypot(y - self.a.1 - t * dy);
+        (1.0 - d / self.half_width).max(0.0)
+    }
+}
+
 /// What the spatial index points at.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Item {
@@ -163,6 +181,9 @@ pub struct Scene {
     pub(super) glomeruli: Vec<Glomerulus>,
     pub(super) tubules: Vec<Tubule>,
     pub(super) negatives: Vec<Negative>,
+    pub(super) folds: Vec<Fold>,
+    /// Whether the slide is slightly out of focus (a 3×3 blur at level 0).
+    pub(super) blurred: bool,
     pub(super) grid: Vec<Vec<Item>>,
     pub(super) grid_cols: u32,
 }
@@ -177,6 +198,23 @@ impl Scene {
         let glomeruli = place_glomeruli(&mut rng, &pieces, config.unannotated_fraction);
         let negatives = place_negatives(&mut rng, &pieces, &glomeruli, config.hard_negatives_per_glomerulus);
         let tubules = place_tubules(&mut rng, &pieces, &glomeruli, &negatives, w, h);
+        let folds = pieces
+            .iter()
+            .flat_map(|p| {
+                let count = (rng.next_u64() % 3) as usize;
+                (0..count)
+                    .map(|_| {
+                        let r = p.shape.rx.min(p.shape.ry);
+                        let a = (p.shape.cx + rng.range(-r, r), p.shape.cy + rng.range(-r, r));
+                        let angle = rng.range(0.0, TAU);
+                        let length = rng.range(0.2, 0.6) * r;
+                        let b = (a.0 + length * angle.cos(), a.1 + length * angle.sin());
+                        Fold { a, b, half_width: rng.range(15.0, 60.0) }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let blurred = rng.unit() < 0.5;
         let mut scene = Scene {
             width: w,
             height: h,
@@ -186,6 +224,8 @@ impl Scene {
             glomeruli,
             tubules,
             negatives,
+            folds,
+            blurred,
             grid: Vec::new(),
             grid_cols: w.div_ceil(CELL),
         };

@@ -7,14 +7,18 @@ fn scene(w: u32, h: u32, seed: u64) -> Scene {
 
 #[test]
 fn same_seed_same_pixels_and_tiles_match_the_whole() {
-    let a = scene(1200, 900, 7);
-    let b = scene(1200, 900, 7);
-    let whole = a.render(0, 0, 1200, 900);
-    assert_eq!(whole.as_raw(), b.render(0, 0, 1200, 900).as_raw());
-    let tile = a.render(512, 256, 300, 200);
-    let cropped = image::imageops::crop_imm(&whole, 512, 256, 300, 200).to_image();
-    assert_eq!(tile.as_raw(), cropped.as_raw(), "a tile equals the same rectangle of the whole");
-    assert_ne!(whole.as_raw(), scene(1200, 900, 8).render(0, 0, 1200, 900).as_raw());
+    let mut blur_seen = [false, false];
+    for seed in 1..=6 {
+        let a = scene(1200, 900, seed);
+        blur_seen[a.blurred as usize] = true;
+        let whole = a.render(0, 0, 1200, 900);
+        assert_eq!(whole.as_raw(), scene(1200, 900, seed).render(0, 0, 1200, 900).as_raw());
+        let tile = a.render(512, 256, 300, 200);
+        let cropped = image::imageops::crop_imm(&whole, 512, 256, 300, 200).to_image();
+        assert!(tile.as_raw() == cropped.as_raw(), "seed {seed}: a tile equals the same rectangle of the whole");
+        assert!(whole.as_raw() != scene(1200, 900, seed + 100).render(0, 0, 1200, 900).as_raw());
+    }
+    assert_eq!(blur_seen, [true, true], "both sharp and blurred slides were checked");
 }
 
 #[test]
