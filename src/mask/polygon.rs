@@ -28,15 +28,55 @@ impl Polygon {
     }
 }
 
+/// Which way a scanline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scan {
+    /// Along a row (fixed y): spans are x ranges.
+    Row,
+    /// Down a column (fixed x): spans are y ranges.
+    Column,
+}
+
+/// Appends to `spans` the half-open pixel ranges of `line` (a row or column index) whose centres lie
+/// inside `polygon` (even-odd across its rings), clipped to `0..limit`. `crossings` is scratch space.
+pub(super) fn scanline_spans(polygon: &Polygon, scan: Scan, line: u32, limit: u32, crossings: &mut Vec<f64>, spans: &mut Vec<(u32, u32)>) {
+    // (along, across): `across` is fixed on the scanline, `along` varies.
+    let axes = |p: [f64; 2]| if scan == Scan::Row { (p[0], p[1]) } else { (p[1], p[0]) };
+    let centre = line as f64 + 0.5;
+    crossings.clear();
+    for ring in &polygon.rings {
+        let n = ring.len();
+        for i in 0..n {
+            let ((a_along, a_across), (b_along, b_across)) = (axes(ring[i]), axes(ring[(i + 1) % n]));
+            // Half-open rule: an edge counts when the scanline is in [min, max).
+            if (a_across <= centre) != (b_across <= centre) {
+                crossings.push(a_along + (centre - a_across) * (b_along - a_along) / (b_across - a_across));
+            }
+        }
+    }
+    crossings.sort_by(f64::total_cmp);
+    for pair in crossings.chunks_exact(2) {
+        let from = (pair[0] - 0.5).ceil().clamp(0.0, limit as f64) as u32;
+        let to = (pair[1] - 0.5).ceil().clamp(0.0, limit as f64) as u32;
+        if from < to {
+            spans.push((from, to));
+        }
+    }
+}
+
+/// The range of `polygon` along one axis (`0` = x, `1` = y).
+pub(super) fn extent(polygon: &Polygon, axis: usize) -> (f64, f64) {
+    polygon.rings.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p[axis]), hi.max(p[axis])))
+}
+
 /// Fills `polygons` into a `width`×`height` mask: a pixel is set when its centre lies inside a
 /// polygon (even-odd rule across that polygon's rings, so holes stay empty).
 pub fn rasterise(polygons: &[Polygon], width: u32, height: u32) -> BinaryMask {
     let mut mask = BinaryMask::new(width, height);
-    let mut crossings = Vec::new();
+    let (mut crossings, mut spans) = (Vec::new(), Vec::new());
     for polygon in polygons {
-        let ys = polygon.rings.iter().flatten().map(|p| p[1]);
-        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
-        if !lo.is_finite() || !hi.is_finite() {
+        let (lo, hi) = extent(polygon, 1);
+        if !lo.is_finite() || !hi.is_finite() || hi < 0.0 {
             continue;
         }
         let first_row = (lo - 0.5).ceil().max(0.0) as u32;
@@ -45,25 +85,10 @@ pub fn rasterise(polygons: &[Polygon], width: u32, height: u32) -> BinaryMask {
             continue;
         }
         for row in first_row..=last_row as u32 {
-            let yc = row as f64 + 0.5;
-            crossings.clear();
-            for ring in &polygon.rings {
-                let n = ring.len();
-                for i in 0..n {
-                    let (a, b) = (ring[i], ring[(i + 1) % n]);
-                    // Half-open rule: an edge counts when the scanline is in [min y, max y).
-                    if (a[1] <= yc) != (b[1] <= yc) {
-                        crossings.push(a[0] + (yc - a[1]) * (b[0] - a[0]) / (b[1] - a[1]));
-                    }
-                }
-            }
-            crossings.sort_by(f64::total_cmp);
-            for span in crossings.chunks_exact(2) {
-                let from = (span[0] - 0.5).ceil().max(0.0) as u32;
-                let to = (span[1] - 0.5).ceil().min(width as f64);
-                for x in from..to.max(0.0) as u32 {
-                    mask.set(x, row, true);
-                }
+            spans.clear();
+            scanline_spans(polygon, Scan::Row, row, width, &mut crossings, &mut spans);
+            for &(from, to) in &spans {
+                (from..to).for_each(|x| mask.set(x, row, true));
             }
         }
     }

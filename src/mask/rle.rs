@@ -1,6 +1,7 @@
 //! The Kaggle HuBMAP run-length encoding: pixels numbered top to bottom, then left to right
 //! (column-major), 1-indexed, as space-separated `start length` pairs.
 
+use super::polygon::{Scan, extent, scanline_spans};
 use super::{BinaryMask, Error, Polygon};
 use std::fmt::Write;
 
@@ -33,42 +34,20 @@ pub fn rle_encode(mask: &BinaryMask) -> String {
 /// [`rasterise`]: super::rasterise
 pub fn rle_encode_polygons(polygons: &[Polygon], width: u32, height: u32) -> String {
     let h = height as u64;
-    let bounds: Vec<(f64, f64)> = polygons
-        .iter()
-        .map(|p| p.rings.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), q| (lo.min(q[0]), hi.max(q[0]))))
-        .collect();
+    let bounds: Vec<(f64, f64)> = polygons.iter().map(|p| extent(p, 0)).collect();
     let mut out = String::new();
     let mut pending: Option<(u64, u64)> = None; // (start, end) as 0-based column-major indices, end exclusive
-    let mut spans: Vec<(u32, u32)> = Vec::new();
-    let mut crossings: Vec<f64> = Vec::new();
+    let (mut spans, mut crossings) = (Vec::new(), Vec::new());
     for x in 0..width {
         let xc = x as f64 + 0.5;
         spans.clear();
         for (polygon, &(lo, hi)) in polygons.iter().zip(&bounds) {
-            if xc < lo || xc > hi {
-                continue;
-            }
-            crossings.clear();
-            for ring in &polygon.rings {
-                let n = ring.len();
-                for i in 0..n {
-                    let (a, b) = (ring[i], ring[(i + 1) % n]);
-                    if (a[0] <= xc) != (b[0] <= xc) {
-                        crossings.push(a[1] + (xc - a[0]) * (b[1] - a[1]) / (b[0] - a[0]));
-                    }
-                }
-            }
-            crossings.sort_by(f64::total_cmp);
-            for pair in crossings.chunks_exact(2) {
-                let from = (pair[0] - 0.5).ceil().clamp(0.0, height as f64) as u32;
-                let to = (pair[1] - 0.5).ceil().clamp(0.0, height as f64) as u32;
-                if from < to {
-                    spans.push((from, to));
-                }
+            if (lo..=hi).contains(&xc) {
+                scanline_spans(polygon, Scan::Column, x, height, &mut crossings, &mut spans);
             }
         }
         spans.sort_unstable();
-        for &(from, to) in spans.iter() {
+        for &(from, to) in &spans {
             let (start, end) = (x as u64 * h + from as u64, x as u64 * h + to as u64);
             pending = match pending {
                 Some((s, e)) if start <= e => Some((s, e.max(end))),
