@@ -1,7 +1,7 @@
 //! Rendering any rectangle of a [`Scene`] into RGB pixels. Every pixel depends only on the scene and
 //! its own coordinates, so tiles can be rendered in any order, in parallel, with identical results.
 
-use super::scene::{CELL, Item, Negative, Scene, locate};
+use super::scene::{CELL, Item, Negative, Scene, on_tissue};
 use crate::rng::mix;
 use image::{Rgb, RgbImage};
 use std::f64::consts::TAU;
@@ -86,7 +86,7 @@ impl Scene {
         let s = &self.stain;
         let salt = self.seed;
         let grain = (hash01(x as i64, y as i64, salt ^ 0xA1) - 0.5) * 6.0;
-        if locate(&self.pieces, x, y).is_none() {
+        if !on_tissue(&self.pieces, x, y) {
             let dust = nuclei(x, y, 180.0, 0.05, 3.0, salt ^ 0xD0);
             let c = blend(s.glass, [120.0, 110.0, 100.0], dust * 0.6);
             return c.map(|v| v + grain);
