@@ -12,9 +12,10 @@ TOOLS       := $(CACHE)/tools
 WASM_TRIPLE := wasm32-unknown-unknown
 PORT        ?= 8000
 SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 
-# wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock.
+# wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock. Both tools install without --locked:
+# their lockfiles name versions the registry mirror here lacks.
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
 WASM_PACK_VERSION    := 0.15.1
 
@@ -45,6 +46,7 @@ help:
 	@echo "make setup       install the wasm toolchain, wasm-bindgen-cli, wasm-pack, Chromium, npm packages"
 	@echo "make web         build the wasm module into pkg/"
 	@echo "make check-cuda  type-check the CUDA backend (see README: CUDA)"
+	@echo "make build-cuda  build a CUDA-enabled ftuscope binary"
 
 ## Installation -------------------------------------------------------------------------------
 
