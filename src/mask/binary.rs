@@ -45,11 +45,4 @@ impl BinaryMask {
     pub fn intersection_count(&self, other: &BinaryMask) -> u64 {
         self.data.iter().zip(&other.data).filter(|(a, b)| **a && **b).count() as u64
     }
-
-    /// Sets every pixel set in `other` (same size).
-    pub fn union_with(&mut self, other: &BinaryMask) {
-        for (a, b) in self.data.iter_mut().zip(&other.data) {
-            *a |= *b;
-        }
-    }
 }

@@ -7,7 +7,7 @@ mod write;
 #[cfg(not(target_arch = "wasm32"))]
 pub use write::{PageSpec, TiffWriter, TileCompression};
 
-use image::{ImageReader, Limits, RgbImage};
+use image::{ImageDecoder, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 
 /// Largest width or height accepted for a plain image (whole slides are streamed, never decoded whole).
@@ -37,24 +37,24 @@ pub enum Error {
 }
 
 /// Decodes PNG or JPEG bytes into 8-bit RGB, rejecting corrupt, empty and oversized images.
+///
+/// The header is read once: its size is checked before any pixel is allocated.
 pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, Error> {
-    let mut reader = ImageReader::new(Cursor::new(bytes))
+    let decode_error = |e: image::ImageError| Error::Decode(e.to_string());
+    let mut decoder = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::Decode(e.to_string()))?;
-    reader.limits(limits());
-    let (width, height) = reader.into_dimensions().map_err(|e| Error::Decode(e.to_string()))?;
+        .map_err(|e| Error::Decode(e.to_string()))?
+        .into_decoder()
+        .map_err(decode_error)?;
+    let (width, height) = decoder.dimensions();
     if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
         return Err(Error::TooLarge { width, height, max: MAX_IMAGE_SIDE });
     }
-    // `into_dimensions` consumed the reader: open it again to decode, with the same limits.
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::Decode(e.to_string()))?;
-    reader.limits(limits());
-    let image = reader.decode().map_err(|e| Error::Decode(e.to_string()))?;
-    if image.width() == 0 || image.height() == 0 {
+    if width == 0 || height == 0 {
         return Err(Error::Empty);
     }
+    decoder.set_limits(limits()).map_err(decode_error)?;
+    let image = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     Ok(image.into_rgb8())
 }
 
@@ -109,6 +109,12 @@ mod tests {
         let png = png_bytes(64, 64);
         assert!(matches!(decode_image(&png[..png.len() / 2]), Err(Error::Decode(_))));
         assert!(matches!(decode_image(&[]), Err(Error::Decode(_))));
+    }
+
+    #[test]
+    fn oversized_images_are_rejected_from_the_header() {
+        let wide = png_bytes(MAX_IMAGE_SIDE + 1, 1);
+        assert!(matches!(decode_image(&wide), Err(Error::TooLarge { width, .. }) if width == MAX_IMAGE_SIDE + 1));
     }
 
     #[test]
