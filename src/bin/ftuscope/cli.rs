@@ -69,7 +69,7 @@ enum Command {
         /// Tile side in pixels (a multiple of 16).
         #[arg(long, default_value_t = 512)]
         tile: u32,
-        /// Tile compression: jpeg, deflate or none.
+        /// Tile compression: jpeg, deflate, lzw or none.
         #[arg(long, default_value = "jpeg")]
         compression: String,
         /// Add reduced-resolution pages (÷2, ÷4, …).
@@ -107,8 +107,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let compression = match compression.as_str() {
                 "jpeg" => TileCompression::Jpeg(90),
                 "deflate" => TileCompression::Deflate,
+                "lzw" => TileCompression::Lzw,
                 "none" => TileCompression::None,
-                other => return Err(anyhow!("unknown compression '{other}': expected jpeg, deflate or none")),
+                other => return Err(anyhow!("unknown compression '{other}': expected jpeg, deflate, lzw or none")),
             };
             if tile == 0 || tile % 16 != 0 {
                 return Err(anyhow!("tile {tile} must be a positive multiple of 16"));

@@ -1,12 +1,12 @@
 //! A small streaming writer for tiled TIFF and BigTIFF: tiles are produced one at a time by a
-//! callback, compressed (none or Deflate by the `tiff` crate's compressor; JPEG by the `image`
+//! callback, compressed (none, LZW or Deflate by the `tiff` crate's compressors; JPEG by the `image`
 //! crate), written straight out, and only their offsets are kept — memory stays at one tile
 //! whatever the image size. The `tiff` crate's own encoder writes strips only, hence this.
 
 use image::RgbImage;
 use rayon::prelude::*;
 use std::io::{self, Seek, SeekFrom, Write};
-use tiff::encoder::compression::{CompressionAlgorithm, Deflate};
+use tiff::encoder::compression::{CompressionAlgorithm, Deflate, Lzw};
 
 /// How tiles are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub enum TileCompression {
     None,
     /// Adobe Deflate (zlib).
     Deflate,
+    /// LZW with the TIFF code-size switch (compression 5).
+    Lzw,
     /// Baseline JPEG at this quality (1–100), stored as YCbCr without subsampling.
     Jpeg(u8),
 }
@@ -23,6 +25,7 @@ impl TileCompression {
     fn tag(self) -> u16 {
         match self {
             Self::None => 1,
+            Self::Lzw => 5,
             Self::Jpeg(_) => 7,
             Self::Deflate => 8,
         }
@@ -228,6 +231,9 @@ fn encode_tile(spec: &PageSpec, image: &RgbImage, samples: u16) -> io::Result<Ve
         TileCompression::None => out = raw,
         TileCompression::Deflate => {
             Deflate::default().write_to(&mut out, &raw)?;
+        }
+        TileCompression::Lzw => {
+            Lzw.write_to(&mut out, &raw)?;
         }
         TileCompression::Jpeg(quality) => {
             let colour = if samples == 1 { image::ExtendedColorType::L8 } else { image::ExtendedColorType::Rgb8 };
