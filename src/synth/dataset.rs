@@ -95,6 +95,7 @@ fn write_slide(path: &Path, scene: &Scene, options: &DatasetOptions) -> io::Resu
             reduced,
             channel,
             description: (level == 0 && channel.is_none_or(|c| c == 0)).then(|| description.clone()),
+            pixel_size_um: Some(super::PIXEL_SIZE_UM * f64::from(downsample)),
         };
         writer.write_page(&spec, |c, r| {
             let (x, y) = (c * t, r * t);

@@ -32,5 +32,8 @@ pub struct SynthConfig {
     pub hard_negatives_per_glomerulus: f64,
 }
 
+/// Pixel size of every synthetic slide's level 0, in µm (the HuBMAP scanners' 0.5 µm/px).
+pub const PIXEL_SIZE_UM: f64 = 0.5;
+
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,8 @@ pub struct PageSpec {
     pub channel: Option<usize>,
     /// ImageDescription, if any.
     pub description: Option<String>,
+    /// Pixel size in µm, written as X/YResolution in pixels per centimetre (ResolutionUnit 3).
+    pub pixel_size_um: Option<f64>,
 }
 
 /// Writes pages of tiles to `W`.
@@ -64,6 +66,7 @@ const SHORT: u16 = 3;
 const LONG: u16 = 4;
 const ASCII: u16 = 2;
 const LONG8: u16 = 16;
+const RATIONAL: u16 = 5;
 
 impl<W: Write + Seek> TiffWriter<W> {
     /// Starts a little-endian TIFF (`big = false`, offsets up to 4 GiB) or BigTIFF.
@@ -127,6 +130,14 @@ impl<W: Write + Seek> TiffWriter<W> {
             let mut bytes = text.as_bytes().to_vec();
             bytes.push(0);
             entries.push((270, ASCII, bytes.len() as u64, bytes));
+        }
+        if let Some(um) = spec.pixel_size_um.filter(|um| um.is_finite() && *um > 0.0) {
+            // Pixels per centimetre as a rational with a denominator of 1000.
+            let per_cm = ((10_000.0 / um) * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32;
+            let rational = [per_cm.to_le_bytes(), 1000u32.to_le_bytes()].concat();
+            entries.push((282, RATIONAL, 1, rational.clone()));
+            entries.push((283, RATIONAL, 1, rational));
+            entries.push((296, SHORT, 1, 3u16.to_le_bytes().to_vec()));
         }
         if photometric == 6 {
             entries.push((530, SHORT, 2, [1u16.to_le_bytes(), 1u16.to_le_bytes()].concat()));

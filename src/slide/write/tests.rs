@@ -21,7 +21,7 @@ fn write(image: &RgbImage, pages: &[PageSpec], big: bool) -> Vec<u8> {
 }
 
 fn spec(compression: TileCompression) -> PageSpec {
-    PageSpec { width: 100, height: 70, tile: 32, compression, reduced: false, channel: None, description: None }
+    PageSpec { width: 100, height: 70, tile: 32, compression, reduced: false, channel: None, description: None, pixel_size_um: Some(0.5) }
 }
 
 fn pixels(decoder: &mut Decoder<Cursor<Vec<u8>>>) -> Vec<u8> {
@@ -39,6 +39,8 @@ fn lossless_pages_read_back_identically_with_the_tiff_crate() {
         let mut decoder = Decoder::new(Cursor::new(bytes)).unwrap();
         for page in 0..3 {
             assert_eq!(decoder.dimensions().unwrap(), (100, 70));
+            assert_eq!(decoder.get_tag_u32_vec(tiff::tags::Tag::XResolution).unwrap(), vec![20_000_000, 1000]);
+            assert_eq!(decoder.get_tag_u32(tiff::tags::Tag::ResolutionUnit).unwrap(), 3);
             assert_eq!(pixels(&mut decoder), image.as_raw().clone(), "page {page}, bigtiff {big}");
             assert_eq!(decoder.more_images(), page < 2);
             if page < 2 {
