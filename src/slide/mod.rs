@@ -1,21 +1,33 @@
-//! Where pixels come from. For now: ordinary images (PNG, JPEG) decoded from bytes with the `image`
-//! crate, with limits so a hostile file cannot exhaust memory. Whole-slide TIFF streaming comes here too.
+//! Where pixels come from: whole-slide TIFFs (classic, BigTIFF, OME-TIFF, SVS, flat or pyramidal)
+//! streamed tile by tile from a [`ByteSource`] (file, HTTP Range, browser Blob or fetch, memory),
+//! and plain PNG/JPEG images decoded whole.
+//!
+//! Bytes flow one way: a source fetches ranges ([`source`]), a read-ahead block store answers the
+//! `tiff` crate's metadata reads (`sparse`), the page layout becomes levels and associated images
+//! (`layout`), tiles are decoded synchronously by the `tiff` crate (or zune-jpeg for JPEG tiles,
+//! which the `tiff` crate hands back undecoded to RGB) (`decode`), kept in a byte-bounded LRU
+//! (`cache`), and composed into regions by [`Slide`].
 
+mod cache;
+mod decode;
+mod layout;
+mod overview;
+mod picture;
+mod reader;
+mod sparse;
+pub mod source;
 #[cfg(not(target_arch = "wasm32"))]
 mod write;
 
+pub use layout::{AssociatedImage, Level, SlideFormat};
+pub use picture::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, decode_image, rgb_from_rgba, test_pattern};
+pub use reader::{LevelInfo, Slide, SlideInfo, SlideOptions};
+pub use source::{ByteSource, Bytes, MemorySource};
 #[cfg(not(target_arch = "wasm32"))]
 pub use write::{PageSpec, TiffWriter, TileCompression};
 
-use image::{ImageDecoder, ImageReader, Limits, RgbImage};
-use std::io::Cursor;
-
-/// Largest width or height accepted for a plain image (whole slides are streamed, never decoded whole).
-pub const MAX_IMAGE_SIDE: u32 = 16_384;
-/// Largest decoded allocation accepted for a plain image, in bytes.
-pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
-
-/// Errors while reading an image.
+/// Errors while reading an image or a slide. Messages say what failed, then why; [`Error::At`]
+/// appends the path or URL last.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The bytes are not an image format ftuscope can read, or the image is corrupt.
@@ -34,111 +46,86 @@ pub enum Error {
     /// The image has no pixels.
     #[error("image is empty (0 pixels)")]
     Empty,
+    /// The file does not start with a TIFF or BigTIFF header.
+    #[error("not a TIFF (no II*/MM* header)")]
+    NotTiff,
+    /// The file ends before a structure it points to.
+    #[error("truncated: needs bytes {start}..{end} but the file has {len}")]
+    Truncated {
+        /// First byte needed.
+        start: u64,
+        /// One past the last byte needed.
+        end: u64,
+        /// The file's length.
+        len: u64,
+    },
+    /// The TIFF structure is invalid.
+    #[error("invalid TIFF: {0}")]
+    Format(String),
+    /// A valid TIFF that uses something ftuscope does not read (named in the message).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A size, count or ratio over the configured limits (a hostile or broken file).
+    #[error("over the limits: {0}")]
+    Limit(String),
+    /// No page in the file is an image ftuscope can show.
+    #[error("no readable image page")]
+    NoImage,
+    /// A level or associated image that does not exist.
+    #[error("no such {0}")]
+    NotFound(String),
+    /// Reading the file failed.
+    #[error("read failed: {0}")]
+    Io(String),
+    /// The server answered with an error status.
+    #[error("HTTP {status}")]
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// The server ignores Range requests and the file is too large to download whole.
+    #[error("the server does not support Range requests and the file is larger than {max_mib} MiB")]
+    NoRangeSupport {
+        /// Largest file read whole from such a server, in MiB.
+        max_mib: u64,
+    },
+    /// The server's answer does not match the request (e.g. a wrong Content-Range).
+    #[error("bad server response: {0}")]
+    BadResponse(String),
+    /// The request failed before an answer (network down, DNS, TLS, timeout, or — in a browser —
+    /// a CORS refusal, which the browser does not distinguish).
+    #[error("network error: {0}")]
+    Network(String),
+    /// The work was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// Another error, located: the file path or URL it happened in.
+    #[error("{error}: {at}")]
+    At {
+        /// What went wrong.
+        error: Box<Error>,
+        /// Path or URL.
+        at: String,
+    },
 }
 
-/// Decodes PNG or JPEG bytes into 8-bit RGB, rejecting corrupt, empty and oversized images.
-///
-/// The header is read once: its size is checked before any pixel is allocated.
-pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, Error> {
-    let decode_error = |e: image::ImageError| Error::Decode(e.to_string());
-    let mut decoder = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::Decode(e.to_string()))?
-        .into_decoder()
-        .map_err(decode_error)?;
-    let (width, height) = decoder.dimensions();
-    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
-        return Err(Error::TooLarge { width, height, max: MAX_IMAGE_SIDE });
-    }
-    if width == 0 || height == 0 {
-        return Err(Error::Empty);
-    }
-    decoder.set_limits(limits()).map_err(decode_error)?;
-    let image = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
-    Ok(image.into_rgb8())
-}
-
-fn limits() -> Limits {
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(MAX_IMAGE_BYTES);
-    limits
-}
-
-/// Wraps RGBA bytes (as a browser canvas gives them) into an RGB image, dropping alpha.
-pub fn rgb_from_rgba(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage, Error> {
-    let expected = width as usize * height as usize * 4;
-    if width == 0 || height == 0 {
-        return Err(Error::Empty);
-    }
-    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
-        return Err(Error::TooLarge { width, height, max: MAX_IMAGE_SIDE });
-    }
-    if rgba.len() != expected {
-        return Err(Error::Decode(format!(
-            "expected {expected} RGBA bytes for {width}×{height}, got {}",
-            rgba.len()
-        )));
-    }
-    let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
-    RgbImage::from_raw(width, height, rgb).ok_or(Error::Empty)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn png_bytes(w: u32, h: u32) -> Vec<u8> {
-        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-        out
-    }
-
-    #[test]
-    fn decodes_png_to_rgb() {
-        let img = decode_image(&png_bytes(5, 3)).unwrap();
-        assert_eq!(img.dimensions(), (5, 3));
-        assert_eq!(img.get_pixel(4, 2).0, [4, 2, 7]);
-    }
-
-    #[test]
-    fn garbage_and_truncated_files_are_typed_errors() {
-        assert!(matches!(decode_image(b"definitely not an image"), Err(Error::Decode(_))));
-        let png = png_bytes(64, 64);
-        assert!(matches!(decode_image(&png[..png.len() / 2]), Err(Error::Decode(_))));
-        assert!(matches!(decode_image(&[]), Err(Error::Decode(_))));
-    }
-
-    #[test]
-    fn oversized_images_are_rejected_from_the_header() {
-        let wide = png_bytes(MAX_IMAGE_SIDE + 1, 1);
-        assert!(matches!(decode_image(&wide), Err(Error::TooLarge { width, .. }) if width == MAX_IMAGE_SIDE + 1));
-    }
-
-    #[test]
-    fn rgba_length_is_checked() {
-        assert!(rgb_from_rgba(&[0; 16], 2, 2).is_ok());
-        assert!(matches!(rgb_from_rgba(&[0; 15], 2, 2), Err(Error::Decode(_))));
-        assert!(matches!(rgb_from_rgba(&[], 0, 2), Err(Error::Empty)));
-    }
-}
-
-/// A deterministic `width`×`height` RGB image (smooth colour gradients with a few dark discs), used
-/// by self-tests on every platform so that native and browser runs can be compared number for number.
-pub fn test_pattern(width: u32, height: u32) -> RgbImage {
-    RgbImage::from_fn(width, height, |x, y| {
-        let disc = |cx: f32, cy: f32, r: f32| {
-            let (dx, dy) = (x as f32 - cx * width as f32, y as f32 - cy * height as f32);
-            dx * dx + dy * dy < (r * width.min(height) as f32).powi(2)
-        };
-        if disc(0.3, 0.3, 0.15) || disc(0.7, 0.6, 0.2) {
-            image::Rgb([90, 40, 120])
-        } else {
-            let r = 200 + (x * 55 / width.max(1)) as u8;
-            let g = 150 + (y * 60 / height.max(1)) as u8;
-            image::Rgb([r, g, 200])
+impl Error {
+    /// Adds the path or URL, once.
+    pub fn at(self, at: &str) -> Self {
+        match self {
+            Self::At { .. } => self,
+            error => Self::At { error: Box::new(error), at: at.to_string() },
         }
-    })
+    }
+
+    /// The error without its location.
+    pub fn kind(&self) -> &Error {
+        match self {
+            Self::At { error, .. } => error.kind(),
+            other => other,
+        }
+    }
 }
+
+/// Results of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,11 +4,13 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{SegmentConfig, Segmenter};
-use ftuscope::slide::{TileCompression, decode_image};
+use ftuscope::slide::{Slide, SlideOptions, TileCompression, decode_image, source::open_native};
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+
+use futures_lite::future::block_on as block;
 
 /// Finds glomeruli in kidney histology images.
 #[derive(Parser, Debug)]
@@ -16,6 +18,21 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// Read a whole level in 1024² regions through an empty cache; print decoded MB/s.
+    Read {
+        /// Path or URL.
+        slide: String,
+        /// Level to read.
+        #[arg(long, default_value_t = 0)]
+        level: usize,
+        /// Decoding threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,6 +66,46 @@ enum Command {
         /// compilation): a quick benchmark.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
         repeat: u32,
+    },
+    /// Describe a slide (TIFF, BigTIFF, OME-TIFF, SVS; a path or an http(s) URL) as JSON: format,
+    /// levels, tile sizes, compression, pixel size, associated images. Reads only the metadata.
+    Info {
+        /// Path or URL.
+        slide: String,
+    },
+    /// Read one region of a slide and write it as PNG (outside the image is white).
+    Region {
+        /// Path or URL.
+        slide: String,
+        /// Pyramid level (0 = full resolution).
+        #[arg(long, default_value_t = 0)]
+        level: usize,
+        /// X,Y,W,H in that level's pixels.
+        #[arg(long)]
+        rect: String,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the slide's thumbnail, or one associated image (label, macro), as PNG. Flat slides get
+    /// overview levels first (one pass over the image).
+    Thumbnail {
+        /// Path or URL.
+        slide: String,
+        /// Longer side in pixels.
+        #[arg(long, default_value_t = 1024)]
+        size: u32,
+        /// An associated image's name instead (see `info`).
+        #[arg(long)]
+        associated: Option<String>,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
     },
     /// Write synthetic kidney slides with exact ground truth in the Kaggle HuBMAP layout:
     /// train/<id>.tiff, train.csv (id,encoding), train/<id>.json, train/<id>-anatomical-structure.json
@@ -100,8 +157,42 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn open_slide(path_or_url: &str) -> anyhow::Result<Slide> {
+    let source = block(open_native(path_or_url))?;
+    Ok(block(Slide::open(source))?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Info { slide } => {
+            let slide = open_slide(&slide)?;
+            println!("{}", serde_json::to_string_pretty(&slide.info())?);
+            Ok(())
+        }
+        Command::Region { slide, level, rect, out } => {
+            let parts: Vec<i64> = rect.split(',').map(|v| v.trim().parse::<i64>()).collect::<Result<_, _>>().map_err(|_| anyhow!("invalid --rect '{rect}': expected X,Y,W,H"))?;
+            let [x, y, w, h] = parts[..] else { return Err(anyhow!("invalid --rect '{rect}': expected X,Y,W,H")) };
+            let (w, h) = (u32::try_from(w).map_err(|_| anyhow!("negative width"))?, u32::try_from(h).map_err(|_| anyhow!("negative height"))?);
+            let slide = open_slide(&slide)?;
+            let image = block(slide.read_region(level, x, y, w, h))?;
+            save_png(&out, |p| image.save_with_format(p, image::ImageFormat::Png))?;
+            println!("level {level} region {x},{y} {w}×{h} → {}", out.display());
+            Ok(())
+        }
+        Command::Thumbnail { slide, size, associated, out } => {
+            let slide = open_slide(&slide)?;
+            let image = match associated {
+                Some(name) => block(slide.associated_image(&name))?,
+                None => {
+                    block(slide.build_overviews(&mut |done, total| eprint!("\roverview: band {done}/{total}")))?;
+                    block(slide.thumbnail(size))?
+                }
+            };
+            save_png(&out, |p| image.save_with_format(p, image::ImageFormat::Png))?;
+            println!("{}×{} → {}", image.width(), image.height(), out.display());
+            Ok(())
+        }
+        Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
         Command::Synth { out, count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated } => {
             let size = parse_size(&size)?;
             let compression = match compression.as_str() {
@@ -163,6 +254,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads a whole level region by region with a cold cache and reports decoded MB/s.
+fn bench_read(path: &str, level: usize, threads: usize) -> anyhow::Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let source = block(open_native(path))?;
+    // A small cache: every tile is fetched and decoded once, as in a first view.
+    let slide = block(Slide::open_with(source, SlideOptions::new().with_cache_bytes(64 << 20)))?;
+    let levels = slide.levels();
+    let l = levels.get(level).ok_or_else(|| anyhow!("no level {level}: the slide has {}", levels.len()))?;
+    let step = 1024;
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    pool.install(|| -> anyhow::Result<()> {
+        for y in (0..l.height).step_by(step) {
+            for x in (0..l.width).step_by(step) {
+                let (w, h) = ((l.width - x).min(step as u32), (l.height - y).min(step as u32));
+                let region = block(slide.read_region(level, x as i64, y as i64, w, h))?;
+                bytes += region.as_raw().len() as u64;
+            }
+        }
+        Ok(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"slide\": {:?}, \"level\": {level}, \"width\": {}, \"height\": {}, \"threads\": {}, \"seconds\": {seconds:.3}, \"decoded_mb_per_s\": {:.1}}}",
+        path,
+        l.width,
+        l.height,
+        pool.current_num_threads(),
+        bytes as f64 / 1e6 / seconds
+    );
+    Ok(())
 }
 
 /// Parses `WIDTHxHEIGHT`.

@@ -931,6 +931,15 @@ impl<R: Read + Seek> Decoder<R> {
         }
     }
 
+    /// ftuscope patch: loads the image of the directory at `ptr`, which need not be in the main
+    /// IFD chain (e.g. a SubIFD of an OME-TIFF pyramid). The chain position is left unchanged.
+    pub fn seek_to_directory(&mut self, ptr: IfdPointer) -> TiffResult<()> {
+        let ifd = self.value_reader.read_directory(ptr)?;
+        self.image = Image::from_reader(&mut self.value_reader, ifd)?;
+        self.current_ifd = Some(ptr);
+        Ok(())
+    }
+
     fn next_ifd(&mut self) -> TiffResult<Directory> {
         let Some(next_ifd) = self.next_ifd.take() else {
             return Err(TiffError::FormatError(

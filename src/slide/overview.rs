@@ -1,0 +1,124 @@
+//! Overview levels for slides without small levels (the Kaggle TIFFs are flat): one streaming pass
+//! over the smallest stored level, in bands, averaging f×f blocks into an in-memory level, then
+//! halving it down to a few hundred pixels. Memory: one band plus the overviews.
+
+use super::reader::{MAX_REGION_SIDE, Slide};
+use super::{Level, Result};
+use image::RgbImage;
+use std::sync::Arc;
+
+/// Slides whose smallest level is at most this large on its longer side need no overview.
+pub const OVERVIEW_THRESHOLD: u32 = 2048;
+/// Overviews stop halving below this side.
+const SMALLEST_SIDE: u32 = 256;
+
+impl Slide {
+    /// Builds overview levels when the smallest stored level is larger than
+    /// [`OVERVIEW_THRESHOLD`]; `progress(done, total)` is called after each band. Returns how many
+    /// levels were added (0 when none are needed or they exist already).
+    pub async fn build_overviews(&self, progress: &mut dyn FnMut(u32, u32)) -> Result<usize> {
+        let levels = self.levels();
+        let source_index = levels.iter().rposition(|l| !l.is_virtual).unwrap_or(0);
+        let base = levels[source_index].clone();
+        if levels.len() > source_index + 1 || base.width.max(base.height) <= OVERVIEW_THRESHOLD {
+            return Ok(0);
+        }
+        // The first overview: the smallest power-of-two reduction that fits the memory budget.
+        let budget = self.options.overview_bytes.max(1 << 20);
+        let mut factor = 2u32;
+        while (base.width.div_ceil(factor) as u64 * base.height.div_ceil(factor) as u64 * 3) > budget / 2 {
+            factor *= 2;
+        }
+        let (ow, oh) = (base.width.div_ceil(factor), base.height.div_ceil(factor));
+        let mut overview = RgbImage::new(ow, oh);
+        // Bands: whole tile rows, a multiple of the factor; pieces at most MAX_REGION_SIDE wide.
+        let band = base.tile_height.max(factor).div_ceil(factor) * factor;
+        let band = band.min(MAX_REGION_SIDE / factor * factor).max(factor);
+        let piece = (MAX_REGION_SIDE / factor * factor).min(base.width.div_ceil(factor) * factor);
+        let total = base.height.div_ceil(band);
+        for (done, y) in (0..base.height).step_by(band as usize).enumerate() {
+            let mut x = 0;
+            while x < base.width {
+                let region = self.read_region(source_index, x as i64, y as i64, piece, band).await?;
+                average_into(&mut overview, &region, x / factor, y / factor, factor);
+                x += piece;
+            }
+            progress(done as u32 + 1, total);
+        }
+        let mut added = Vec::new();
+        let mut current = Arc::new(overview);
+        let mut scale = factor as f64 * base.downsample;
+        loop {
+            added.push((
+                Level {
+                    width: current.width(),
+                    height: current.height(),
+                    downsample: scale,
+                    tile_width: 512.min(current.width()),
+                    tile_height: 512.min(current.height()),
+                    is_virtual: true,
+                    pages: Vec::new(),
+                },
+                current.clone(),
+            ));
+            if current.width().max(current.height()) <= SMALLEST_SIDE {
+                break;
+            }
+            let mut half = RgbImage::new(current.width().div_ceil(2), current.height().div_ceil(2));
+            average_into(&mut half, &current, 0, 0, 2);
+            current = Arc::new(half);
+            scale *= 2.0;
+        }
+        let count = added.len();
+        if let Ok(mut overviews) = self.overviews.write() {
+            if overviews.is_empty() {
+                *overviews = added;
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// Averages `factor`×`factor` blocks of `region` into `out` at (`ox`, `oy`); blocks cut by the
+/// region's edge average what they have.
+fn average_into(out: &mut RgbImage, region: &RgbImage, ox: u32, oy: u32, factor: u32) {
+    let (rw, rh) = region.dimensions();
+    for by in 0..rh.div_ceil(factor) {
+        let y = oy + by;
+        if y >= out.height() {
+            break;
+        }
+        for bx in 0..rw.div_ceil(factor) {
+            let x = ox + bx;
+            if x >= out.width() {
+                break;
+            }
+            let mut sum = [0u32; 3];
+            let mut n = 0;
+            for sy in by * factor..((by + 1) * factor).min(rh) {
+                for sx in bx * factor..((bx + 1) * factor).min(rw) {
+                    let p = region.get_pixel(sx, sy).0;
+                    for c in 0..3 {
+                        sum[c] += p[c] as u32;
+                    }
+                    n += 1;
+                }
+            }
+            out.put_pixel(x, y, image::Rgb(sum.map(|s| ((s + n / 2) / n.max(1)) as u8)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_averaged() {
+        let region = RgbImage::from_fn(4, 2, |x, _| image::Rgb([x as u8 * 10, 0, 255]));
+        let mut out = RgbImage::new(2, 1);
+        average_into(&mut out, &region, 0, 0, 2);
+        assert_eq!(out.get_pixel(0, 0).0, [5, 0, 255]);
+        assert_eq!(out.get_pixel(1, 0).0, [25, 0, 255]);
+    }
+}
