@@ -89,12 +89,19 @@ demo: setup web
 
 test: test-native check-cuda test-wasm test-e2e
 
-# libvips: a third-party TIFF reader the synthetic-slide tests check their files against.
+# Third-party TIFF tools the slide tests make and check files with: libvips, libtiff's tiffcp, and
+# PyPI's tifffile (in a venv under the cache).
+PY          := $(CACHE)/py/bin/python
+TIFFFILE    := tifffile==2025.10.16 numpy==2.3.4
 setup-vips:
-	@command -v vipsheader >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) libvips-tools; }
+	@{ command -v vipsheader && command -v tiffcp; } >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && $(APT_INSTALL) libvips-tools libtiff-tools; }
+	@dpkg -s python3-venv >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) python3-venv; }
+	@[ -x $(PY) ] || python3 -m venv $(CACHE)/py
+	@$(PY) -c 'import tifffile, numpy' 2>/dev/null || $(PY) -m pip install -q $(TIFFFILE)
 
 test-native: setup-vips
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
+	FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features wgpu,train --all-targets
 
 test-wasm: setup-wasm setup-browser

@@ -149,6 +149,9 @@ impl Read for SparseReader {
                 self.pos += n as u64;
                 Ok(n)
             }
+            // Decoding a tile: all metadata is fetched, so this is a decompressor reading ahead past
+            // the tile's bytes; it gets an end of file.
+            None if !self.extra.is_empty() => Ok(0),
             // Ask for the whole read (not just this block), so one fetch answers it.
             None => Err(io::Error::other(Missing(self.pos..self.pos + want as u64))),
         }

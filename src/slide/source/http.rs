@@ -82,7 +82,7 @@ pub(crate) struct RangeClient<T> {
 
 impl<T: Transport> RangeClient<T> {
     pub async fn open(transport: T, url: &str, policy: RetryPolicy) -> Result<Self> {
-        let answer = Self::get_with_retry(&transport, url, policy, Some(0..HEAD_BLOCK), MAX_WHOLE_BODY).await?;
+        let answer = Self::get_with_retry(&transport, url, policy, Some(0..HEAD_BLOCK), MAX_WHOLE_BODY).await.map_err(|e| e.at(url))?;
         let located = |e: Error| e.at(url);
         match answer.status {
             206 => {

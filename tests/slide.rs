@@ -1,0 +1,278 @@
+//! The slide reader against files made by third-party tools (libvips, libtiff's tiffcp, PyPI
+//! tifffile — installed by `make test`), the real CMU-1-Small-Region.svs, broken files, and a local
+//! HTTP server with and without Range support.
+
+use ftuscope::slide::source::{FileSource, HttpSource, RetryPolicy};
+use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat};
+use futures_lite::future::block_on;
+use image::RgbImage;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const CMU: &str = "../shared/data/CMU-1-Small-Region.svs";
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?} (make test installs it): {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn python() -> String {
+    std::env::var("FTUSCOPE_PYTHON").unwrap_or_else(|_| format!("{}/.cache/ftuscope/py/bin/python", std::env::var("HOME").unwrap_or_default()))
+}
+
+/// A 500×470 source image (a crop of scikit-image's IHC sample) as PNG and raw RGB.
+fn source(dir: &Path) -> RgbImage {
+    let ihc = image::open("assets/ihc.png").unwrap().to_rgb8();
+    let img = image::imageops::crop_imm(&ihc, 5, 20, 500, 470).to_image();
+    img.save(dir.join("src.png")).unwrap();
+    std::fs::write(dir.join("src.rgb"), img.as_raw()).unwrap();
+    img
+}
+
+fn open(path: &Path) -> Slide {
+    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(path).unwrap());
+    block_on(Slide::open(src)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn whole(slide: &Slide, level: usize) -> RgbImage {
+    let l = &slide.levels()[level];
+    block_on(slide.read_region(level, 0, 0, l.width, l.height)).unwrap()
+}
+
+/// What libvips (through libtiff) decodes for page `page` of `path`, as RGB.
+fn vips(path: &Path, page: usize, dir: &Path) -> RgbImage {
+    let out = dir.join("vips-out.png");
+    run(Command::new("vips").arg("tiffload").arg(path).arg(&out).arg("--page").arg(page.to_string()));
+    image::open(&out).unwrap().to_rgb8()
+}
+
+fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.as_raw().len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+}
+
+#[test]
+fn vips_and_tiffcp_layouts_read_pixel_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let img = source(d);
+    let src = d.join("src.png");
+    let mut files: Vec<(PathBuf, &str)> = Vec::new();
+    for (name, args) in [
+        ("tiled-none", "--tile --tile-width 128 --tile-height 128 --compression none"),
+        ("tiled-lzw", "--tile --tile-width 128 --tile-height 128 --compression lzw"),
+        ("tiled-lzw-predictor", "--tile --tile-width 64 --tile-height 64 --compression lzw --predictor horizontal"),
+        ("tiled-deflate", "--tile --tile-width 128 --tile-height 128 --compression deflate"),
+        ("strips-packbits", "--compression packbits"),
+        ("strips-none", "--compression none"),
+        ("big-deflate", "--tile --tile-width 256 --tile-height 256 --compression deflate --bigtiff"),
+    ] {
+        let path = d.join(format!("{name}.tif"));
+        run(Command::new("vips").arg("tiffsave").arg(&src).arg(&path).args(args.split(' ')));
+        files.push((path, name));
+    }
+    let lzw = d.join("tiled-lzw.tif");
+    for (name, args) in [("tiffcp-planar", "-p separate -c none"), ("tiffcp-bigendian-planar-lzw", "-B -p separate -c lzw -t -w 64 -l 64")] {
+        let path = d.join(format!("{name}.tif"));
+        run(Command::new("tiffcp").args(args.split(' ')).arg(&lzw).arg(&path));
+        files.push((path, name));
+    }
+    for (path, name) in &files {
+        let slide = open(path);
+        assert_eq!(slide.levels().len(), 1, "{name}");
+        assert_eq!(slide.dimensions(), (500, 470), "{name}");
+        assert!(whole(&slide, 0) == img, "{name}: pixels differ from the source");
+        // An unaligned region straddling the edge: outside is white.
+        let region = block_on(slide.read_region(0, 450, -10, 100, 40)).unwrap();
+        assert_eq!(region.get_pixel(0, 10), img.get_pixel(450, 0), "{name}");
+        assert_eq!(region.get_pixel(0, 0).0, [255; 3], "{name}");
+        assert_eq!(region.get_pixel(99, 39).0, [255; 3], "{name}");
+    }
+}
+
+#[test]
+fn vips_pyramids_and_jpeg_match_libvips_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    source(d);
+    let path = d.join("pyr.tif");
+    run(Command::new("vips").arg("tiffsave").arg(d.join("src.png")).arg(&path).args(
+        "--tile --tile-width 64 --tile-height 64 --pyramid --compression jpeg --Q 90 --bigtiff".split(' '),
+    ));
+    let slide = open(&path);
+    let levels = slide.levels();
+    assert!(levels.len() >= 3, "{levels:?}");
+    assert_eq!((levels[1].width, levels[1].height), (250, 235));
+    assert!((levels[1].downsample - 2.0).abs() < 1e-9);
+    for level in 0..3 {
+        let ours = whole(&slide, level);
+        let theirs = vips(&path, level, d);
+        let db = psnr(&ours, &theirs);
+        assert!(db >= 40.0, "level {level}: {db:.1} dB against libjpeg via libvips");
+    }
+}
+
+#[test]
+fn tifffile_ome_subifds_16_bit_and_hubmap_planes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let img = source(d);
+    let script = r#"
+import sys, numpy as np, tifffile
+d = sys.argv[1]
+img = np.fromfile(d + '/src.rgb', np.uint8).reshape(470, 500, 3)
+with tifffile.TiffWriter(d + '/ome.ome.tif', ome=True, bigtiff=True) as tif:
+    meta = {'PhysicalSizeX': 250, 'PhysicalSizeXUnit': 'nm', 'PhysicalSizeY': 250, 'PhysicalSizeYUnit': 'nm'}
+    tif.write(img, subifds=2, tile=(128, 128), photometric='rgb', compression='zlib', metadata=meta)
+    tif.write(img[::2, ::2], subfiletype=1, tile=(128, 128), photometric='rgb', compression='zlib')
+    tif.write(img[::4, ::4], subfiletype=1, tile=(128, 128), photometric='rgb', compression='zlib')
+tifffile.imwrite(d + '/u16.tif', img.astype(np.uint16) * 256 + 7, tile=(64, 64), photometric='rgb')
+tifffile.imwrite(d + '/planes.tif', np.ascontiguousarray(img.transpose(2, 0, 1)), photometric='minisblack')
+tifffile.imwrite(d + '/planar.tif', np.ascontiguousarray(img.transpose(2, 0, 1)), photometric='rgb', planarconfig='separate', tile=(64, 64))
+"#;
+    run(Command::new(python()).arg("-c").arg(script).arg(d));
+    let ome = open(&d.join("ome.ome.tif"));
+    assert_eq!(ome.format(), SlideFormat::OmeTiff);
+    assert_eq!(ome.pixel_size_um(), Some(0.25));
+    let levels = ome.levels();
+    assert_eq!(levels.iter().map(|l| (l.width, l.height)).collect::<Vec<_>>(), vec![(500, 470), (250, 235), (125, 118)]);
+    assert!(whole(&ome, 0) == img);
+    let half = image::RgbImage::from_fn(250, 235, |x, y| *img.get_pixel(2 * x, 2 * y));
+    assert!(whole(&ome, 1) == half, "the SubIFD level holds img[::2, ::2]");
+
+    let u16 = open(&d.join("u16.tif"));
+    assert!(whole(&u16, 0) == img, "16-bit samples keep their high byte");
+
+    let planes = open(&d.join("planes.tif"));
+    assert_eq!(planes.format(), SlideFormat::HubmapPlanes);
+    assert!(whole(&planes, 0) == img, "three grey pages read as one RGB image");
+
+    let planar = open(&d.join("planar.tif"));
+    assert!(whole(&planar, 0) == img);
+}
+
+#[test]
+fn the_real_svs_has_its_levels_associated_images_and_colours() {
+    let slide = open(Path::new(CMU));
+    assert_eq!(slide.format(), SlideFormat::Svs);
+    assert_eq!(slide.dimensions(), (2220, 2967));
+    assert_eq!(slide.pixel_size_um(), Some(0.499));
+    let names: Vec<_> = slide.associated().iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["thumbnail", "label", "macro"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ours = block_on(slide.read_region(0, 1000, 1000, 600, 400)).unwrap();
+    let theirs = vips(Path::new(CMU), 0, dir.path());
+    let theirs = image::imageops::crop_imm(&theirs, 1000, 1000, 600, 400).to_image();
+    let db = psnr(&ours, &theirs);
+    assert!(db >= 40.0, "{db:.1} dB against libvips");
+    let label = block_on(slide.associated_image("label")).unwrap();
+    assert_eq!(label.dimensions(), (387, 463));
+    assert_eq!(block_on(slide.build_overviews(&mut |_, _| {})).unwrap() > 0, true, "2967 px tall and flat: overviews are built");
+    let thumb = block_on(slide.thumbnail(256)).unwrap();
+    assert_eq!(thumb.height(), 256);
+}
+
+#[test]
+fn broken_files_give_typed_errors_never_panics() {
+    let bytes = std::fs::read(CMU).unwrap();
+    let open_bytes = |b: Vec<u8>| block_on(Slide::open(Arc::new(MemorySource::new(b, "mem.svs")))).map(|_| ());
+    let err = open_bytes(b"\x89PNG not a tiff at all".to_vec()).unwrap_err();
+    assert!(matches!(err.kind(), Error::NotTiff), "{err}");
+    assert!(err.to_string().ends_with(": mem.svs"), "{err}");
+    assert!(matches!(open_bytes(Vec::new()).unwrap_err().kind(), Error::NotTiff));
+    // Cut at many points: every one is an error or a readable slide, never a panic.
+    let mut errors = 0;
+    for cut in (0..bytes.len()).step_by(bytes.len() / 97).chain([8, 9, 15, 16]) {
+        let cut_bytes = bytes[..cut].to_vec();
+        let slide = block_on(Slide::open(Arc::new(MemorySource::new(cut_bytes, "cut"))));
+        match slide {
+            Err(_) => errors += 1,
+            Ok(slide) => {
+                // Reading may fail (tiles past the end), but with a typed error.
+                let (w, h) = slide.dimensions();
+                if let Err(e) = block_on(slide.read_region(0, 0, 0, w.min(2000), h.min(2000))) {
+                    assert!(!e.to_string().is_empty());
+                    errors += 1;
+                }
+            }
+        }
+    }
+    assert!(errors > 90, "{errors}");
+    // Bad levels and regions are errors too.
+    let slide = open(Path::new(CMU));
+    assert!(matches!(block_on(slide.read_region(9, 0, 0, 10, 10)).unwrap_err().kind(), Error::NotFound(_)));
+    assert!(matches!(block_on(slide.read_region(0, 0, 0, 100_000, 10)).unwrap_err().kind(), Error::Limit(_)));
+    assert_eq!(block_on(slide.read_region(0, -5000, -5000, 10, 10)).unwrap().get_pixel(5, 5).0, [255; 3]);
+}
+
+/// A tiny HTTP/1.1 server over one file. Paths: `/range` (honours Range), `/norange` (always 200
+/// with the whole file), `/flaky` (the first request gets 503), anything else 404.
+fn serve(file: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap_or(0);
+            let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+            let mut range = None;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    let (a, b) = v.trim().split_once('-').unwrap();
+                    range = Some((a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()));
+                }
+            }
+            let (status, headers, body): (&str, String, &[u8]) = match (path.as_str(), range) {
+                ("/flaky", _) if n == 0 => ("503 Unavailable", String::new(), b""),
+                ("/range" | "/flaky", Some((a, b))) => {
+                    let b = b.min(file.len() - 1);
+                    ("206 Partial Content", format!("Content-Range: bytes {a}-{b}/{}\r\n", file.len()), &file[a..=b])
+                }
+                ("/range" | "/flaky" | "/norange", _) => ("200 OK", String::new(), &file[..]),
+                _ => ("404 Not Found", String::new(), b""),
+            };
+            let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body));
+        }
+    });
+    (url, requests)
+}
+
+#[test]
+fn http_range_reading_matches_the_file_and_errors_are_clear() {
+    let bytes = std::fs::read(CMU).unwrap();
+    let (url, requests) = serve(bytes);
+    let policy = RetryPolicy { retries: 3, backoff_ms: 1 };
+    let http = |path: &str| block_on(HttpSource::open(&format!("{url}{path}"), policy));
+    let local = open(Path::new(CMU));
+    let expected = block_on(local.read_region(0, 300, 700, 500, 300)).unwrap();
+    for path in ["/range", "/flaky", "/norange"] {
+        let source: Arc<dyn ByteSource> = Arc::new(http(path).unwrap());
+        let before = requests.load(Ordering::SeqCst);
+        let slide = block_on(Slide::open(source)).unwrap();
+        assert_eq!(slide.associated().len(), 3);
+        let got = block_on(slide.read_region(0, 300, 700, 500, 300)).unwrap();
+        assert!(got == expected, "{path}");
+        let used = requests.load(Ordering::SeqCst) - before;
+        assert!(used <= 12, "{path}: {used} requests to open and read one region");
+    }
+    let err = http("/missing").err().unwrap();
+    assert!(matches!(err.kind(), Error::Http { status: 404 }), "{err}");
+    assert!(err.to_string().ends_with("/missing"), "{err}");
+    let err = block_on(HttpSource::open("http://127.0.0.1:9/closed.tif", policy)).err().unwrap();
+    assert!(matches!(err.kind(), Error::Network(_)), "{err}");
+}
