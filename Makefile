@@ -104,8 +104,10 @@ test-native: setup-vips
 	FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features wgpu,train --all-targets
 
+# The browser tests read slides from a local Range server (CORS, misbehaving modes) on port 8788.
 test-wasm: setup-wasm setup-browser
-	$(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --nocapture
+	@node tests/server/range-server.mjs 8788 tests/data & server=$$!; trap "kill $$server" EXIT; sleep 0.5; \
+	  $(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --nocapture
 
 test-e2e: web setup-browser setup-npm
 	node --test tests/e2e/

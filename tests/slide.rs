@@ -3,7 +3,8 @@
 //! HTTP server with and without Range support.
 
 use ftuscope::slide::source::{FileSource, HttpSource, RetryPolicy};
-use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat};
+use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat, TileCompression};
+use ftuscope::synth::{DatasetOptions, write_dataset};
 use futures_lite::future::block_on;
 use image::RgbImage;
 use std::io::{BufRead, BufReader, Write};
@@ -172,7 +173,7 @@ fn the_real_svs_has_its_levels_associated_images_and_colours() {
     assert!(db >= 40.0, "{db:.1} dB against libvips");
     let label = block_on(slide.associated_image("label")).unwrap();
     assert_eq!(label.dimensions(), (387, 463));
-    assert_eq!(block_on(slide.build_overviews(&mut |_, _| {})).unwrap() > 0, true, "2967 px tall and flat: overviews are built");
+    assert!(block_on(slide.build_overviews(&mut |_, _| {})).unwrap() > 0, "2967 px tall and flat: overviews are built");
     let thumb = block_on(slide.thumbnail(256)).unwrap();
     assert_eq!(thumb.height(), 256);
 }
@@ -275,4 +276,70 @@ fn http_range_reading_matches_the_file_and_errors_are_clear() {
     assert!(err.to_string().ends_with("/missing"), "{err}");
     let err = block_on(HttpSource::open("http://127.0.0.1:9/closed.tif", policy)).err().unwrap();
     assert!(matches!(err.kind(), Error::Network(_)), "{err}");
+}
+
+/// Mean R, G, B of level 0's (10, 20, 200×150) region of tests/data/cmu-300x200.tif (a libvips
+/// JPEG pyramid of a CMU-1 crop); the browser test checks the same numbers.
+const CROP_MEAN: [f64; 3] = [167.471_433, 120.423_933, 155.451_367];
+
+#[test]
+fn the_small_fixture_reads_the_same_as_in_the_browser() {
+    let slide = open(Path::new("tests/data/cmu-300x200.tif"));
+    assert_eq!(slide.levels().len(), 4);
+    let region = block_on(slide.read_region(0, 10, 20, 200, 150)).unwrap();
+    let mean: Vec<f64> = (0..3).map(|c| region.pixels().map(|p| p.0[c] as f64).sum::<f64>() / (200.0 * 150.0)).collect();
+    for c in 0..3 {
+        assert!((mean[c] - CROP_MEAN[c]).abs() < 0.01, "{mean:?}");
+    }
+}
+
+#[test]
+fn grey_and_rgba_pages_read_as_rgb() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let img = source(d);
+    run(Command::new("vips").arg("colourspace").arg(d.join("src.png")).arg(d.join("grey.png")).arg("b-w"));
+    run(Command::new("vips").arg("bandjoin_const").arg(d.join("src.png")).arg(d.join("rgba.png")).arg("255"));
+    for name in ["grey", "rgba"] {
+        let tif = d.join(format!("{name}.tif"));
+        run(Command::new("vips").arg("tiffsave").arg(d.join(format!("{name}.png"))).arg(&tif).args(["--tile", "--compression", "deflate"]));
+        let slide = open(&tif);
+        let ours = whole(&slide, 0);
+        let theirs = image::open(d.join(format!("{name}.png"))).unwrap().to_rgb8();
+        assert!(ours == theirs, "{name}");
+    }
+    assert!(whole(&open(&d.join("rgba.tif")), 0) == img);
+}
+
+#[test]
+fn synthetic_slides_read_back_with_pixel_size_levels_and_planes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (planes, compression) in [(false, TileCompression::Jpeg(90)), (true, TileCompression::Lzw)] {
+        let out = d.join(format!("set-{planes}"));
+        let options = DatasetOptions {
+            count: 1,
+            size: (1500, 1100),
+            seed: 3,
+            tile: 256,
+            compression,
+            pyramid: true,
+            bigtiff: !planes,
+            hubmap_planes: planes,
+            unannotated_fraction: 0.0,
+        };
+        let summary = write_dataset(&out, &options, |_, _| {}).unwrap();
+        let path = out.join("train").join(format!("{}.tiff", summary[0].id));
+        let slide = open(&path);
+        assert_eq!(slide.pixel_size_um(), Some(0.5));
+        assert_eq!(slide.format(), if planes { SlideFormat::HubmapPlanes } else { SlideFormat::Tiff });
+        let levels = slide.levels();
+        assert_eq!((levels[0].width, levels[0].height), (1500, 1100));
+        assert!(levels.len() >= 3, "{levels:?}");
+        assert_eq!(levels[1].downsample, 2.0);
+        if !planes {
+            let db = psnr(&whole(&slide, 0), &vips(&path, 0, d));
+            assert!(db >= 40.0, "{db:.1} dB against libvips");
+        }
+    }
 }

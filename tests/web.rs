@@ -4,7 +4,9 @@
 #![cfg(target_arch = "wasm32")]
 
 use ftuscope::slide::test_pattern;
-use ftuscope::web::Engine;
+use ftuscope::slide::{MemorySource, Slide};
+use ftuscope::web::{Engine, WebSlide};
+use std::sync::Arc;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -98,5 +100,57 @@ async fn auto_prefers_webgpu_and_bad_input_is_an_error_not_a_panic() {
     assert!(engine.backend_info().notice.is_none());
     assert!(Engine::start("tpu", 64).await.is_err());
     assert!(Engine::start("cpu", 30).await.is_err(), "tile 30 is not a multiple of 4");
+    trap.assert_clean();
+}
+
+/// tests/slide.rs checks the same numbers natively: mean R, G, B of level 0's (10, 20, 200×150).
+const CROP_MEAN: [f64; 3] = [167.471_433, 120.423_933, 155.451_367];
+const CROP: &[u8] = include_bytes!("data/cmu-300x200.tif");
+
+#[wasm_bindgen_test]
+async fn slides_stream_from_a_blob_and_from_fetch_with_the_same_pixels_as_natively() {
+    let trap = ErrorTrap::install();
+    let memory = Slide::open(Arc::new(MemorySource::new(CROP.to_vec(), "memory"))).await.unwrap();
+    let expected = memory.read_region(0, 10, 20, 200, 150).await.unwrap();
+    let mean: Vec<f64> = (0..3).map(|c| expected.pixels().map(|p| p.0[c] as f64).sum::<f64>() / (200.0 * 150.0)).collect();
+    for c in 0..3 {
+        // JPEG decoding may round differently with and without SIMD: within half a level on average.
+        assert!((mean[c] - CROP_MEAN[c]).abs() < 0.5, "{mean:?} vs native {CROP_MEAN:?}");
+    }
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(CROP));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap();
+    let from_blob = WebSlide::open_source(blob.clone().into()).await.unwrap();
+    assert_eq!(from_blob.slide().levels().len(), 4);
+    assert!(from_blob.slide().read_region(0, 10, 20, 200, 150).await.unwrap() == expected, "Blob");
+    let url = web_sys::Url::create_object_url_with_blob(&blob).unwrap();
+    let from_fetch = WebSlide::open_source(url.clone().into()).await.unwrap();
+    assert!(from_fetch.slide().read_region(0, 10, 20, 200, 150).await.unwrap() == expected, "fetch");
+    let thumb = from_fetch.slide().thumbnail(64).await.unwrap();
+    assert_eq!(thumb.width(), 64);
+    let missing = WebSlide::open_source(format!("{url}-gone").into()).await.err().unwrap();
+    assert!(missing.contains("-gone"), "{missing}");
+    let not_tiff = WebSlide::open_source(web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(&b"GIF89a"[..]))).unwrap().into()).await.err().unwrap();
+    assert!(not_tiff.contains("not a TIFF"), "{not_tiff}");
+    trap.assert_clean();
+}
+
+/// `make test-wasm` runs tests/server/range-server.mjs here (CORS, Range, misbehaving modes).
+const RANGE_SERVER: &str = "http://127.0.0.1:8788";
+
+#[wasm_bindgen_test]
+async fn slides_stream_from_an_http_server_with_range_and_errors_are_readable() {
+    let trap = ErrorTrap::install();
+    let memory = Slide::open(Arc::new(MemorySource::new(CROP.to_vec(), "memory"))).await.unwrap();
+    let expected = memory.read_region(1, 0, 0, 150, 100).await.unwrap();
+    for mode in ["range", "norange", "flaky"] {
+        let url = format!("{RANGE_SERVER}/{mode}/cmu-300x200.tif");
+        let slide = WebSlide::open_source(url.clone().into()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(slide.slide().read_region(1, 0, 0, 150, 100).await.unwrap() == expected, "{url}");
+    }
+    for (path, words) in [("status/404", "HTTP 404"), ("status/403", "HTTP 403"), ("range/missing.tif", "HTTP 404")] {
+        let url = format!("{RANGE_SERVER}/{path}");
+        let err = WebSlide::open_source(url.clone().into()).await.err().unwrap();
+        assert!(err.contains(words) && err.ends_with(&url), "{err}");
+    }
     trap.assert_clean();
 }

@@ -57,7 +57,7 @@ impl Segmenter {
     /// Wraps a network already on `device`.
     pub fn new(model: TinyUNet, device: &Device, config: SegmentConfig) -> Result<Self, Error> {
         let stride = TinyUNetConfig::STRIDE;
-        if config.tile == 0 || config.tile % stride != 0 || config.tile > 4096 {
+        if config.tile == 0 || !config.tile.is_multiple_of(stride) || config.tile > 4096 {
             return Err(Error::Config(format!(
                 "tile {} must be a positive multiple of {stride} up to 4096",
                 config.tile

@@ -94,11 +94,10 @@ pub fn write_annotations(annotations: &[Annotation], collection: bool) -> String
 fn feature(annotation: &Annotation) -> Feature {
     let ring = |points: &Vec<[f64; 2]>| {
         let mut ring: Vec<geojson::Position> = points.iter().map(|&p| p.into()).collect();
-        if points.first() != points.last() {
-            if let Some(&first) = points.first() {
+        if points.first() != points.last()
+            && let Some(&first) = points.first() {
                 ring.push(first.into());
             }
-        }
         ring
     };
     let polygon = |p: &Polygon| p.rings.iter().map(ring).collect::<Vec<_>>();

@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn a_rectangle_covers_the_pixels_whose_centres_it_contains() {
         let square = Polygon::new(vec![[1.0, 1.0], [4.0, 1.0], [4.0, 3.0], [1.0, 3.0]]);
-        let mask = rasterise(&[square.clone()], 6, 5);
+        let mask = rasterise(std::slice::from_ref(&square), 6, 5);
         assert_eq!(mask.count(), 6, "3 columns × 2 rows");
         assert!(mask.get(1, 1) && mask.get(3, 2) && !mask.get(4, 1) && !mask.get(0, 0));
         assert_eq!(square.area(), 6.0);
@@ -115,7 +115,7 @@ mod tests {
             [50.0 + r * t.cos(), 50.0 + r * t.sin()]
         }).collect::<Vec<_>>();
         let donut = Polygon { rings: vec![ring(40.0), ring(10.0)] };
-        let mask = rasterise(&[donut.clone()], 100, 100);
+        let mask = rasterise(std::slice::from_ref(&donut), 100, 100);
         assert!(!mask.get(50, 50), "the hole is empty");
         assert!(mask.get(50, 20));
         let error = (mask.count() as f64 - donut.area()).abs() / donut.area();

@@ -105,7 +105,7 @@ mod tests {
         m.paste(2, 1, &[1.0; 9], 3, 3, 3);
         let ones = m.data().iter().filter(|&&p| p == 1.0).count();
         assert_eq!(ones, 4, "only the 2×2 part inside the mask is written");
-        assert_eq!(m.data()[1 * 4 + 2], 1.0);
+        assert_eq!(m.data()[4 + 2], 1.0);
         assert_eq!(m.data()[0], 0.0);
     }
 

@@ -159,10 +159,11 @@ pub async fn read_layout(source: &dyn ByteSource, blocks: &Arc<Blocks>) -> Resul
     let main_count = pages.len();
     for i in queue_sub {
         for &ptr in &pages[i].sub_ifds.clone() {
-            if seen.insert(ptr) && pages.len() < MAX_PAGES {
-                if let (Some(page), _) = read_page(source, blocks, ptr).await? {
-                    pages.push(page);
-                }
+            if seen.insert(ptr)
+                && pages.len() < MAX_PAGES
+                && let (Some(page), _) = read_page(source, blocks, ptr).await?
+            {
+                pages.push(page);
             }
         }
     }
@@ -370,7 +371,7 @@ fn arrange(pages: &[Page], main_count: usize, format: SlideFormat) -> (Vec<Level
             associated.push(AssociatedImage { name, width: p.width, height: p.height, page: group[0] });
         }
     }
-    levels.sort_by(|a, b| b.width.cmp(&a.width));
+    levels.sort_by_key(|l| std::cmp::Reverse(l.width));
     levels.dedup_by(|a, b| a.width == b.width && a.height == b.height);
     (levels, associated)
 }

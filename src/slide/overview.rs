@@ -70,10 +70,10 @@ impl Slide {
             scale *= 2.0;
         }
         let count = added.len();
-        if let Ok(mut overviews) = self.overviews.write() {
-            if overviews.is_empty() {
-                *overviews = added;
-            }
+        if let Ok(mut overviews) = self.overviews.write()
+            && overviews.is_empty()
+        {
+            *overviews = added;
         }
         Ok(count)
     }

@@ -59,6 +59,24 @@ pub fn rgb_from_rgba(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage, E
     RgbImage::from_raw(width, height, rgb).ok_or(Error::Empty)
 }
 
+/// A deterministic `width`×`height` RGB image (smooth colour gradients with a few dark discs), used
+/// by self-tests on every platform so that native and browser runs can be compared number for number.
+pub fn test_pattern(width: u32, height: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        let disc = |cx: f32, cy: f32, r: f32| {
+            let (dx, dy) = (x as f32 - cx * width as f32, y as f32 - cy * height as f32);
+            dx * dx + dy * dy < (r * width.min(height) as f32).powi(2)
+        };
+        if disc(0.3, 0.3, 0.15) || disc(0.7, 0.6, 0.2) {
+            image::Rgb([90, 40, 120])
+        } else {
+            let r = 200 + (x * 55 / width.max(1)) as u8;
+            let g = 150 + (y * 60 / height.max(1)) as u8;
+            image::Rgb([r, g, 200])
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,22 +115,4 @@ mod tests {
         assert!(matches!(rgb_from_rgba(&[0; 15], 2, 2), Err(Error::Decode(_))));
         assert!(matches!(rgb_from_rgba(&[], 0, 2), Err(Error::Empty)));
     }
-}
-
-/// A deterministic `width`×`height` RGB image (smooth colour gradients with a few dark discs), used
-/// by self-tests on every platform so that native and browser runs can be compared number for number.
-pub fn test_pattern(width: u32, height: u32) -> RgbImage {
-    RgbImage::from_fn(width, height, |x, y| {
-        let disc = |cx: f32, cy: f32, r: f32| {
-            let (dx, dy) = (x as f32 - cx * width as f32, y as f32 - cy * height as f32);
-            dx * dx + dy * dy < (r * width.min(height) as f32).powi(2)
-        };
-        if disc(0.3, 0.3, 0.15) || disc(0.7, 0.6, 0.2) {
-            image::Rgb([90, 40, 120])
-        } else {
-            let r = 200 + (x * 55 / width.max(1)) as u8;
-            let g = 150 + (y * 60 / height.max(1)) as u8;
-            image::Rgb([r, g, 200])
-        }
-    })
 }

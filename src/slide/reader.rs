@@ -243,7 +243,7 @@ impl Slide {
         }
         let ranges: Vec<Range<u64>> = wanted.iter().flatten().map(|(_, _, r)| r.clone()).collect();
         let mut fetched = self.source.read_ranges(&ranges).await?.into_iter();
-        let jobs: Vec<(usize, Vec<(usize, u32, Bytes)>)> = missing
+        let jobs: Vec<Job> = missing
             .iter()
             .zip(&wanted)
             .map(|(&i, parts)| (i, parts.iter().map(|(page, index, _)| (*page, *index, fetched.next().unwrap_or_default())).collect()))
@@ -303,6 +303,9 @@ impl Slide {
             .collect()
     }
 }
+
+/// A chunk to decode: its position in the region's list and its parts (page, chunk index, bytes).
+type Job = (usize, Vec<(usize, u32, Bytes)>);
 
 /// Copies `tile` into `out` with its top-left corner at (`x`, `y`) of `out`, clipped.
 pub(super) fn blit(out: &mut RgbImage, tile: &RgbImage, x: i64, y: i64) {

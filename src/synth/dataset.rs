@@ -116,7 +116,6 @@ fn write_slide(path: &Path, scene: &Scene, options: &DatasetOptions) -> io::Resu
             level += 1;
         }
     }
-    drop(page);
     writer.finish()?.flush()?;
     fs::rename(partial, path)
 }

@@ -1,7 +1,9 @@
-//! The wasm facade: what the page (or a Web Worker) calls. One exported type, [`Engine`], whose
-//! methods take bytes and return plain values; everything else stays in Rust.
+//! The wasm facade: what the page (or a Web Worker) calls. Two exported types — [`Engine`] (the
+//! network) and [`WebSlide`] (a streamed slide) — whose methods take and return plain values;
+//! everything else stays in Rust.
 
 mod device;
+mod slides;
 
 use crate::backend::BackendInfo;
 use crate::infer::{SegmentConfig, Segmenter};
@@ -12,6 +14,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 pub use device::{GpuErrorLog, init_device};
+pub use slides::WebSlide;
 
 /// Sets up readable Rust panics, and warnings and errors logged by Rust code (burn and cubecl log
 /// GPU problems through `log`), in the browser console. Runs once when the module loads.

@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(groups[0].span, 0..30);
         assert_eq!(groups[0].members.iter().map(|m| m.0).collect::<Vec<_>>(), vec![0, 3, 1]);
         assert_eq!(groups[1].span, 10_000_000..10_000_010);
-        assert!(coalesce(&[5..5]).is_empty());
+        assert!(coalesce(&[5..5, 7..7]).is_empty());
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl<W: Write + Seek> TiffWriter<W> {
     /// Each row of tiles is rendered and compressed in parallel, then written in order: memory holds
     /// one row of tiles.
     pub fn write_page(&mut self, spec: &PageSpec, tile: impl Fn(u32, u32) -> RgbImage + Sync) -> io::Result<()> {
-        if spec.tile == 0 || spec.tile % 16 != 0 || spec.width == 0 || spec.height == 0 {
+        if spec.tile == 0 || !spec.tile.is_multiple_of(16) || spec.width == 0 || spec.height == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "tile must be a positive multiple of 16 and the page non-empty"));
         }
         let (cols, rows) = (spec.width.div_ceil(spec.tile), spec.height.div_ceil(spec.tile));

@@ -1,0 +1,80 @@
+//! The slide reader for the page: open a `File`/`Blob` or a URL, describe it, read regions as RGBA.
+
+use super::{js_error, js_value};
+use crate::slide::source::{BlobSource, FetchSource, RetryPolicy};
+use crate::slide::{ByteSource, Slide};
+use std::rc::Rc;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+
+/// An open slide, streamed: each region fetches and decodes only its tiles.
+#[wasm_bindgen]
+pub struct WebSlide {
+    slide: Rc<Slide>,
+}
+
+#[wasm_bindgen]
+impl WebSlide {
+    /// Opens a `File`/`Blob` (read by slices, never whole) or an http(s) URL string (Range requests).
+    pub async fn open(source: JsValue) -> Result<WebSlide, JsError> {
+        Self::open_source(source).await.map_err(js_error)
+    }
+
+    /// `{source, bytes, format, bigtiff, byte_order, pages, pixel_size_um, levels: [...], associated: [...]}`.
+    #[wasm_bindgen(getter)]
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&self.slide.info()).map_err(js_error)
+    }
+
+    /// Resolves to the `w`×`h` region at (`x`, `y`) of `level` as RGBA bytes (for `new ImageData`);
+    /// outside the image is white.
+    #[wasm_bindgen(js_name = readRegion)]
+    pub fn read_region_js(&self, level: usize, x: f64, y: f64, w: u32, h: u32) -> js_sys::Promise {
+        let slide = self.slide.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let rgb = slide.read_region(level, x as i64, y as i64, w, h).await.map_err(js_value)?;
+            Ok(js_sys::Uint8Array::from(rgba(&rgb).as_slice()).into())
+        })
+    }
+
+    /// Builds overview levels for a flat slide (one pass; `progress(done, total)` after each band).
+    /// Resolves to the number of levels added.
+    #[wasm_bindgen(js_name = buildOverviews)]
+    pub fn build_overviews_js(&self, progress: Option<js_sys::Function>) -> js_sys::Promise {
+        let slide = self.slide.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut report = |done: u32, total: u32| {
+                if let Some(f) = &progress {
+                    let _ = f.call2(&JsValue::NULL, &done.into(), &total.into());
+                }
+            };
+            let added = slide.build_overviews(&mut report).await.map_err(js_value)?;
+            Ok(JsValue::from(added as u32))
+        })
+    }
+}
+
+impl WebSlide {
+    /// Opens a Blob or URL (the Rust-side entry, used by the browser tests).
+    pub async fn open_source(source: JsValue) -> Result<WebSlide, String> {
+        let bytes: Arc<dyn ByteSource> = if let Some(url) = source.as_string() {
+            Arc::new(FetchSource::open(&url, RetryPolicy::default()).await.map_err(|e| e.to_string())?)
+        } else if let Some(blob) = source.dyn_ref::<web_sys::Blob>() {
+            let name = source.dyn_ref::<web_sys::File>().map(|f| f.name()).unwrap_or_else(|| "blob".into());
+            Arc::new(BlobSource::new(blob.clone(), &name))
+        } else {
+            return Err("open a File, a Blob or a URL string".into());
+        };
+        let slide = Slide::open(bytes).await.map_err(|e| e.to_string())?;
+        Ok(WebSlide { slide: Rc::new(slide) })
+    }
+
+    /// The Rust slide.
+    pub fn slide(&self) -> &Slide {
+        &self.slide
+    }
+}
+
+fn rgba(rgb: &image::RgbImage) -> Vec<u8> {
+    rgb.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2], 255]).collect()
+}

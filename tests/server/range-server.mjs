@@ -1,0 +1,56 @@
+// A small HTTP server for the browser tests: serves files from one folder with Range support and
+// CORS (any origin, Content-Range exposed), plus misbehaving modes chosen by the first path segment:
+//   /range/F   honours Range (206 + Content-Range)
+//   /norange/F ignores Range (200 + whole body)
+//   /flaky/F   answers 503 to every other request, starting with the first
+//   /status/N  answers status N
+// Usage: node tests/server/range-server.mjs PORT FOLDER
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { join, normalize } from 'node:path';
+
+const [port = '8788', root = 'tests/data'] = process.argv.slice(2);
+let flaky = 0;
+
+const cors = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Headers': 'Range',
+  'Access-Control-Expose-Headers': 'Content-Range, Content-Length',
+};
+
+createServer(async (req, res) => {
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, cors).end();
+    return;
+  }
+  const [, mode, ...rest] = new URL(req.url, 'http://x').pathname.split('/');
+  if (mode === 'status') {
+    res.writeHead(Number(rest[0]) || 500, cors).end();
+    return;
+  }
+  if (mode === 'flaky' && flaky++ % 2 === 0) {
+    res.writeHead(503, cors).end();
+    return;
+  }
+  const name = normalize(rest.join('/')).replace(/^(\.\.[/\\])+/, '');
+  let body;
+  try {
+    body = await readFile(join(root, name));
+  } catch {
+    res.writeHead(404, cors).end();
+    return;
+  }
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
+  if (range && mode !== 'norange') {
+    const start = Number(range[1]);
+    const end = Math.min(range[2] ? Number(range[2]) : body.length - 1, body.length - 1);
+    if (start >= body.length) {
+      res.writeHead(416, { ...cors, 'Content-Range': `bytes */${body.length}` }).end();
+      return;
+    }
+    res.writeHead(206, { ...cors, 'Content-Range': `bytes ${start}-${end}/${body.length}`, 'Content-Length': end - start + 1 });
+    res.end(body.subarray(start, end + 1));
+    return;
+  }
+  res.writeHead(200, { ...cors, 'Content-Length': body.length }).end(body);
+}).listen(Number(port), '127.0.0.1', () => console.log(`range server on http://127.0.0.1:${port}/ serving ${root}`));
