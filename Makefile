@@ -37,7 +37,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -125,6 +125,32 @@ check-cuda: setup-cuda
 build-cuda: setup-cuda
 	$(CUDA_ENV) cargo build --features cuda
 	@ls -l $(NATIVE_DIR)/debug/ftuscope
+
+## Benchmarks (not part of `make test`; their output is quoted in the README) ---------------------
+
+BENCH_DIR := $(CACHE)/bench
+FTUSCOPE  := $(NATIVE_DIR)/debug/ftuscope
+# Synthetic JPEG slides for the benchmarks, made once: 8000² tiled 512 (native), 4096² (browser),
+# and a flat 30000×37000 BigTIFF (memory).
+$(BENCH_DIR)/%/done:
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(FTUSCOPE) synth --out $(BENCH_DIR)/$* --count 1 --seed 11 --size $(word 2,$(subst -, ,$*)) $(if $(findstring big,$*),--bigtiff,)
+	touch $@
+
+bench-read: setup-vips $(BENCH_DIR)/read-8000x8000/done
+	@$(PY) -c 'import imagecodecs' 2>/dev/null || $(PY) -m pip install -q imagecodecs==2025.8.2
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(PY) .ci/bench_read.py $(FTUSCOPE) $$(ls $(BENCH_DIR)/read-8000x8000/train/*.tiff)
+
+bench-browser: web setup-npm $(BENCH_DIR)/browser-4096x4096/done
+	mkdir -p target/bench && ln -sf $$(ls $(BENCH_DIR)/browser-4096x4096/train/*.tiff) target/bench/browser.tiff
+	node tests/bench/read.mjs target/bench/browser.tiff
+
+bench-memory: $(BENCH_DIR)/big-30000x37000/done
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	/usr/bin/time -f "bench read level 0: %e s, peak RSS %M KiB" $(FTUSCOPE) bench read $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
+	/usr/bin/time -f "thumbnail (overviews from one pass): %e s, peak RSS %M KiB" $(FTUSCOPE) thumbnail \
+	  $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff) --out target/bench/big-thumbnail.png
 
 clean-pkg:
 	rm -rf pkg target/e2e

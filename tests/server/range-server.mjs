@@ -7,10 +7,11 @@
 // Usage: node tests/server/range-server.mjs PORT FOLDER
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { join, normalize } from 'node:path';
+import { extname, join, normalize } from 'node:path';
 
 const [port = '8788', root = 'tests/data'] = process.argv.slice(2);
 let flaky = 0;
+const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json' };
 
 const cors = {
   'Access-Control-Allow-Origin': '*',
@@ -40,6 +41,7 @@ createServer(async (req, res) => {
     res.writeHead(404, cors).end();
     return;
   }
+  const type = { 'Content-Type': types[extname(name)] || 'application/octet-stream' };
   const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
   if (range && mode !== 'norange') {
     const start = Number(range[1]);
@@ -48,9 +50,9 @@ createServer(async (req, res) => {
       res.writeHead(416, { ...cors, 'Content-Range': `bytes */${body.length}` }).end();
       return;
     }
-    res.writeHead(206, { ...cors, 'Content-Range': `bytes ${start}-${end}/${body.length}`, 'Content-Length': end - start + 1 });
+    res.writeHead(206, { ...cors, ...type, 'Content-Range': `bytes ${start}-${end}/${body.length}`, 'Content-Length': end - start + 1 });
     res.end(body.subarray(start, end + 1));
     return;
   }
-  res.writeHead(200, { ...cors, 'Content-Length': body.length }).end(body);
+  res.writeHead(200, { ...cors, ...type, 'Content-Length': body.length }).end(body);
 }).listen(Number(port), '127.0.0.1', () => console.log(`range server on http://127.0.0.1:${port}/ serving ${root}`));
