@@ -148,6 +148,7 @@ bench-browser: web setup-npm $(BENCH_DIR)/browser-4096x4096/done
 
 bench-memory: $(BENCH_DIR)/big-30000x37000/done
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	mkdir -p target/bench
 	/usr/bin/time -f "bench read level 0: %e s, peak RSS %M KiB" $(FTUSCOPE) bench read $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 	/usr/bin/time -f "thumbnail (overviews from one pass): %e s, peak RSS %M KiB" $(FTUSCOPE) thumbnail \
 	  $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff) --out target/bench/big-thumbnail.png

@@ -36,9 +36,22 @@ struct Samples {
 /// Decodes the parts of one chunk — one chunky part, or one part per plane (planar pages and the
 /// HuBMAP three-page layout) — into an RGB image of the chunk's data size (`width`×`height`).
 pub fn decode_chunk(blocks: &Arc<Blocks>, len: u64, parts: &[Part<'_>], width: u32, height: u32) -> Result<RgbImage> {
-    let decoded = parts.iter().map(|p| decode_part(blocks, len, p)).collect::<Result<Vec<_>>>()?;
-    let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let mut decoded = parts.iter().map(|p| decode_part(blocks, len, p)).collect::<Result<Vec<_>>>()?;
     let (w, h) = (width as usize, height as usize);
+    if decoded.len() == 1 && decoded[0].channels == 3 && decoded[0].width as usize >= w && decoded[0].height as usize >= h {
+        // The common case: RGB, as large as the chunk or larger (padded edge tiles): rows are copied.
+        let s = decoded.swap_remove(0);
+        let row = s.width as usize * 3;
+        let mut data = s.data;
+        if row != w * 3 {
+            for y in 0..h {
+                data.copy_within(y * row..y * row + w * 3, y * w * 3);
+            }
+        }
+        data.truncate(w * h * 3);
+        return RgbImage::from_raw(width, height, data).ok_or_else(|| Error::Format("a chunk decoded short".into()));
+    }
+    let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
     if decoded.len() == 1 {
         let s = &decoded[0];
         let (cw, ch) = ((s.width as usize).min(w), (s.height as usize).min(h));
@@ -153,19 +166,16 @@ fn decode_jpeg(page: &Page, bytes: &[u8]) -> Result<Samples> {
     // libtiff does: Aperio writes RGB components under photometric RGB, without the markers JPEG
     // decoders use to tell RGB from YCbCr.
     let stored = decoder.input_colorspace().unwrap_or(ColorSpace::YCbCr);
-    let out = if grey { ColorSpace::Luma } else if stored == ColorSpace::RGB { ColorSpace::RGB } else { ColorSpace::YCbCr };
+    // Photometric RGB over a stream that looks YCbCr: the components are RGB already (Aperio), so
+    // ask for them unconverted; otherwise let the decoder convert (its SIMD path).
+    let raw_rgb = page.photometric == 2 && stored == ColorSpace::YCbCr;
+    let out = if grey { ColorSpace::Luma } else if raw_rgb { ColorSpace::YCbCr } else { ColorSpace::RGB };
     decoder.set_options(limits.jpeg_set_out_colorspace(out));
-    let mut pixels = decoder.decode().map_err(|e| Error::Format(format!("JPEG chunk: {e:?}")))?;
+    let pixels = decoder.decode().map_err(|e| Error::Format(format!("JPEG chunk: {e:?}")))?;
     let (w, h) = decoder.dimensions().ok_or_else(|| Error::Format("JPEG chunk without a size".into()))?;
     let channels = if grey { 1 } else { 3 };
     if pixels.len() < w * h * channels {
         return Err(Error::Format("JPEG chunk decoded short".into()));
-    }
-    if out == ColorSpace::YCbCr && page.photometric == 6 {
-        for p in pixels.chunks_exact_mut(3) {
-            let rgb = ycbcr_to_rgb(p[0], p[1], p[2]);
-            p.copy_from_slice(&rgb);
-        }
     }
     Ok(Samples { width: w as u32, height: h as u32, channels, data: pixels })
 }

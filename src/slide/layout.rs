@@ -141,6 +141,8 @@ pub async fn read_layout(source: &dyn ByteSource, blocks: &Arc<Blocks>) -> Resul
     let mut seen = HashSet::new();
     let mut next = Some(first);
     let mut queue_sub = Vec::new();
+    // Pages the `tiff` crate cannot interpret: if no page is left, the first one's reason is the error.
+    let mut skipped: Vec<Error> = Vec::new();
     while let Some(ptr) = next {
         if !seen.insert(ptr) {
             return Err(Error::Format(format!("IFD loop at offset {ptr}")));
@@ -150,9 +152,12 @@ pub async fn read_layout(source: &dyn ByteSource, blocks: &Arc<Blocks>) -> Resul
         }
         let (page, following) = read_page(source, blocks, ptr).await?;
         next = following;
-        if let Some(page) = page {
-            queue_sub.push(pages.len());
-            pages.push(page);
+        match page {
+            Ok(page) => {
+                queue_sub.push(pages.len());
+                pages.push(page);
+            }
+            Err(e) => skipped.push(e),
         }
     }
     // SubIFDs (OME-TIFF pyramids), one level deep.
@@ -161,14 +166,14 @@ pub async fn read_layout(source: &dyn ByteSource, blocks: &Arc<Blocks>) -> Resul
         for &ptr in &pages[i].sub_ifds.clone() {
             if seen.insert(ptr)
                 && pages.len() < MAX_PAGES
-                && let (Some(page), _) = read_page(source, blocks, ptr).await?
+                && let (Ok(page), _) = read_page(source, blocks, ptr).await?
             {
                 pages.push(page);
             }
         }
     }
     if pages.is_empty() {
-        return Err(Error::NoImage);
+        return Err(skipped.into_iter().next().unwrap_or(Error::NoImage));
     }
     let description = pages[0].description.clone();
     let format = if description.starts_with("Aperio") {
@@ -191,7 +196,7 @@ pub async fn read_layout(source: &dyn ByteSource, blocks: &Arc<Blocks>) -> Resul
 
 /// One page's facts and the next IFD in its chain. A page the `tiff` crate cannot interpret (an
 /// exotic label, say) is skipped rather than failing the slide; a broken chain is an error.
-async fn read_page(source: &dyn ByteSource, blocks: &Arc<Blocks>, ptr: u64) -> Result<(Option<Page>, Option<u64>)> {
+async fn read_page(source: &dyn ByteSource, blocks: &Arc<Blocks>, ptr: u64) -> Result<(Result<Page>, Option<u64>)> {
     let next = blocks
         .with_fetched(source, |r| {
             let mut d = Decoder::new(r)?;
@@ -203,10 +208,10 @@ async fn read_page(source: &dyn ByteSource, blocks: &Arc<Blocks>, ptr: u64) -> R
         Ok(page) if page.width > MAX_SIDE || page.height > MAX_SIDE => {
             Err(Error::Limit(format!("a {}×{} page (the limit is {MAX_SIDE} px a side)", page.width, page.height)))
         }
-        Ok(page) => Ok((Some(page), next)),
+        Ok(page) => Ok((Ok(page), next)),
         Err(Error::Truncated { start, end, len }) => Err(Error::Truncated { start, end, len }),
         Err(Error::Limit(why)) => Err(Error::Limit(why)),
-        Err(_) => Ok((None, next)),
+        Err(other) => Ok((Err(other), next)),
     }
 }
 

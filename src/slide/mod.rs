@@ -99,6 +99,16 @@ pub enum Error {
     /// The work was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// An error in one tile (column, row of the level's tile grid).
+    #[error("tile {col},{row}: {error}")]
+    InTile {
+        /// Tile column.
+        col: u32,
+        /// Tile row.
+        row: u32,
+        /// What went wrong.
+        error: Box<Error>,
+    },
     /// Another error, located: the file path or URL it happened in.
     #[error("{error}: {at}")]
     At {
@@ -121,7 +131,7 @@ impl Error {
     /// The error without its location.
     pub fn kind(&self) -> &Error {
         match self {
-            Self::At { error, .. } => error.kind(),
+            Self::At { error, .. } | Self::InTile { error, .. } => error.kind(),
             other => other,
         }
     }

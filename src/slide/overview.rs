@@ -39,7 +39,7 @@ impl Slide {
         for (done, y) in (0..base.height).step_by(band as usize).enumerate() {
             let mut x = 0;
             while x < base.width {
-                let region = self.read_region(source_index, x as i64, y as i64, piece, band).await?;
+                let region = self.read_region_cached(source_index, x as i64, y as i64, piece, band, false).await?;
                 average_into(&mut overview, &region, x / factor, y / factor, factor);
                 x += piece;
             }

@@ -173,6 +173,12 @@ impl Slide {
     /// The `w`×`h` region at (`x`, `y`) of `level`, in that level's pixels, as RGB. Parts outside
     /// the image are background (white), never an error.
     pub async fn read_region(&self, level: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage> {
+        self.read_region_cached(level, x, y, w, h, true).await
+    }
+
+    /// [`Slide::read_region`], optionally leaving the tile cache as it was (for one-off passes
+    /// over a whole level, which would only evict what the viewer uses).
+    pub(super) async fn read_region_cached(&self, level: usize, x: i64, y: i64, w: u32, h: u32, keep: bool) -> Result<RgbImage> {
         if w == 0 || h == 0 || w > MAX_REGION_SIDE || h > MAX_REGION_SIDE {
             return Err(Error::Limit(format!("a region must be 1–{MAX_REGION_SIDE} px on a side, not {w}×{h}")));
         }
@@ -185,7 +191,7 @@ impl Slide {
             return Ok(out);
         }
         let pages = self.layout.levels[level].pages.clone();
-        self.read_pages(&pages, level, x, y, w, h).await.map_err(|e| e.at(self.source.name()))
+        self.read_pages(&pages, level, x, y, w, h, keep).await.map_err(|e| e.at(self.source.name()))
     }
 
     /// A whole associated image (label, macro, thumbnail) by name.
@@ -195,7 +201,7 @@ impl Slide {
         if w > MAX_REGION_SIDE || h > MAX_REGION_SIDE {
             return Err(Error::Limit(format!("associated image {w}×{h}")));
         }
-        self.read_pages(&[found.page], usize::MAX - found.page, 0, 0, w, h).await.map_err(|e| e.at(self.source.name()))
+        self.read_pages(&[found.page], usize::MAX - found.page, 0, 0, w, h, true).await.map_err(|e| e.at(self.source.name()))
     }
 
     /// The whole slide scaled to fit `max_side`, from the smallest level that is at least that
@@ -221,7 +227,8 @@ impl Slide {
     }
 
     /// Reads a region of the image stored in `pages` (one page, or three planes), through the cache.
-    async fn read_pages(&self, pages: &[usize], cache_id: usize, x: i64, y: i64, w: u32, h: u32) -> Result<RgbImage> {
+    #[allow(clippy::too_many_arguments)]
+    async fn read_pages(&self, pages: &[usize], cache_id: usize, x: i64, y: i64, w: u32, h: u32, keep: bool) -> Result<RgbImage> {
         let p0 = &self.layout.pages[pages[0]];
         let (cols, rows) = p0.grid();
         let (cw, ch) = (p0.chunk_width as i64, p0.chunk_height as i64);
@@ -258,13 +265,15 @@ impl Slide {
                 return (i, Ok(RgbImage::from_pixel(dw, dh, BACKGROUND)));
             }
             let parts: Vec<Part<'_>> = parts.into_iter().map(|(page, index, bytes)| Part { page: &self.layout.pages[page], index, bytes }).collect();
-            let tile = decode_chunk(&self.blocks, len, &parts, dw, dh).map_err(|e| Error::Format(format!("tile {c},{r}: {e}")));
+            let tile = decode_chunk(&self.blocks, len, &parts, dw, dh).map_err(|e| Error::InTile { col: c, row: r, error: Box::new(e) });
             (i, tile)
         });
         for (i, tile) in decoded {
             let tile = Arc::new(tile?);
             let (c, r) = chunks[i];
-            self.cache.put((cache_id, r * cols + c) as Key, tile.clone());
+            if keep {
+                self.cache.put((cache_id, r * cols + c) as Key, tile.clone());
+            }
             tiles[i] = Some(tile);
         }
         for (&(c, r), tile) in chunks.iter().zip(&tiles) {

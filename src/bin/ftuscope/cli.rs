@@ -184,7 +184,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let image = match associated {
                 Some(name) => block(slide.associated_image(&name))?,
                 None => {
-                    block(slide.build_overviews(&mut |done, total| eprint!("\roverview: band {done}/{total}")))?;
+                    let added = block(slide.build_overviews(&mut |done, total| eprint!("\roverview: band {done}/{total}")))?;
+                    if added > 0 {
+                        eprintln!(" — {added} overview levels");
+                    }
                     block(slide.thumbnail(size))?
                 }
             };
