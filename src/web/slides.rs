@@ -23,7 +23,9 @@ impl WebSlide {
     /// `{source, bytes, format, bigtiff, byte_order, pages, pixel_size_um, levels: [...], associated: [...]}`.
     #[wasm_bindgen(getter)]
     pub fn info(&self) -> Result<JsValue, JsError> {
-        serde_wasm_bindgen::to_value(&self.slide.info()).map_err(js_error)
+        // Plain objects, not `Map`s (the level entries are flattened maps in serde's model).
+        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+        serde::Serialize::serialize(&self.slide.info(), &serializer).map_err(js_error)
     }
 
     /// Resolves to the `w`×`h` region at (`x`, `y`) of `level` as RGBA bytes (for `new ImageData`);
