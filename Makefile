@@ -100,8 +100,11 @@ setup-vips:
 	@[ -x $(PY) ] || python3 -m venv $(CACHE)/py
 	@$(PY) -c 'import tifffile, numpy' 2>/dev/null || $(PY) -m pip install -q $(TIFFFILE)
 
+# The real third-party slides (CMU-1-Small-Region.svs) live beside the clone.
+FTUSCOPE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))
+
 test-native: setup-vips
-	FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
+	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features wgpu,train --all-targets
 
 # The browser tests read slides from a local Range server (CORS, misbehaving modes) on port 8788.

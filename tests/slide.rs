@@ -14,7 +14,17 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const CMU: &str = "../shared/data/CMU-1-Small-Region.svs";
+/// The real SVS from the project's shared data folder (`FTUSCOPE_DATA`, else `../shared/data`,
+/// else `/work/shared/data`).
+fn cmu() -> PathBuf {
+    let candidates = [std::env::var("FTUSCOPE_DATA").unwrap_or_default(), "../shared/data".into(), "/work/shared/data".into()];
+    candidates
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("CMU-1-Small-Region.svs"))
+        .find(|p| p.exists())
+        .expect("CMU-1-Small-Region.svs: set FTUSCOPE_DATA to the shared data folder")
+}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?} (make test installs it): {e}"));
@@ -159,7 +169,7 @@ tifffile.imwrite(d + '/planar.tif', np.ascontiguousarray(img.transpose(2, 0, 1))
 
 #[test]
 fn the_real_svs_has_its_levels_associated_images_and_colours() {
-    let slide = open(Path::new(CMU));
+    let slide = open(&cmu());
     assert_eq!(slide.format(), SlideFormat::Svs);
     assert_eq!(slide.dimensions(), (2220, 2967));
     assert_eq!(slide.pixel_size_um(), Some(0.499));
@@ -167,7 +177,7 @@ fn the_real_svs_has_its_levels_associated_images_and_colours() {
     assert_eq!(names, ["thumbnail", "label", "macro"]);
     let dir = tempfile::tempdir().unwrap();
     let ours = block_on(slide.read_region(0, 1000, 1000, 600, 400)).unwrap();
-    let theirs = vips(Path::new(CMU), 0, dir.path());
+    let theirs = vips(&cmu(), 0, dir.path());
     let theirs = image::imageops::crop_imm(&theirs, 1000, 1000, 600, 400).to_image();
     let db = psnr(&ours, &theirs);
     assert!(db >= 40.0, "{db:.1} dB against libvips");
@@ -180,7 +190,7 @@ fn the_real_svs_has_its_levels_associated_images_and_colours() {
 
 #[test]
 fn broken_files_give_typed_errors_never_panics() {
-    let bytes = std::fs::read(CMU).unwrap();
+    let bytes = std::fs::read(cmu()).unwrap();
     let open_bytes = |b: Vec<u8>| block_on(Slide::open(Arc::new(MemorySource::new(b, "mem.svs")))).map(|_| ());
     let err = open_bytes(b"\x89PNG not a tiff at all".to_vec()).unwrap_err();
     assert!(matches!(err.kind(), Error::NotTiff), "{err}");
@@ -205,7 +215,7 @@ fn broken_files_give_typed_errors_never_panics() {
     }
     assert!(errors > 90, "{errors}");
     // Bad levels and regions are errors too.
-    let slide = open(Path::new(CMU));
+    let slide = open(&cmu());
     assert!(matches!(block_on(slide.read_region(9, 0, 0, 10, 10)).unwrap_err().kind(), Error::NotFound(_)));
     assert!(matches!(block_on(slide.read_region(0, 0, 0, 100_000, 10)).unwrap_err().kind(), Error::Limit(_)));
     assert_eq!(block_on(slide.read_region(0, -5000, -5000, 10, 10)).unwrap().get_pixel(5, 5).0, [255; 3]);
@@ -255,11 +265,11 @@ fn serve(file: Vec<u8>) -> (String, Arc<AtomicUsize>) {
 
 #[test]
 fn http_range_reading_matches_the_file_and_errors_are_clear() {
-    let bytes = std::fs::read(CMU).unwrap();
+    let bytes = std::fs::read(cmu()).unwrap();
     let (url, requests) = serve(bytes);
     let policy = RetryPolicy { retries: 3, backoff_ms: 1 };
     let http = |path: &str| block_on(HttpSource::open(&format!("{url}{path}"), policy));
-    let local = open(Path::new(CMU));
+    let local = open(&cmu());
     let expected = block_on(local.read_region(0, 300, 700, 500, 300)).unwrap();
     for path in ["/range", "/flaky", "/norange"] {
         let source: Arc<dyn ByteSource> = Arc::new(http(path).unwrap());
