@@ -1,9 +1,18 @@
-//! Segmentation networks. For now one small placeholder U-Net ([`TinyUNet`]); the EfficientNet/ResNet
-//! encoders with U-Net/FPN decoders of the seed's recipe come later and plug in behind the same
-//! `forward(images) -> logits` contract.
+//! Segmentation networks: the seed's encoders (EfficientNet b0–b7, ResNet-34/50, tiny) under U-Net
+//! or FPN decoders, built from a [`SegmenterConfig`] with smp's structure and parameter names
+//! ([`SegmentationModel`]); and the small placeholder U-Net the app runs until a trained model is
+//! bundled ([`TinyUNet`]).
 
+mod blocks;
+mod decoders;
+mod efficientnet;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod import;
+mod net;
+mod resnet;
 mod tiny;
 
+pub use net::{DecoderKind, EncoderKind, STRIDE, SegmentationModel, SegmenterConfig};
 pub use tiny::{TinyUNet, TinyUNetConfig};
 
 use burn::module::{ModuleMapper, Param};
@@ -54,6 +63,40 @@ impl ModuleMapper for SeededInit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn params(encoder: &str, decoder: DecoderKind) -> usize {
+        import::trainable_params(&SegmenterConfig::new(encoder.parse().unwrap(), decoder).init(&Device::flex()))
+    }
+
+    /// Counts printed by segmentation_models_pytorch 0.6.0 (`sum(p.numel() for p in m.parameters())`).
+    #[test]
+    fn parameter_counts_equal_smp() {
+        assert_eq!(params("efficientnet-b0", DecoderKind::Unet), 6_251_469);
+        assert_eq!(params("efficientnet-b0", DecoderKind::Fpn), 5_759_485);
+        assert_eq!(params("efficientnet-b4", DecoderKind::Unet), 20_225_689);
+        assert_eq!(params("resnet34", DecoderKind::Unet), 24_436_369);
+    }
+
+    #[test]
+    fn every_encoder_and_decoder_gives_logits_at_input_resolution() {
+        let device = Device::flex();
+        for encoder in ["tiny", "efficientnet-b0", "resnet34"] {
+            for decoder in [DecoderKind::Unet, DecoderKind::Fpn] {
+                let model = SegmenterConfig::new(encoder.parse().unwrap(), decoder).init(&device);
+                let out = model.forward(Tensor::zeros([1, 3, 64, 96], &device));
+                assert_eq!(out.dims(), [1, 1, 64, 96], "{encoder} {decoder:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let config = SegmenterConfig::new("efficientnet-b4".parse().unwrap(), DecoderKind::Fpn).with_attention(true);
+        let json = serde_json::to_string(&config).unwrap();
+        let back: SegmenterConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config);
+        assert!("efficientnet-b9".parse::<EncoderKind>().is_err());
+    }
 
     #[test]
     fn placeholder_weights_are_identical_across_threads() {

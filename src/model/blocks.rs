@@ -1,0 +1,80 @@
+//! Building blocks shared by the encoders and decoders: conv + batch norm, squeeze-excitation.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid, silu};
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+/// A convolution without bias and its batch norm (the pair every encoder repeats).
+pub fn conv(device: &Device, channels: [usize; 2], kernel: usize, stride: usize, groups: usize, bias: bool) -> Conv2d {
+    Conv2dConfig::new(channels, [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(kernel / 2, kernel / 2, kernel / 2, kernel / 2))
+        .with_groups(groups)
+        .with_bias(bias)
+        .init(device)
+}
+
+/// Batch norm with PyTorch's epsilon (1e-5, as timm, torchvision and smp use).
+pub fn bn(device: &Device, channels: usize) -> BatchNorm {
+    BatchNormConfig::new(channels).with_epsilon(1e-5).init(device)
+}
+
+/// Squeeze-and-excitation as timm builds it: global average → 1×1 reduce → SiLU → 1×1 expand →
+/// sigmoid gate. Names match timm (`conv_reduce`, `conv_expand`).
+#[derive(Module, Debug)]
+pub struct SqueezeExcite {
+    conv_reduce: Conv2d,
+    conv_expand: Conv2d,
+}
+
+impl SqueezeExcite {
+    /// `channels` gated through `reduced` channels.
+    pub fn new(device: &Device, channels: usize, reduced: usize) -> Self {
+        Self { conv_reduce: conv(device, [channels, reduced], 1, 1, 1, true), conv_expand: conv(device, [reduced, channels], 1, 1, 1, true) }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, channels, h, w]` → same.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let s = x.clone().mean_dim(2).mean_dim(3);
+        let s = self.conv_expand.forward(silu(self.conv_reduce.forward(s)));
+        x * sigmoid(s)
+    }
+}
+
+/// Conv → batch norm → ReLU, smp's `Conv2dReLU` (PyTorch keys `0.*` conv, `1.*` norm; remapped to
+/// `conv.*`, `bn.*` on import).
+#[derive(Module, Debug)]
+pub struct ConvBnRelu {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl ConvBnRelu {
+    /// A `kernel`×`kernel` convolution (stride `stride`) without bias, its norm and ReLU.
+    pub fn new(device: &Device, channels: [usize; 2], kernel: usize, stride: usize) -> Self {
+        Self { conv: conv(device, channels, kernel, stride, 1, false), bn: bn(device, channels[1]) }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, in, h, w]` → `[batch, out, h, w]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.bn.forward(self.conv.forward(x)))
+    }
+}
+
+/// Nearest-neighbour ×`factor` upsampling (PyTorch `interpolate(mode="nearest")`).
+pub fn upsample_nearest(x: Tensor<4>, factor: usize) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let options = InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h * factor, w * factor]);
+    burn::tensor::module::interpolate(x, options)
+}
+
+/// Bilinear ×`factor` upsampling, corners aligned or not as PyTorch's `align_corners`.
+pub fn upsample_bilinear(x: Tensor<4>, factor: usize, align_corners: bool) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let options = InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(align_corners).with_output_size([h * factor, w * factor]);
+    burn::tensor::module::interpolate(x, options)
+}

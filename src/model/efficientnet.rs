@@ -1,0 +1,193 @@
+//! EfficientNet b0–b7 as timm builds it (and smp's `timm-efficientnet-bN` encoders wrap it), with
+//! timm's parameter names, so timm/smp state dicts load key for key:
+//! `conv_stem`, `bn1`, `blocks.{stage}.{block}.{conv_pw, bn1, conv_dw, bn2, se.conv_reduce,
+//! se.conv_expand, conv_pwl, bn3}`, `conv_head`, `bn2`.
+
+use super::blocks::{SqueezeExcite, bn, conv};
+use burn::nn::BatchNorm;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+
+/// timm's stage table for b0: (block type, repeats, kernel, stride, expansion, output channels).
+/// `true` = depthwise-separable (the first stage), `false` = inverted residual.
+const STAGES: [(bool, usize, usize, usize, usize, usize); 7] = [
+    (true, 1, 3, 1, 1, 16),
+    (false, 2, 3, 2, 6, 24),
+    (false, 2, 5, 2, 6, 40),
+    (false, 3, 3, 2, 6, 80),
+    (false, 3, 5, 1, 6, 112),
+    (false, 4, 5, 2, 6, 192),
+    (false, 1, 3, 1, 6, 320),
+];
+
+/// Width and depth multipliers of b0…b7.
+pub const SCALING: [(f64, f64); 8] = [(1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2), (1.8, 2.6), (2.0, 3.1)];
+
+/// timm's `make_divisible` with divisor 8 and round limit 0.9.
+pub fn round_channels(channels: f64, multiplier: f64) -> usize {
+    let v = channels * multiplier;
+    let divisor = 8.0;
+    let mut new = (divisor as usize).max(((v + divisor / 2.0) / divisor).floor() as usize * divisor as usize);
+    if (new as f64) < 0.9 * v {
+        new += divisor as usize;
+    }
+    new
+}
+
+/// Python's round (half to even), as timm uses for squeeze-excitation widths.
+fn round_half_even(v: f64) -> usize {
+    let r = v.round();
+    let r = if (v - v.trunc()).abs() == 0.5 && r % 2.0 != 0.0 { r - v.signum() } else { r };
+    r as usize
+}
+
+/// One MBConv block: depthwise-separable (`conv_dw → bn1 → se → conv_pw → bn2`) or inverted
+/// residual (`conv_pw → bn1 → conv_dw → bn2 → se → conv_pwl → bn3`).
+#[derive(Module, Debug)]
+pub struct MbBlock {
+    conv_pw: Conv2d,
+    bn1: BatchNorm,
+    conv_dw: Conv2d,
+    bn2: BatchNorm,
+    se: SqueezeExcite,
+    conv_pwl: Option<Conv2d>,
+    bn3: Option<BatchNorm>,
+    #[module(skip)]
+    separable: bool,
+    #[module(skip)]
+    residual: bool,
+}
+
+impl MbBlock {
+    fn new(device: &Device, separable: bool, in_ch: usize, out_ch: usize, kernel: usize, stride: usize, expansion: usize) -> Self {
+        let residual = stride == 1 && in_ch == out_ch;
+        if separable {
+            let reduced = round_half_even(in_ch as f64 * 0.25);
+            Self {
+                conv_dw: conv(device, [in_ch, in_ch], kernel, stride, in_ch, false),
+                bn1: bn(device, in_ch),
+                se: SqueezeExcite::new(device, in_ch, reduced),
+                conv_pw: conv(device, [in_ch, out_ch], 1, 1, 1, false),
+                bn2: bn(device, out_ch),
+                conv_pwl: None,
+                bn3: None,
+                separable,
+                residual,
+            }
+        } else {
+            let mid = round_channels(in_ch as f64 * expansion as f64, 1.0);
+            let reduced = round_half_even(mid as f64 * 0.25 / expansion as f64);
+            Self {
+                conv_pw: conv(device, [in_ch, mid], 1, 1, 1, false),
+                bn1: bn(device, mid),
+                conv_dw: conv(device, [mid, mid], kernel, stride, mid, false),
+                bn2: bn(device, mid),
+                se: SqueezeExcite::new(device, mid, reduced),
+                conv_pwl: Some(conv(device, [mid, out_ch], 1, 1, 1, false)),
+                bn3: Some(bn(device, out_ch)),
+                separable,
+                residual,
+            }
+        }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, in, h, w]` → `[batch, out, h / stride, w / stride]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let shortcut = x.clone();
+        let y = if self.separable {
+            let y = silu(self.bn1.forward(self.conv_dw.forward(x)));
+            let y = self.se.forward(y);
+            self.bn2.forward(self.conv_pw.forward(y))
+        } else {
+            let y = silu(self.bn1.forward(self.conv_pw.forward(x)));
+            let y = silu(self.bn2.forward(self.conv_dw.forward(y)));
+            let y = self.se.forward(y);
+            match (&self.conv_pwl, &self.bn3) {
+                (Some(pwl), Some(bn3)) => bn3.forward(pwl.forward(y)),
+                _ => y,
+            }
+        };
+        // Drop-path only matters in training; at inference the residual is added as is.
+        if self.residual { y + shortcut } else { y }
+    }
+}
+
+/// The EfficientNet trunk; `conv_head`/`bn2` exist (timm and smp keep them) but the encoder's
+/// features stop before them.
+#[derive(Module, Debug)]
+pub struct EfficientNet {
+    conv_stem: Conv2d,
+    bn1: BatchNorm,
+    blocks: Vec<Vec<MbBlock>>,
+    conv_head: Conv2d,
+    bn2: BatchNorm,
+}
+
+/// Channels of the five features (strides 2…32) of bN.
+pub fn feature_channels(variant: usize) -> [usize; 5] {
+    let (width, _) = SCALING[variant.min(7)];
+    let c = |i: usize| round_channels(STAGES[i].5 as f64, width);
+    [round_channels(32.0, width), c(1), c(2), c(4), c(6)]
+}
+
+impl EfficientNet {
+    /// EfficientNet-b`variant` (0–7) with freshly initialised weights.
+    pub fn new(device: &Device, variant: usize, in_channels: usize) -> Self {
+        let (width, depth) = SCALING[variant.min(7)];
+        let stem = round_channels(32.0, width);
+        let mut in_ch = stem;
+        let mut blocks = Vec::new();
+        for &(separable, repeats, kernel, stride, expansion, out) in &STAGES {
+            let out_ch = round_channels(out as f64, width);
+            let n = (repeats as f64 * depth).ceil() as usize;
+            let stage: Vec<MbBlock> = (0..n)
+                .map(|i| {
+                    let block = MbBlock::new(device, separable, in_ch, out_ch, kernel, if i == 0 { stride } else { 1 }, expansion);
+                    in_ch = out_ch;
+                    block
+                })
+                .collect();
+            blocks.push(stage);
+        }
+        let head = round_channels(1280.0, width);
+        Self {
+            conv_stem: conv(device, [in_channels, stem], 3, 2, 1, false),
+            bn1: bn(device, stem),
+            blocks,
+            conv_head: conv(device, [in_ch, head], 1, 1, 1, false),
+            bn2: bn(device, head),
+        }
+    }
+
+    /// The feature pyramid smp's encoder returns (without the input itself): after the stem
+    /// (stride 2), stages 0–1 (4), stage 2 (8), stages 3–4 (16) and stages 5–6 (32).
+    pub fn features(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
+        let mut x = silu(self.bn1.forward(self.conv_stem.forward(x)));
+        let mut out = vec![x.clone()];
+        for (i, stage) in self.blocks.iter().enumerate() {
+            for block in stage {
+                x = block.forward(x);
+            }
+            if matches!(i, 1 | 2 | 4 | 6) {
+                out.push(x.clone());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_rounding_matches_timm() {
+        assert_eq!(feature_channels(0), [32, 24, 40, 112, 320]);
+        assert_eq!(feature_channels(4), [48, 32, 56, 160, 448]);
+        assert_eq!(feature_channels(7), [64, 48, 80, 224, 640]);
+        assert_eq!(round_half_even(2.5), 2);
+        assert_eq!(round_half_even(3.5), 4);
+    }
+}

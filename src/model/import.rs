@@ -1,0 +1,142 @@
+//! Loading PyTorch weights (smp U-Net/FPN state dicts, timm/torchvision encoder-only ImageNet
+//! weights) into a [`SegmentationModel`] with burn-store, and saving/loading ftuscope's own format:
+//! `model.bpk` (burnpack) + `model.json` (the [`SegmenterConfig`]).
+
+use super::net::{SegmentationModel, SegmenterConfig};
+use burn::prelude::*;
+use burn_store::{BurnpackStore, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use std::path::Path;
+
+/// Errors while importing, saving or loading weights.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file cannot be read as PyTorch or safetensors weights.
+    #[error("cannot read weights: {0}")]
+    Read(String),
+    /// Tensors exist under the right names but with other shapes: a different architecture.
+    #[error("{count} tensor(s) do not fit this architecture, e.g. {first}")]
+    Shape {
+        /// How many.
+        count: usize,
+        /// The first one, described.
+        first: String,
+    },
+    /// Nothing in the file matched the network: a wrong file or architecture.
+    #[error("no tensor in the file matches the {arch} network (is it the right file and --arch?)")]
+    NothingApplied {
+        /// The architecture asked for.
+        arch: String,
+    },
+    /// Saving or loading ftuscope's own files failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// Tensors loaded into the network.
+    pub applied: usize,
+    /// Network tensors the file did not provide (left freshly initialised).
+    pub missing: Vec<String>,
+    /// File tensors the network does not use (BatchNorm's `num_batches_tracked` not counted).
+    pub unused: Vec<String>,
+}
+
+/// What a weights file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsKind {
+    /// A whole smp model state dict (`encoder.*`, `decoder.*`, `segmentation_head.*`).
+    Full,
+    /// A timm / torchvision ImageNet classifier: only the encoder is loaded; the decoder stays freshly
+    /// initialised and the classifier is unused.
+    EncoderOnly,
+}
+
+/// PyTorch (smp, timm, torchvision) names → this crate's module paths.
+fn remapper(kind: WeightsKind) -> KeyRemapper {
+    let mut patterns = vec![
+        (r"^(decoder\.blocks\.\d+\.conv[12])\.0\.", "$1.conv."),
+        (r"^(decoder\.blocks\.\d+\.conv[12])\.1\.", "$1.bn."),
+        (r"(attention[12])\.attention\.cSE\.1\.", "$1.c_reduce."),
+        (r"(attention[12])\.attention\.cSE\.3\.", "$1.c_expand."),
+        (r"(attention[12])\.attention\.sSE\.0\.", "$1.s_conv."),
+        (r"(seg_blocks\.\d+\.block\.\d+)\.block\.0\.", "$1.conv."),
+        (r"(seg_blocks\.\d+\.block\.\d+)\.block\.1\.", "$1.gn."),
+        (r"^segmentation_head\.0\.", "segmentation_head."),
+        (r"downsample\.0\.", "downsample.conv."),
+        (r"downsample\.1\.", "downsample.bn."),
+    ];
+    if kind == WeightsKind::EncoderOnly {
+        patterns.insert(0, (r"^", "encoder."));
+    }
+    KeyRemapper::from_patterns(patterns).expect("the patterns above are valid regexes")
+}
+
+/// Loads `path` (`.pth`/`.pt` PyTorch pickle, or `.safetensors`) into `model`.
+pub fn import(model: &mut SegmentationModel, config: &SegmenterConfig, path: &Path, kind: WeightsKind) -> Result<ImportReport, Error> {
+    if !path.is_file() {
+        return Err(Error::Read(format!("no such file: {}", path.display())));
+    }
+    let is_safetensors = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let result = if is_safetensors {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .remap(remapper(kind))
+            .allow_partial(true)
+            .skip_enum_variants(true)
+            .map_indices_contiguous(false);
+        model.load_from(&mut store).map_err(|e| Error::Read(e.to_string()))?
+    } else {
+        let mut store = PytorchStore::from_file(path).remap(remapper(kind)).allow_partial(true).skip_enum_variants(true).map_indices_contiguous(false);
+        model.load_from(&mut store).map_err(|e| Error::Read(e.to_string()))?
+    };
+    if let Some(first) = result.errors.first() {
+        return Err(Error::Shape { count: result.errors.len(), first: first.to_string() });
+    }
+    if result.applied.is_empty() {
+        return Err(Error::NothingApplied { arch: format!("{}-{:?}", config.encoder, config.decoder).to_lowercase() });
+    }
+    Ok(ImportReport {
+        applied: result.applied.len(),
+        missing: result.missing.iter().map(|(path, _)| path.clone()).collect(),
+        unused: result.unused.into_iter().filter(|k| !k.ends_with("num_batches_tracked")).collect(),
+    })
+}
+
+/// Trainable parameters, counted as PyTorch does (BatchNorm running statistics excluded).
+pub fn trainable_params(model: &SegmentationModel) -> usize {
+    model
+        .collect(None, None, true)
+        .iter()
+        .filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var"))
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum()
+}
+
+/// Writes `dir/model.bpk` and `dir/model.json`.
+pub fn save(model: &SegmentationModel, config: &SegmenterConfig, dir: &Path) -> Result<(), Error> {
+    let io = |e: &dyn std::fmt::Display| Error::Io(format!("cannot save the model: {e}: {}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+    let mut store = BurnpackStore::from_file(dir.join("model.bpk")).overwrite(true);
+    model.save_into(&mut store).map_err(|e| io(&e))?;
+    let json = serde_json::to_string_pretty(config).map_err(|e| io(&e))?;
+    std::fs::write(dir.join("model.json"), json).map_err(|e| io(&e))
+}
+
+/// Reads `dir/model.json` and `dir/model.bpk` and rebuilds the network on `device`.
+pub fn load(dir: &Path, device: &Device) -> Result<(SegmentationModel, SegmenterConfig), Error> {
+    let io = |e: &dyn std::fmt::Display| Error::Io(format!("cannot load the model: {e}: {}", dir.display()));
+    let text = std::fs::read_to_string(dir.join("model.json")).map_err(|e| io(&e))?;
+    let config: SegmenterConfig = serde_json::from_str(&text).map_err(|e| io(&e))?;
+    let mut model = config.init(device);
+    let mut store = BurnpackStore::from_file(dir.join("model.bpk"));
+    let result = model.load_from(&mut store).map_err(|e| io(&e))?;
+    if let Some(first) = result.errors.first() {
+        return Err(Error::Shape { count: result.errors.len(), first: first.to_string() });
+    }
+    if !result.missing.is_empty() {
+        return Err(io(&format!("{} tensors missing, e.g. {}", result.missing.len(), result.missing[0].0)));
+    }
+    Ok((model, config))
+}

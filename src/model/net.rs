@@ -1,0 +1,207 @@
+//! The seed's networks: an encoder (EfficientNet b0–b7, ResNet-34/50, or a tiny one for tests and
+//! the demo) under a U-Net or FPN decoder and a 1-channel logit head at input resolution — the
+//! structure and parameter names of segmentation_models_pytorch, built from one
+//! [`SegmenterConfig`] that travels with the weights.
+
+use super::blocks::{ConvBnRelu, conv, upsample_bilinear};
+use super::decoders::{FpnDecoder, UnetDecoder};
+use super::efficientnet::{self, EfficientNet};
+use super::resnet::{self, ResNet};
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Which encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EncoderKind {
+    /// EfficientNet-b0…b7 (timm), smp's `timm-efficientnet-bN`.
+    #[serde(rename = "efficientnet")]
+    EfficientNet(u8),
+    /// ResNet-34 or ResNet-50 (torchvision), smp's `resnet34` / `resnet50`.
+    #[serde(rename = "resnet")]
+    ResNet(u16),
+    /// Five strided conv-BN-ReLU stages of the configured widths (tests, the demo model).
+    #[serde(rename = "tiny")]
+    Tiny,
+}
+
+impl std::str::FromStr for EncoderKind {
+    type Err = String;
+
+    /// `efficientnet-b0`…`efficientnet-b7` (or `timm-efficientnet-bN`), `resnet34`, `resnet50`, `tiny`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        let s = s.strip_prefix("timm-").unwrap_or(&s);
+        match s {
+            "resnet34" => Ok(Self::ResNet(34)),
+            "resnet50" => Ok(Self::ResNet(50)),
+            "tiny" => Ok(Self::Tiny),
+            _ => match s.strip_prefix("efficientnet-b").and_then(|n| n.parse::<u8>().ok()) {
+                Some(n) if n <= 7 => Ok(Self::EfficientNet(n)),
+                _ => Err(format!("unknown encoder '{s}': expected efficientnet-b0…b7, resnet34, resnet50 or tiny")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for EncoderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EfficientNet(n) => write!(f, "efficientnet-b{n}"),
+            Self::ResNet(d) => write!(f, "resnet{d}"),
+            Self::Tiny => write!(f, "tiny"),
+        }
+    }
+}
+
+/// Which decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderKind {
+    /// U-Net: upsampling stages with skip connections.
+    Unet,
+    /// Feature pyramid network.
+    Fpn,
+}
+
+/// Everything needed to rebuild a network exactly; serialised into the weights' manifest.
+#[derive(Config, Debug, PartialEq)]
+pub struct SegmenterConfig {
+    /// The encoder.
+    pub encoder: EncoderKind,
+    /// The decoder.
+    pub decoder: DecoderKind,
+    /// U-Net decoder channels, deepest first (smp's default).
+    #[config(default = "vec![256, 128, 64, 32, 16]")]
+    pub decoder_channels: Vec<usize>,
+    /// scSE attention in the U-Net decoder.
+    #[config(default = false)]
+    pub attention: bool,
+    /// FPN pyramid channels.
+    #[config(default = 256)]
+    pub pyramid_channels: usize,
+    /// FPN segmentation-branch channels.
+    #[config(default = 128)]
+    pub segmentation_channels: usize,
+    /// Widths of the tiny encoder's five stages.
+    #[config(default = "[8, 16, 24, 32, 48]")]
+    pub tiny_widths: [usize; 5],
+    /// Input channels.
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// Output channels (logits).
+    #[config(default = 1)]
+    pub classes: usize,
+    /// The side of the square input the network is run on (the seed: 1536 px windows resized to 512).
+    #[config(default = 512)]
+    pub input_size: usize,
+}
+
+/// Input sides must be multiples of this (five ×2 reductions).
+pub const STRIDE: usize = 32;
+
+/// The tiny encoder.
+#[derive(Module, Debug)]
+pub struct TinyEncoder {
+    stages: Vec<ConvBnRelu>,
+}
+
+/// The encoder of a [`SegmentationModel`].
+#[derive(Module, Debug)]
+pub enum Encoder {
+    /// timm EfficientNet.
+    EfficientNet(EfficientNet),
+    /// torchvision ResNet.
+    ResNet(ResNet),
+    /// Tiny conv stages.
+    Tiny(TinyEncoder),
+}
+
+/// The decoder of a [`SegmentationModel`].
+#[derive(Module, Debug)]
+pub enum Decoder {
+    /// smp U-Net decoder.
+    Unet(UnetDecoder),
+    /// smp FPN decoder.
+    Fpn(FpnDecoder),
+}
+
+/// Encoder + decoder + logit head.
+#[derive(Module, Debug)]
+pub struct SegmentationModel {
+    encoder: Encoder,
+    decoder: Decoder,
+    segmentation_head: Conv2d,
+}
+
+impl SegmenterConfig {
+    /// The five feature channels (strides 2…32) of the configured encoder.
+    pub fn feature_channels(&self) -> [usize; 5] {
+        match self.encoder {
+            EncoderKind::EfficientNet(n) => efficientnet::feature_channels(n as usize),
+            EncoderKind::ResNet(d) => resnet::feature_channels(d as usize),
+            EncoderKind::Tiny => self.tiny_widths,
+        }
+    }
+
+    /// Builds the network with freshly initialised weights.
+    pub fn init(&self, device: &Device) -> SegmentationModel {
+        let features = self.feature_channels();
+        let encoder = match self.encoder {
+            EncoderKind::EfficientNet(n) => Encoder::EfficientNet(EfficientNet::new(device, n as usize, self.in_channels)),
+            EncoderKind::ResNet(d) => Encoder::ResNet(ResNet::new(device, d as usize, self.in_channels)),
+            EncoderKind::Tiny => {
+                let mut in_ch = self.in_channels;
+                let stages = self
+                    .tiny_widths
+                    .iter()
+                    .map(|&w| {
+                        let stage = ConvBnRelu::new(device, [in_ch, w], 3, 2);
+                        in_ch = w;
+                        stage
+                    })
+                    .collect();
+                Encoder::Tiny(TinyEncoder { stages })
+            }
+        };
+        let (decoder, head) = match self.decoder {
+            DecoderKind::Unet => {
+                let last = *self.decoder_channels.last().unwrap_or(&16);
+                (Decoder::Unet(UnetDecoder::new(device, features, &self.decoder_channels, self.attention)), conv(device, [last, self.classes], 3, 1, 1, true))
+            }
+            DecoderKind::Fpn => (
+                Decoder::Fpn(FpnDecoder::new(device, features, self.pyramid_channels, self.segmentation_channels)),
+                conv(device, [self.segmentation_channels, self.classes], 1, 1, 1, true),
+            ),
+        };
+        SegmentationModel { encoder, decoder, segmentation_head: head }
+    }
+}
+
+impl SegmentationModel {
+    /// Per-pixel logits.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, in_channels, h, w]`, normalised, `h` and `w` multiples of [`STRIDE`].
+    /// - returns: `[batch, classes, h, w]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        let features = match &self.encoder {
+            Encoder::EfficientNet(e) => e.features(images),
+            Encoder::ResNet(r) => r.features(images),
+            Encoder::Tiny(t) => {
+                let mut x = images;
+                let mut out = Vec::with_capacity(5);
+                for stage in &t.stages {
+                    x = stage.forward(x);
+                    out.push(x.clone());
+                }
+                out
+            }
+        };
+        match &self.decoder {
+            Decoder::Unet(d) => self.segmentation_head.forward(d.forward(features)),
+            // smp's FPN head: 1×1 conv, then ×4 bilinear (nn.Upsample, corners not aligned).
+            Decoder::Fpn(d) => upsample_bilinear(self.segmentation_head.forward(d.forward(features)), 4, false),
+        }
+    }
+}
