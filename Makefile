@@ -37,7 +37,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: parity bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -155,6 +155,16 @@ bench-memory: $(BENCH_DIR)/big-30000x37000/done
 	/usr/bin/time -f "bench read level 0: %e s, peak RSS %M KiB" $(FTUSCOPE) bench read $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 	/usr/bin/time -f "thumbnail (overviews from one pass): %e s, peak RSS %M KiB" $(FTUSCOPE) thumbnail \
 	  $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff) --out target/bench/big-thumbnail.png
+
+# Parity with PyTorch: a venv with torch (CPU use), timm and segmentation-models-pytorch from PyPI
+# writes random-weight fixtures; the Rust side loads them and compares logits and parameter counts.
+PARITY_PY := $(CACHE)/parity/bin/python
+parity:
+	@[ -x $(PARITY_PY) ] || python3 -m venv $(CACHE)/parity
+	@$(PARITY_PY) -c 'import torch, timm, segmentation_models_pytorch, safetensors' 2>/dev/null || \
+	  $(PARITY_PY) -m pip install -q torch==2.15.0 timm==1.0.31 segmentation-models-pytorch==0.6.0 safetensors==0.8.0
+	$(PARITY_PY) .ci/parity.py $(CACHE)/parity-data
+	FTUSCOPE_PARITY_DIR=$(CACHE)/parity-data CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test --test parity -- --ignored --nocapture
 
 clean-pkg:
 	rm -rf pkg target/e2e

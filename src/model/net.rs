@@ -200,8 +200,8 @@ impl SegmentationModel {
         };
         match &self.decoder {
             Decoder::Unet(d) => self.segmentation_head.forward(d.forward(features)),
-            // smp's FPN head: 1×1 conv, then ×4 bilinear (nn.Upsample, corners not aligned).
-            Decoder::Fpn(d) => upsample_bilinear(self.segmentation_head.forward(d.forward(features)), 4, false),
+            // smp's FPN head: 1×1 conv, then ×4 bilinear with corners aligned (UpsamplingBilinear2d).
+            Decoder::Fpn(d) => upsample_bilinear(self.segmentation_head.forward(d.forward(features)), 4, true),
         }
     }
 }
