@@ -32,7 +32,7 @@ fn logits_and_parameter_counts_equal_pytorch() {
         let report = import(&mut model, &config, &dir.join("weights.safetensors"), WeightsKind::Full).unwrap();
         let shape: Vec<usize> = facts["input"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         let input = Tensor::<4>::from_data(TensorData::new(floats(&dir.join("input.bin")), shape.clone()), &device);
-        let ours: Vec<f32> = model.forward(input).into_data().to_vec().unwrap();
+        let ours: Vec<f32> = model.forward(input).into_data().try_to_vec::<f32>().unwrap();
         let theirs = floats(&dir.join("logits.bin"));
         assert_eq!(ours.len(), theirs.len());
         let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);

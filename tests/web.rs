@@ -4,6 +4,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use ftuscope::slide::test_pattern;
+use burn::prelude::*;
+use ftuscope::model::{DecoderKind, EncoderKind, SegmenterConfig, seeded};
 use ftuscope::slide::{MemorySource, Slide};
 use ftuscope::web::{Engine, WebSlide};
 use std::sync::Arc;
@@ -151,6 +153,33 @@ async fn slides_stream_from_an_http_server_with_range_and_errors_are_readable() 
         let url = format!("{RANGE_SERVER}/{path}");
         let err = WebSlide::open_source(url.clone().into()).await.err().unwrap();
         assert!(err.contains(words) && err.ends_with(&url), "{err}");
+    }
+    trap.assert_clean();
+}
+
+#[wasm_bindgen_test]
+async fn the_tiny_segmentation_model_runs_on_webgpu_and_matches_the_cpu() {
+    let trap = ErrorTrap::install();
+    // The tiny encoder under the smp U-Net decoder: batch norm, SiLU-free conv stages, nearest
+    // upsampling, concatenation — the operations of the real networks, at test size.
+    let config = SegmenterConfig::new(EncoderKind::Tiny, DecoderKind::Unet).with_decoder_channels(vec![32, 24, 16, 8, 8]);
+    let cpu_model = seeded(config.init(&Device::flex()), 5);
+    let (device, info, errors) = ftuscope::web::init_device("webgpu").await.expect("WebGPU starts");
+    assert_eq!(info.backend, "wgpu/webgpu");
+    // Built again rather than cloned: burn's BatchNorm running statistics are shared between clones,
+    // so moving a clone to the GPU would move the CPU model's statistics too.
+    let gpu_model = seeded(config.init(&Device::flex()), 5).to_device(&device);
+    let values: Vec<f32> = (0..3 * 64 * 64).map(|i| ((i * 37 % 101) as f32) / 101.0 - 0.5).collect();
+    let input = |d: &Device| Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 3, 64, 64]), d);
+    let on_cpu: Vec<f32> = cpu_model.forward(input(&Device::flex())).into_data_async().await.unwrap().try_into_vec().unwrap();
+    let on_gpu: Vec<f32> = gpu_model.forward(input(&device)).into_data_async().await.unwrap().try_into_vec().unwrap();
+    assert_eq!(on_gpu.len(), 64 * 64);
+    let diff = max_abs_diff(&on_gpu, &on_cpu);
+    console_log!("tiny U-Net, WebGPU vs CPU: max |Δlogit| = {diff:e}");
+    assert!(diff < 1e-3, "{diff}");
+    assert!(on_cpu.iter().any(|v| (v - on_cpu[0]).abs() > 1e-3), "the logits vary (a degenerate network proves nothing)");
+    if let Some(errors) = errors {
+        assert!(errors.take().is_empty(), "no WebGPU errors");
     }
     trap.assert_clean();
 }

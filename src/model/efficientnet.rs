@@ -57,10 +57,14 @@ pub struct MbBlock {
     separable: bool,
     #[module(skip)]
     residual: bool,
+    /// Stochastic depth in training (timm: the model's rate × block index / block count).
+    #[module(skip)]
+    drop_path: f64,
 }
 
 impl MbBlock {
-    fn new(device: &Device, separable: bool, in_ch: usize, out_ch: usize, kernel: usize, stride: usize, expansion: usize) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    fn new(device: &Device, separable: bool, in_ch: usize, out_ch: usize, kernel: usize, stride: usize, expansion: usize, drop_path: f64) -> Self {
         let residual = stride == 1 && in_ch == out_ch;
         if separable {
             let reduced = round_half_even(in_ch as f64 * 0.25);
@@ -74,6 +78,7 @@ impl MbBlock {
                 bn3: None,
                 separable,
                 residual,
+                drop_path,
             }
         } else {
             let mid = round_channels(in_ch as f64 * expansion as f64, 1.0);
@@ -88,6 +93,7 @@ impl MbBlock {
                 bn3: Some(bn(device, out_ch)),
                 separable,
                 residual,
+                drop_path,
             }
         }
     }
@@ -109,8 +115,18 @@ impl MbBlock {
                 _ => y,
             }
         };
-        // Drop-path only matters in training; at inference the residual is added as is.
-        if self.residual { y + shortcut } else { y }
+        if !self.residual {
+            return y;
+        }
+        // Drop-path: in training (an autodiff device) each sample's branch is dropped with the
+        // block's probability and the survivors rescaled; at inference the branch is added as is.
+        if self.drop_path > 0.0 && y.device().is_autodiff() {
+            let keep = 1.0 - self.drop_path;
+            let [batch, ..] = y.dims();
+            let mask = Tensor::<4>::random([batch, 1, 1, 1], burn::tensor::Distribution::Bernoulli(keep), &y.device()) / keep;
+            return y * mask + shortcut;
+        }
+        y + shortcut
     }
 }
 
@@ -133,19 +149,24 @@ pub fn feature_channels(variant: usize) -> [usize; 5] {
 }
 
 impl EfficientNet {
-    /// EfficientNet-b`variant` (0–7) with freshly initialised weights.
-    pub fn new(device: &Device, variant: usize, in_channels: usize) -> Self {
+    /// EfficientNet-b`variant` (0–7) with freshly initialised weights; `drop_path_rate` is the
+    /// stochastic-depth rate of the last block (timm's `drop_path_rate`, 0.2 in smp).
+    pub fn new(device: &Device, variant: usize, in_channels: usize, drop_path_rate: f64) -> Self {
         let (width, depth) = SCALING[variant.min(7)];
         let stem = round_channels(32.0, width);
+        let repeats: Vec<usize> = STAGES.iter().map(|s| (s.1 as f64 * depth).ceil() as usize).collect();
+        let total: usize = repeats.iter().sum();
+        let mut index = 0;
         let mut in_ch = stem;
         let mut blocks = Vec::new();
-        for &(separable, repeats, kernel, stride, expansion, out) in &STAGES {
+        for (&(separable, _, kernel, stride, expansion, out), &n) in STAGES.iter().zip(&repeats) {
             let out_ch = round_channels(out as f64, width);
-            let n = (repeats as f64 * depth).ceil() as usize;
             let stage: Vec<MbBlock> = (0..n)
                 .map(|i| {
-                    let block = MbBlock::new(device, separable, in_ch, out_ch, kernel, if i == 0 { stride } else { 1 }, expansion);
+                    let rate = drop_path_rate * index as f64 / total as f64;
+                    let block = MbBlock::new(device, separable, in_ch, out_ch, kernel, if i == 0 { stride } else { 1 }, expansion, rate);
                     in_ch = out_ch;
+                    index += 1;
                     block
                 })
                 .collect();

@@ -76,7 +76,7 @@ fn remapper(kind: WeightsKind) -> KeyRemapper {
 /// Loads `path` (`.pth`/`.pt` PyTorch pickle, or `.safetensors`) into `model`.
 pub fn import(model: &mut SegmentationModel, config: &SegmenterConfig, path: &Path, kind: WeightsKind) -> Result<ImportReport, Error> {
     if !path.is_file() {
-        return Err(Error::Read(format!("no such file: {}", path.display())));
+        return Err(Error::Read("no such file".into()));
     }
     let is_safetensors = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
     let result = if is_safetensors {
@@ -84,11 +84,12 @@ pub fn import(model: &mut SegmentationModel, config: &SegmenterConfig, path: &Pa
             .with_from_adapter(PyTorchToBurnAdapter)
             .remap(remapper(kind))
             .allow_partial(true)
+            .validate(false)
             .skip_enum_variants(true)
             .map_indices_contiguous(false);
         model.load_from(&mut store).map_err(|e| Error::Read(e.to_string()))?
     } else {
-        let mut store = PytorchStore::from_file(path).remap(remapper(kind)).allow_partial(true).skip_enum_variants(true).map_indices_contiguous(false);
+        let mut store = PytorchStore::from_file(path).remap(remapper(kind)).allow_partial(true).validate(false).skip_enum_variants(true).map_indices_contiguous(false);
         model.load_from(&mut store).map_err(|e| Error::Read(e.to_string()))?
     };
     if let Some(first) = result.errors.first() {
@@ -130,7 +131,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<(SegmentationModel, Segmenter
     let text = std::fs::read_to_string(dir.join("model.json")).map_err(|e| io(&e))?;
     let config: SegmenterConfig = serde_json::from_str(&text).map_err(|e| io(&e))?;
     let mut model = config.init(device);
-    let mut store = BurnpackStore::from_file(dir.join("model.bpk"));
+    let mut store = BurnpackStore::from_file(dir.join("model.bpk")).validate(false);
     let result = model.load_from(&mut store).map_err(|e| io(&e))?;
     if let Some(first) = result.errors.first() {
         return Err(Error::Shape { count: result.errors.len(), first: first.to_string() });

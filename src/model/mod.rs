@@ -28,26 +28,42 @@ pub const PLACEHOLDER_SEED: u64 = 42;
 /// is global and shared between threads), so every build, thread and device — native CPU, CUDA,
 /// WebGPU — gets exactly the same numbers and their outputs can be compared.
 pub fn placeholder(device: &Device) -> TinyUNet {
-    TinyUNetConfig::new()
-        .init(&Device::flex())
-        .map(&mut SeededInit::new(PLACEHOLDER_SEED))
-        .to_device(device)
+    seeded(TinyUNetConfig::new().init(&Device::flex()), PLACEHOLDER_SEED).to_device(device)
+}
+
+/// `module` with its weights redrawn from a seeded stream: identical on every device and thread
+/// (for untrained networks that must be compared across backends). Norm layers keep their
+/// initial values (scale 1, shift 0, unit running variance).
+pub fn seeded<M: Module>(module: M, seed: u64) -> M {
+    module.map(&mut SeededInit::new(seed))
 }
 
 /// Replaces every float parameter: weights uniform in ±1/√fan_in (PyTorch's default conv
 /// initialisation), biases zero, drawn from a [`SplitMix64`] stream.
 struct SeededInit {
     rng: SplitMix64,
+    containers: Vec<String>,
 }
 
 impl SeededInit {
     fn new(seed: u64) -> Self {
-        Self { rng: SplitMix64::new(seed) }
+        Self { rng: SplitMix64::new(seed), containers: Vec::new() }
     }
 }
 
 impl ModuleMapper for SeededInit {
+    fn enter_module(&mut self, _name: &str, container_type: &str) {
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.containers.pop();
+    }
+
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.containers.last().is_some_and(|c| c.ends_with("Norm")) {
+            return param;
+        }
         param.map(|tensor| {
             let dims = tensor.dims();
             let count: usize = dims.iter().product();

@@ -92,6 +92,9 @@ pub struct SegmenterConfig {
     /// Output channels (logits).
     #[config(default = 1)]
     pub classes: usize,
+    /// EfficientNet stochastic depth (drop-path) rate in training, as smp sets it.
+    #[config(default = 0.2)]
+    pub drop_path_rate: f64,
     /// The side of the square input the network is run on (the seed: 1536 px windows resized to 512).
     #[config(default = 512)]
     pub input_size: usize,
@@ -107,6 +110,8 @@ pub struct TinyEncoder {
 }
 
 /// The encoder of a [`SegmentationModel`].
+// One per model: the variants' size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder {
     /// timm EfficientNet.
@@ -118,6 +123,7 @@ pub enum Encoder {
 }
 
 /// The decoder of a [`SegmentationModel`].
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Decoder {
     /// smp U-Net decoder.
@@ -135,6 +141,32 @@ pub struct SegmentationModel {
 }
 
 impl SegmenterConfig {
+    /// A network from its short name: `unet-efficientnet-b0`, `unet-scse-efficientnet-b4`,
+    /// `fpn-resnet34`, `unet-tiny`… (decoder, optional `scse`, encoder).
+    pub fn from_arch(arch: &str) -> Result<Self, String> {
+        let arch = arch.trim().to_ascii_lowercase();
+        let (decoder, rest) = arch.split_once('-').ok_or_else(|| format!("unknown architecture '{arch}': expected e.g. unet-efficientnet-b0 or fpn-resnet34"))?;
+        let decoder = match decoder {
+            "unet" => DecoderKind::Unet,
+            "fpn" => DecoderKind::Fpn,
+            other => return Err(format!("unknown decoder '{other}' in '{arch}': expected unet or fpn")),
+        };
+        let (attention, encoder) = match rest.strip_prefix("scse-") {
+            Some(encoder) if decoder == DecoderKind::Unet => (true, encoder),
+            _ => (false, rest),
+        };
+        Ok(Self::new(encoder.parse()?, decoder).with_attention(attention))
+    }
+
+    /// The short name [`SegmenterConfig::from_arch`] reads.
+    pub fn arch(&self) -> String {
+        let decoder = match self.decoder {
+            DecoderKind::Unet => "unet",
+            DecoderKind::Fpn => "fpn",
+        };
+        format!("{decoder}{}-{}", if self.attention { "-scse" } else { "" }, self.encoder)
+    }
+
     /// The five feature channels (strides 2…32) of the configured encoder.
     pub fn feature_channels(&self) -> [usize; 5] {
         match self.encoder {
@@ -148,7 +180,7 @@ impl SegmenterConfig {
     pub fn init(&self, device: &Device) -> SegmentationModel {
         let features = self.feature_channels();
         let encoder = match self.encoder {
-            EncoderKind::EfficientNet(n) => Encoder::EfficientNet(EfficientNet::new(device, n as usize, self.in_channels)),
+            EncoderKind::EfficientNet(n) => Encoder::EfficientNet(EfficientNet::new(device, n as usize, self.in_channels, self.drop_path_rate)),
             EncoderKind::ResNet(d) => Encoder::ResNet(ResNet::new(device, d as usize, self.in_channels)),
             EncoderKind::Tiny => {
                 let mut in_ch = self.in_channels;

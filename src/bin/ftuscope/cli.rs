@@ -102,6 +102,23 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Import PyTorch weights (a whole segmentation_models_pytorch U-Net/FPN state dict, or timm /
+    /// torchvision ImageNet encoder weights with --encoder-only) into OUT/model.bpk + OUT/model.json.
+    Import {
+        /// A .pth/.pt (PyTorch) or .safetensors file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The network: unet-efficientnet-b0…b7, unet-scse-efficientnet-bN, fpn-efficientnet-bN,
+        /// unet-resnet34, unet-resnet50, fpn-resnet34/50, unet-tiny.
+        #[arg(long)]
+        arch: String,
+        /// The file holds only the encoder (ImageNet weights): the decoder stays freshly initialised.
+        #[arg(long)]
+        encoder_only: bool,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -196,6 +213,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
+        Command::Import { from, arch, encoder_only, out } => {
+            use ftuscope::model::import::{WeightsKind, import, save, trainable_params};
+            let config = ftuscope::model::SegmenterConfig::from_arch(&arch).map_err(|e| anyhow!(e))?;
+            let device = burn::prelude::Device::flex();
+            let mut model = config.init(&device);
+            let kind = if encoder_only { WeightsKind::EncoderOnly } else { WeightsKind::Full };
+            let report = import(&mut model, &config, &from, kind).map_err(|e| anyhow!("{e}: {}", from.display()))?;
+            println!(
+                "{}: {} tensors applied, {} missing (freshly initialised), {} unused; {} parameters",
+                config.arch(),
+                report.applied,
+                report.missing.len(),
+                report.unused.len(),
+                trainable_params(&model)
+            );
+            for (what, list) in [("missing", &report.missing), ("unused", &report.unused)] {
+                if !list.is_empty() {
+                    println!("  {what}: {}{}", list.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if list.len() > 5 { ", …" } else { "" });
+                }
+            }
+            save(&model, &config, &out)?;
+            println!("saved {} and {}", out.join("model.bpk").display(), out.join("model.json").display());
+            Ok(())
+        }
         Command::Synth { out, count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated } => {
             let size = parse_size(&size)?;
             let compression = match compression.as_str() {

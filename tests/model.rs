@@ -1,0 +1,83 @@
+//! The seed's networks natively: every encoder/decoder pair gives logits at input resolution (64
+//! and 512 px), saved weights rebuild an identical network, and wrong weight files are clean
+//! errors. (Parity with PyTorch: tests/parity.rs, run by `make parity`.)
+
+use burn::prelude::*;
+use ftuscope::model::import::{Error, WeightsKind, import, load, save};
+use ftuscope::model::{DecoderKind, SegmenterConfig, seeded};
+
+const ENCODERS: [&str; 11] = [
+    "tiny",
+    "efficientnet-b0",
+    "efficientnet-b1",
+    "efficientnet-b2",
+    "efficientnet-b3",
+    "efficientnet-b4",
+    "efficientnet-b5",
+    "efficientnet-b6",
+    "efficientnet-b7",
+    "resnet34",
+    "resnet50",
+];
+
+#[test]
+fn every_encoder_and_decoder_pair_gives_logits_at_64_and_512() {
+    let device = Device::flex();
+    for encoder in ENCODERS {
+        for decoder in [DecoderKind::Unet, DecoderKind::Fpn] {
+            let model = SegmenterConfig::new(encoder.parse().unwrap(), decoder).init(&device);
+            for side in [64, 512] {
+                let out = model.forward(Tensor::zeros([1, 3, side, side], &device));
+                assert_eq!(out.dims(), [1, 1, side, side], "{encoder} {decoder:?} at {side}");
+            }
+        }
+    }
+}
+
+fn tiny() -> SegmenterConfig {
+    SegmenterConfig::new("tiny".parse().unwrap(), DecoderKind::Unet).with_decoder_channels(vec![32, 24, 16, 8, 8]).with_input_size(64)
+}
+
+fn logits(model: &ftuscope::model::SegmentationModel) -> Vec<f32> {
+    let device = Device::flex();
+    let input = Tensor::<4>::from_data(TensorData::new((0..3 * 64 * 64).map(|i| ((i % 97) as f32) / 97.0 - 0.5).collect::<Vec<_>>(), [1, 3, 64, 64]), &device);
+    model.forward(input).into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn saved_weights_and_config_rebuild_an_identical_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny();
+    let model = seeded(config.init(&Device::flex()), 5);
+    save(&model, &config, dir.path()).unwrap();
+    let (back, back_config) = load(dir.path(), &Device::flex()).unwrap();
+    assert_eq!(back_config, config);
+    assert_eq!(logits(&back), logits(&model));
+    // A different seed is a different network (the comparison above means something).
+    assert_ne!(logits(&seeded(config.init(&Device::flex()), 6)), logits(&model));
+}
+
+#[test]
+fn wrong_weight_files_are_clean_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SegmenterConfig::from_arch("unet-efficientnet-b0").unwrap();
+    let mut model = config.init(&Device::flex());
+    let garbage = dir.path().join("garbage.pth");
+    std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
+    assert!(matches!(import(&mut model, &config, &garbage, WeightsKind::Full), Err(Error::Read(_))));
+    assert!(matches!(import(&mut model, &config, &dir.path().join("missing.safetensors"), WeightsKind::Full), Err(Error::Read(_))));
+    let fake = dir.path().join("fake.safetensors");
+    std::fs::write(&fake, b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
+    assert!(import(&mut model, &config, &fake, WeightsKind::Full).is_err());
+    // A tiny model's weights, saved as safetensors, do not fit EfficientNet-b0.
+    let tiny_model = seeded(tiny().init(&Device::flex()), 1);
+    let mut store = burn_store::SafetensorsStore::from_file(dir.path().join("tiny.safetensors"));
+    burn_store::ModuleSnapshot::save_into(&tiny_model, &mut store).unwrap();
+    let err = import(&mut model, &config, &dir.path().join("tiny.safetensors"), WeightsKind::Full).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. } | Error::NothingApplied { .. }), "{err}");
+    // Loading ftuscope's own folder with a broken manifest is an error too.
+    std::fs::write(dir.path().join("model.json"), "{").unwrap();
+    assert!(matches!(load(dir.path(), &Device::flex()), Err(Error::Io(_))));
+    assert!(SegmenterConfig::from_arch("segnet-resnet34").is_err());
+    assert_eq!(SegmenterConfig::from_arch("unet-scse-efficientnet-b4").unwrap().arch(), "unet-scse-efficientnet-b4");
+}
