@@ -1,6 +1,15 @@
-//! Turns an image into a probability mask with a network: normalisation, tiling into fixed-size
-//! windows, batching on the device, asynchronous read-back (the only kind WebGPU allows) and
-//! reassembly. Whole-slide planning, overlap blending and TTA build on this later.
+//! Turns pixels into probabilities with a network. [`Segmenter`] segments one image (tiling,
+//! batching, asynchronous read-back — the only kind WebGPU allows); [`predict_slide`] runs a
+//! whole slide: tissue plan, windows from the cheapest level, batches with flip TTA, blending,
+//! progress and cancellation, and a [`Prediction`] with glomeruli, RLE, GeoJSON and an overview.
+
+mod plan;
+mod prediction;
+mod wsi;
+
+pub use plan::{Plan, PlanConfig, Window, tissue_mask};
+pub use prediction::{Glomerulus, Prediction, Timings};
+pub use wsi::{Blend, NetModel, Progress, TileModel, Update, WsiConfig, predict_slide};
 
 use crate::mask::ProbMask;
 use crate::model::{self, TinyUNet, TinyUNetConfig};
@@ -22,6 +31,12 @@ pub enum Error {
     /// The compute backend failed (device lost, out of memory, shader rejected).
     #[error("the compute backend failed: {0}")]
     Backend(String),
+    /// Reading the slide failed.
+    #[error("{0}")]
+    Slide(String),
+    /// The run was cancelled.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// How an image is cut and batched for the network.

@@ -4,16 +4,18 @@
 mod binary;
 mod geojson;
 mod metrics;
+mod objects;
 mod polygon;
 mod prob;
 mod rle;
 
 pub use binary::BinaryMask;
 pub use geojson::{Annotation, read_annotations, write_annotations};
-pub use metrics::{dice, mean_dice};
+pub use metrics::{dice, dice_rle, mean_dice};
+pub use objects::{Components, Object, components, douglas_peucker};
 pub use polygon::{Polygon, rasterise};
 pub use prob::{OVERLAY_COLOUR, ProbMask};
-pub use rle::{rle_decode, rle_encode, rle_encode_polygons};
+pub use rle::{RleStream, rle_decode, rle_encode, rle_encode_polygons, rle_runs};
 
 /// Errors in mask formats: run-length encodings and GeoJSON annotations.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -65,6 +65,45 @@ pub fn rle_encode_polygons(polygons: &[Polygon], width: u32, height: u32) -> Str
     out
 }
 
+/// Builds a competition RLE column by column, without a full-resolution mask: feed each column's
+/// set pixel spans in order; runs that continue from one column into the next are merged.
+pub struct RleStream {
+    out: String,
+    height: u64,
+    pending: Option<(u64, u64)>,
+}
+
+impl RleStream {
+    /// An encoder for a mask `height` pixels tall.
+    pub fn new(height: u32) -> Self {
+        Self { out: String::new(), height: height as u64, pending: None }
+    }
+
+    /// Adds rows `from..to` of column `x` as set; calls must come in column-major order.
+    pub fn push(&mut self, x: u32, from: u32, to: u32) {
+        if to <= from {
+            return;
+        }
+        let (start, end) = (x as u64 * self.height + from as u64, x as u64 * self.height + to as u64);
+        self.pending = match self.pending {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                push_run(&mut self.out, s, e - s);
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+
+    /// The encoding ("" for an empty mask).
+    pub fn finish(mut self) -> String {
+        if let Some((s, e)) = self.pending.take() {
+            push_run(&mut self.out, s, e - s);
+        }
+        self.out
+    }
+}
+
 fn push_run(out: &mut String, start0: u64, length: u64) {
     if !out.is_empty() {
         out.push(' ');
@@ -105,6 +144,34 @@ pub fn rle_decode(rle: &str, width: u32, height: u32) -> Result<BinaryMask, Erro
         previous_end = end;
     }
     Ok(mask)
+}
+
+/// Parses an RLE into 0-based half-open index runs, with the same validation as [`rle_decode`]
+/// but without an image size (runs must be positive, sorted and not overlapping).
+pub fn rle_runs(rle: &str) -> Result<Vec<(u64, u64)>, Error> {
+    let numbers = rle
+        .split_ascii_whitespace()
+        .enumerate()
+        .map(|(index, token)| match token.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Error::RleToken { index, token: token.to_string() }),
+        })
+        .collect::<Result<Vec<u64>, Error>>()?;
+    if numbers.len() % 2 != 0 {
+        return Err(Error::RleOddCount(numbers.len()));
+    }
+    let mut runs = Vec::with_capacity(numbers.len() / 2);
+    let mut previous_end = 0u64;
+    for (index, pair) in numbers.chunks_exact(2).enumerate() {
+        let (start, length) = (pair[0], pair[1]);
+        if start <= previous_end {
+            return Err(Error::RleOrder { index, start, previous_end });
+        }
+        let end = start.saturating_add(length - 1);
+        runs.push((start - 1, end));
+        previous_end = end;
+    }
+    Ok(runs)
 }
 
 #[cfg(test)]

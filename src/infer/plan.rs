@@ -1,0 +1,175 @@
+//! Where to look: a tissue mask from a low-resolution view (saturation, Otsu threshold), then
+//! windows on a regular overlapping grid, kept only where they touch tissue.
+
+use burn::config::Config;
+use image::RgbImage;
+
+/// How a slide is cut into windows.
+#[derive(Config, Debug, PartialEq)]
+pub struct PlanConfig {
+    /// Window side in level-0 pixels (the seed: 1536).
+    #[config(default = 1536)]
+    pub window: u32,
+    /// Side of the network's input; each window is resized to it (the seed: 512).
+    #[config(default = 512)]
+    pub model_size: u32,
+    /// Overlap between neighbouring windows in level-0 pixels.
+    #[config(default = 384)]
+    pub overlap: u32,
+    /// Longer side of the low-resolution view the tissue mask is computed on.
+    #[config(default = 1024)]
+    pub tissue_view: u32,
+    /// Fraction of a window's area that must be tissue for it to be run (0 = any tissue pixel).
+    #[config(default = 0.0)]
+    pub min_tissue: f64,
+}
+
+/// One window: its top-left corner in level-0 pixels and its place in the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Left edge (level 0).
+    pub x: i64,
+    /// Top edge (level 0).
+    pub y: i64,
+    /// Grid column.
+    pub col: u32,
+    /// Grid row.
+    pub row: u32,
+}
+
+/// The windows to run, in raster order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Windows over tissue.
+    pub windows: Vec<Window>,
+    /// Grid size (columns, rows) before the tissue filter.
+    pub grid: (u32, u32),
+    /// Level-0 pixels per model pixel.
+    pub scale: f64,
+    /// Window side (level 0).
+    pub window: u32,
+    /// Distance between window origins (level 0).
+    pub step: u32,
+    /// Network input side.
+    pub model_size: u32,
+    /// Level-0 size.
+    pub width: u32,
+    /// Level-0 size.
+    pub height: u32,
+    /// Fraction of the slide covered by tissue.
+    pub tissue_fraction: f64,
+}
+
+/// Tissue (stained, saturated) against glass: HSV saturation above an Otsu threshold (at least
+/// 0.07), and not near-black. Returns one flag per pixel of `view`.
+pub fn tissue_mask(view: &RgbImage) -> Vec<bool> {
+    let saturation: Vec<u8> = view
+        .pixels()
+        .map(|p| {
+            let (max, min) = (*p.0.iter().max().unwrap_or(&0) as u32, *p.0.iter().min().unwrap_or(&0) as u32);
+            ((max - min) * 255).checked_div(max).unwrap_or(0) as u8
+        })
+        .collect();
+    let threshold = otsu(&saturation).max(18);
+    view.pixels().zip(&saturation).map(|(p, &s)| s > threshold && p.0.iter().map(|&v| v as u32).sum::<u32>() > 60).collect()
+}
+
+/// Otsu's threshold of 8-bit values.
+fn otsu(values: &[u8]) -> u8 {
+    let mut hist = [0u64; 256];
+    for &v in values {
+        hist[v as usize] += 1;
+    }
+    let total = values.len() as f64;
+    let sum: f64 = hist.iter().enumerate().map(|(i, &n)| i as f64 * n as f64).sum();
+    let (mut weight_b, mut sum_b, mut best, mut best_t) = (0.0, 0.0, 0.0, 0u8);
+    for (t, &n) in hist.iter().enumerate() {
+        weight_b += n as f64;
+        if weight_b == 0.0 {
+            continue;
+        }
+        let weight_f = total - weight_b;
+        if weight_f == 0.0 {
+            break;
+        }
+        sum_b += t as f64 * n as f64;
+        let (mean_b, mean_f) = (sum_b / weight_b, (sum - sum_b) / weight_f);
+        let between = weight_b * weight_f * (mean_b - mean_f).powi(2);
+        if between > best {
+            best = between;
+            best_t = t as u8;
+        }
+    }
+    best_t
+}
+
+impl Plan {
+    /// Plans windows over a `width`×`height` slide whose low-resolution `view` has `tissue` flags
+    /// (one per view pixel; `view_scale` level-0 pixels per view pixel).
+    pub fn new(config: &PlanConfig, width: u32, height: u32, tissue: &[bool], view_size: (u32, u32), view_scale: f64) -> Result<Self, String> {
+        if config.window == 0 || config.model_size == 0 || config.overlap >= config.window {
+            return Err(format!("window {} must be positive and larger than the overlap {}", config.window, config.overlap));
+        }
+        let step = config.window - config.overlap;
+        let cols = width.saturating_sub(config.overlap).div_ceil(step).max(1);
+        let rows = height.saturating_sub(config.overlap).div_ceil(step).max(1);
+        let (vw, vh) = view_size;
+        let tissue_px = tissue.iter().filter(|&&t| t).count();
+        let mut windows = Vec::new();
+        for row in 0..rows {
+            for col in 0..cols {
+                let (x, y) = (col as i64 * step as i64, row as i64 * step as i64);
+                // The window's footprint in the view.
+                let vx0 = ((x as f64 / view_scale).floor() as i64).clamp(0, vw as i64) as u32;
+                let vy0 = ((y as f64 / view_scale).floor() as i64).clamp(0, vh as i64) as u32;
+                let vx1 = (((x + config.window as i64) as f64 / view_scale).ceil() as i64).clamp(0, vw as i64) as u32;
+                let vy1 = (((y + config.window as i64) as f64 / view_scale).ceil() as i64).clamp(0, vh as i64) as u32;
+                let area = ((vx1 - vx0) * (vy1 - vy0)).max(1) as f64;
+                let count = (vy0..vy1).map(|vy| (vx0..vx1).filter(|&vx| tissue[(vy * vw + vx) as usize]).count()).sum::<usize>();
+                if count > 0 && count as f64 / area >= config.min_tissue {
+                    windows.push(Window { x, y, col, row });
+                }
+            }
+        }
+        Ok(Self {
+            windows,
+            grid: (cols, rows),
+            scale: config.window as f64 / config.model_size as f64,
+            window: config.window,
+            step,
+            model_size: config.model_size,
+            width,
+            height,
+            tissue_fraction: tissue_px as f64 / (vw as f64 * vh as f64).max(1.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otsu_splits_two_populations() {
+        let values: Vec<u8> = (0..100).map(|i| if i < 60 { 10 } else { 200 }).collect();
+        let t = otsu(&values);
+        assert!((10..200).contains(&t), "{t}");
+    }
+
+    #[test]
+    fn windows_cover_the_slide_and_skip_glass() {
+        let config = PlanConfig::new().with_window(100).with_model_size(50).with_overlap(20);
+        // A 10×10 view of a 1000×1000 slide with tissue only in the top-left view pixel.
+        let mut tissue = vec![false; 100];
+        tissue[0] = true;
+        let plan = Plan::new(&config, 1000, 1000, &tissue, (10, 10), 100.0).unwrap();
+        assert_eq!(plan.grid, (13, 13));
+        assert_eq!(plan.scale, 2.0);
+        assert_eq!(plan.windows.len(), 2 * 2, "windows overlapping view pixel (0,0): {:?}", plan.windows);
+        let all = Plan::new(&config, 1000, 1000, &[true; 100], (10, 10), 100.0).unwrap();
+        assert_eq!(all.windows.len(), 13 * 13);
+        let last = all.windows.last().unwrap();
+        assert!(last.x + 100 >= 1000 && last.y + 100 >= 1000, "the grid reaches the far edges");
+        assert!(Plan::new(&config.clone().with_overlap(100), 1000, 1000, &tissue, (10, 10), 100.0).is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! Whole-slide inference checked without any learning: an oracle model that answers each window
+//! with the ground truth of that window runs through the whole engine (tissue plan, window reading
+//! and resizing, batching, blending, thresholding, full-resolution RLE) on a synthetic slide; the
+//! result must match `train.csv` with Dice ≥ 0.995.
+
+use ftuscope::infer::{Blend, Error, Plan, PlanConfig, TileModel, Window, WsiConfig, predict_slide};
+use ftuscope::mask::{Polygon, dice_rle, rasterise, read_annotations};
+use ftuscope::slide::source::FileSource;
+use ftuscope::slide::{Slide, TileCompression};
+use ftuscope::synth::{DatasetOptions, write_dataset};
+use futures_lite::future::block_on;
+use image::RgbImage;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Returns the truth of each window, rasterised at model scale.
+struct Oracle {
+    polygons: Vec<Polygon>,
+}
+
+#[async_trait::async_trait]
+impl TileModel for Oracle {
+    async fn predict(&self, plan: &Plan, windows: &[Window], _images: &[RgbImage]) -> Result<Vec<Vec<f32>>, Error> {
+        Ok(windows
+            .iter()
+            .map(|w| {
+                let local: Vec<Polygon> = self
+                    .polygons
+                    .iter()
+                    .map(|p| Polygon { rings: p.rings.iter().map(|r| r.iter().map(|&[x, y]| [(x - w.x as f64) / plan.scale, (y - w.y as f64) / plan.scale]).collect()).collect() })
+                    .collect();
+                let m = rasterise(&local, plan.model_size, plan.model_size);
+                (0..plan.model_size).flat_map(|y| (0..plan.model_size).map(move |x| (x, y))).map(|(x, y)| if m.get(x, y) { 1.0 } else { 0.0 }).collect()
+            })
+            .collect())
+    }
+}
+
+fn synthetic(dir: &Path) -> (String, Vec<Polygon>, String) {
+    let options = DatasetOptions {
+        count: 1,
+        size: (6000, 4000),
+        seed: 7,
+        tile: 512,
+        compression: TileCompression::Jpeg(85),
+        pyramid: false,
+        bigtiff: false,
+        hubmap_planes: false,
+        unannotated_fraction: 0.0,
+    };
+    let id = write_dataset(dir, &options, |_, _| {}).unwrap()[0].id.clone();
+    let json = std::fs::read_to_string(dir.join("train").join(format!("{id}.json"))).unwrap();
+    let polygons = read_annotations(&json).unwrap().into_iter().flat_map(|a| a.polygons).collect();
+    let csv = std::fs::read_to_string(dir.join("train.csv")).unwrap();
+    let truth = csv.lines().find_map(|l| l.strip_prefix(&format!("{id},"))).unwrap().to_string();
+    (id, polygons, truth)
+}
+
+#[test]
+fn an_oracle_through_the_whole_engine_reproduces_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, polygons, truth) = synthetic(dir.path());
+    assert!(!polygons.is_empty());
+    let source = Arc::new(FileSource::open(&dir.path().join("train").join(format!("{id}.tiff"))).unwrap());
+    let slide = block_on(Slide::open(source)).unwrap();
+    let oracle = Oracle { polygons };
+    for blend in [Blend::Centre, Blend::Ramp] {
+        let config = WsiConfig::new().with_blend(blend).with_min_area(0.0);
+        let mut reports = 0;
+        let prediction = block_on(predict_slide(&slide, &oracle, &config, &AtomicBool::new(false), &mut |p, updates| {
+            reports += 1;
+            assert!(p.done <= p.total && !updates.is_empty());
+        }))
+        .unwrap();
+        assert!(reports > 0);
+        assert!(prediction.plan.windows.len() < (prediction.plan.grid.0 * prediction.plan.grid.1) as usize, "glass windows are skipped");
+        let rle = prediction.rle(0.5, 0.0);
+        let dice = dice_rle(&truth, &rle).unwrap();
+        println!("{blend:?}: Dice {dice:.5} over {} windows", prediction.plan.windows.len());
+        assert!(dice >= 0.995, "{blend:?}: Dice {dice}");
+        let found = prediction.glomeruli(0.5, 0.0).len();
+        let truth_count = oracle.polygons.len();
+        assert!(found.abs_diff(truth_count) <= truth_count / 10 + 1, "{found} objects for {truth_count} glomeruli");
+    }
+}
+
+#[test]
+fn a_cancelled_run_stops_between_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, polygons, _) = synthetic(dir.path());
+    let source = Arc::new(FileSource::open(&dir.path().join("train").join(format!("{id}.tiff"))).unwrap());
+    let slide = block_on(Slide::open(source)).unwrap();
+    let cancel = AtomicBool::new(false);
+    let config = WsiConfig::new().with_batch(1).with_plan(PlanConfig::new());
+    let mut batches = 0;
+    let result = block_on(predict_slide(&slide, &Oracle { polygons }, &config, &cancel, &mut |_, _| {
+        batches += 1;
+        if batches == 2 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
+    assert!(matches!(result, Err(Error::Cancelled)));
+    assert_eq!(batches, 2);
+}
