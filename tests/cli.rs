@@ -90,3 +90,31 @@ fn cuda_without_the_feature_says_how_to_get_it() {
     let out = ftuscope(&["segment", input.to_str().unwrap(), "--out", out_png.to_str().unwrap(), "--device", "cuda"]);
     assert_one_line_error(&out, "--features cuda");
 }
+
+#[test]
+fn predict_writes_every_output_and_eval_scores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("out");
+    let synth = ftuscope(&["synth", "--out", data.to_str().unwrap(), "--count", "1", "--size", "1400x1000", "--seed", "3"]);
+    assert!(synth.status.success(), "{}", stderr(&synth));
+    let slide = std::fs::read_dir(data.join("train")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "tiff")).unwrap();
+    let id = slide.file_stem().unwrap().to_string_lossy().to_string();
+    let run = ftuscope(&["predict", slide.to_str().unwrap(), "--model", "untrained:unet-tiny", "--out", out.to_str().unwrap(), "--tta", "2"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("UNTRAINED"), "the untrained model is named as such");
+    for file in [format!("{id}.geojson"), format!("{id}.glomeruli.json"), format!("{id}.mask.png"), "submission.csv".into()] {
+        assert!(out.join(&file).is_file(), "{file}");
+    }
+    let csv = std::fs::read_to_string(out.join("submission.csv")).unwrap();
+    assert!(csv.starts_with("id,predicted\n") && csv.contains(&format!("\n{id},")), "{csv}");
+    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(format!("{id}.glomeruli.json"))).unwrap()).unwrap();
+    assert_eq!(stats["width"], 1400);
+    let truth = data.join("train.csv");
+    let same = ftuscope(&["eval", "--truth", truth.to_str().unwrap(), "--pred", truth.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&same.stdout).contains("mean,1.000000"));
+    let scored = ftuscope(&["eval", "--truth", truth.to_str().unwrap(), "--pred", out.join("submission.csv").to_str().unwrap()]);
+    assert!(scored.status.success() && String::from_utf8_lossy(&scored.stdout).contains(&format!("{id},")));
+    assert_one_line_error(&ftuscope(&["predict", slide.to_str().unwrap(), "--model", "untrained:unet-tiny", "--out", out.to_str().unwrap(), "--shard", "2/2"]), "--shard");
+    assert_one_line_error(&ftuscope(&["predict", slide.to_str().unwrap(), "--model", "/no/such/model", "--out", out.to_str().unwrap()]), "model");
+}

@@ -119,6 +119,62 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Find glomeruli in whole slides (paths or URLs): writes OUT/submission.csv (Kaggle `id,predicted`,
+    /// full-resolution RLE), OUT/<id>.geojson (QuPath), OUT/<id>.glomeruli.json (count, areas,
+    /// centroids, boxes, timings) and OUT/<id>.mask.png (probability overview).
+    ///
+    /// Split a cohort with --shard I/N (slides I, I+N, …), e.g. in a Slurm array:
+    /// `sbatch --array=0-7 --wrap 'ftuscope predict data/*.tiff --model m --out o --shard $SLURM_ARRAY_TASK_ID/8'`,
+    /// or a Kubernetes indexed Job (completions 8): `--shard $JOB_COMPLETION_INDEX/8`.
+    Predict {
+        /// Slides (paths or http(s) URLs).
+        #[arg(required = true)]
+        slides: Vec<String>,
+        /// A model folder (model.json + model.bpk, from `ftuscope import` or `export`), or
+        /// `untrained:ARCH` (seeded random weights: checks the pipeline, finds nothing real).
+        #[arg(long)]
+        model: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Compute device: cpu, wgpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Windows per forward pass.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Flip test-time augmentation: 1, 2, 4 or 8 views.
+        #[arg(long, default_value_t = 1)]
+        tta: u8,
+        /// Run only shard I of N (0-based).
+        #[arg(long)]
+        shard: Option<String>,
+        /// Probability threshold.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        /// Smallest object kept, in level-0 pixels².
+        #[arg(long, default_value_t = 2000.0)]
+        min_area: f64,
+        /// Overlap blending: centre (crops, as the winners) or ramp (weighted).
+        #[arg(long, default_value = "centre")]
+        blend: String,
+        /// Window side in level-0 pixels (resized to the model's input size).
+        #[arg(long, default_value_t = 1536)]
+        window: u32,
+        /// Overlap between windows in level-0 pixels.
+        #[arg(long, default_value_t = 384)]
+        overlap: u32,
+    },
+    /// The competition metric: per-image and mean Dice of a submission CSV against a truth CSV
+    /// (both `id,encoding`).
+    Eval {
+        /// Truth, e.g. train.csv.
+        #[arg(long)]
+        truth: PathBuf,
+        /// Predictions, e.g. submission.csv.
+        #[arg(long)]
+        pred: PathBuf,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -213,6 +269,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
+        Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap } => {
+            crate::predict::predict(crate::predict::PredictArgs { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap })
+        }
+        Command::Eval { truth, pred } => crate::predict::eval(&truth, &pred),
         Command::Import { from, arch, encoder_only, out } => {
             use ftuscope::model::import::{WeightsKind, import, save, trainable_params};
             let config = ftuscope::model::SegmenterConfig::from_arch(&arch).map_err(|e| anyhow!(e))?;

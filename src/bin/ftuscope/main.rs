@@ -1,7 +1,10 @@
-//! The `ftuscope` command line: segment images now; train, predict on slides and export later.
+//! The `ftuscope` command line: synthetic slides, slide inspection, weight import, whole-slide
+//! prediction and evaluation; training and export come with issue #7.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
+#[cfg(not(target_arch = "wasm32"))]
+mod predict;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {

@@ -1,0 +1,224 @@
+//! `ftuscope predict` (whole slides → Kaggle CSV, GeoJSON, per-object stats, overview) and
+//! `ftuscope eval` (the competition's Dice from two CSVs).
+
+use anyhow::{Context, anyhow};
+use ftuscope::backend::{DeviceChoice, select_device};
+use ftuscope::infer::{Blend, NetModel, PlanConfig, WsiConfig, predict_slide};
+use ftuscope::mask::{dice_rle, write_annotations};
+use ftuscope::model::{SegmenterConfig, import, seeded};
+use ftuscope::slide::Slide;
+use ftuscope::slide::source::open_native;
+use futures_lite::future::block_on;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use burn::module::Module;
+use std::sync::atomic::AtomicBool;
+
+/// Options of `ftuscope predict`.
+pub struct PredictArgs {
+    pub slides: Vec<String>,
+    pub model: String,
+    pub out: PathBuf,
+    pub device: String,
+    pub batch: usize,
+    pub tta: u8,
+    pub shard: Option<String>,
+    pub threshold: f32,
+    pub min_area: f64,
+    pub blend: String,
+    pub window: u32,
+    pub overlap: u32,
+}
+
+/// `I/N` → (I, N) with 0 ≤ I < N.
+pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = text.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+    match parsed {
+        Some((i, n)) if n > 0 && i < n => Ok((i, n)),
+        _ => Err(anyhow!("invalid --shard '{text}': expected I/N with 0 ≤ I < N (e.g. $SLURM_ARRAY_TASK_ID/8)")),
+    }
+}
+
+/// The slides of shard `i` of `n`: every n-th, starting at i, in the order given.
+pub fn shard_of<T: Clone>(items: &[T], i: usize, n: usize) -> Vec<T> {
+    items.iter().skip(i).step_by(n).cloned().collect()
+}
+
+/// A slide's id: its file name without the TIFF extensions (Kaggle's `id`).
+fn slide_id(path_or_url: &str) -> String {
+    let name = path_or_url.rsplit(['/', '\\']).next().unwrap_or(path_or_url);
+    let name = name.split(['?', '#']).next().unwrap_or(name);
+    let lower = name.to_ascii_lowercase();
+    for ext in [".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs"] {
+        if lower.ends_with(ext) {
+            return name[..name.len() - ext.len()].to_string();
+        }
+    }
+    name.to_string()
+}
+
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let (shard, shards) = match &args.shard {
+        Some(s) => parse_shard(s)?,
+        None => (0, 1),
+    };
+    let blend = match args.blend.as_str() {
+        "centre" | "center" => Blend::Centre,
+        "ramp" => Blend::Ramp,
+        other => return Err(anyhow!("unknown --blend '{other}': expected centre or ramp")),
+    };
+    let choice: DeviceChoice = args.device.parse()?;
+    let (device, info) = select_device(choice)?;
+    let (model, config, label) = match args.model.strip_prefix("untrained:") {
+        Some(arch) => {
+            let config = SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?;
+            let model = seeded(config.init(&burn::prelude::Device::flex()), 42).to_device(&device);
+            (model, config, format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"))
+        }
+        None => {
+            let (model, config) = import::load(Path::new(&args.model), &device)?;
+            let label = format!("{} from {}", config.arch(), args.model);
+            (model, config, label)
+        }
+    };
+    let wsi = WsiConfig::new()
+        .with_plan(PlanConfig::new().with_window(args.window).with_overlap(args.overlap).with_model_size(config.input_size as u32))
+        .with_batch(args.batch)
+        .with_tta(args.tta)
+        .with_blend(blend)
+        .with_threshold(args.threshold)
+        .with_min_area(args.min_area);
+    let net = NetModel::new(model, &device, args.tta)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mine = shard_of(&args.slides, shard, shards);
+    eprintln!("model: {label}; device: {} [{}]; shard {shard}/{shards}: {} of {} slides", info.backend, info.adapter, mine.len(), args.slides.len());
+    let csv_name = if shards > 1 { format!("submission-{shard}-of-{shards}.csv") } else { "submission.csv".into() };
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for slide_path in &mine {
+        let id = slide_id(slide_path);
+        match predict_one(slide_path, &id, &net, &wsi, &args.out) {
+            Ok(rle) => rows.push((id, rle)),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {id}: {e:#}");
+            }
+        }
+    }
+    let csv_path = args.out.join(&csv_name);
+    let tmp = csv_path.with_extension("csv.partial");
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?);
+    writeln!(csv, "id,predicted")?;
+    for (id, rle) in &rows {
+        writeln!(csv, "{id},{rle}")?;
+    }
+    csv.flush()?;
+    drop(csv);
+    std::fs::rename(&tmp, &csv_path)?;
+    println!("{} slides → {}", rows.len(), csv_path.display());
+    if failed > 0 {
+        return Err(anyhow!("{failed} of {} slides failed (the others are written)", mine.len()));
+    }
+    Ok(())
+}
+
+fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out: &Path) -> anyhow::Result<String> {
+    let source = block_on(open_native(slide_path))?;
+    let slide = block_on(Slide::open(source))?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} windows {msg} ETA {eta}").map_err(|e| anyhow!(e))?.progress_chars("=> "));
+    bar.set_prefix(id.to_string());
+    let prediction = block_on(predict_slide(&slide, net, wsi, &AtomicBool::new(false), &mut |p, _| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("{:.2}/s", p.tiles_per_s));
+    }))?;
+    bar.finish_and_clear();
+    let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
+    let annotations = prediction.annotations(wsi.threshold, wsi.min_area);
+    std::fs::write(out.join(format!("{id}.geojson")), write_annotations(&annotations, true))?;
+    let stats = serde_json::json!({
+        "id": id,
+        "width": prediction.width,
+        "height": prediction.height,
+        "pixel_size_um": prediction.pixel_size_um,
+        "windows": prediction.plan.windows.len(),
+        "tissue_fraction": prediction.plan.tissue_fraction,
+        "count": glomeruli.len(),
+        "glomeruli": glomeruli,
+        "timings_s": prediction.timings,
+    });
+    std::fs::write(out.join(format!("{id}.glomeruli.json")), serde_json::to_string_pretty(&stats)?)?;
+    prediction.overview(2048).save(out.join(format!("{id}.mask.png")))?;
+    let rle = prediction.rle(wsi.threshold, wsi.min_area);
+    println!(
+        "{id}: {} glomeruli, {} windows in {:.1} s (read {:.1}, resize {:.1}, model {:.1}, blend {:.1})",
+        glomeruli.len(),
+        prediction.plan.windows.len(),
+        prediction.timings.total_s,
+        prediction.timings.read_s,
+        prediction.timings.resize_s,
+        prediction.timings.model_s,
+        prediction.timings.blend_s
+    );
+    Ok(rle)
+}
+
+/// Reads `id,encoding` rows (a header line starting with `id,` is skipped).
+fn read_csv(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut rows = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || (n == 0 && line.starts_with("id,")) {
+            continue;
+        }
+        let (id, rle) = line.split_once(',').ok_or_else(|| anyhow!("line {}: expected id,encoding: {}", n + 1, path.display()))?;
+        rows.insert(id.trim().to_string(), rle.trim().trim_matches('"').to_string());
+    }
+    Ok(rows)
+}
+
+/// `ftuscope eval`: per-image Dice of the predictions against the truth, and their mean, as the
+/// competition computed it (a missing prediction is an empty mask; empty vs empty scores 1).
+pub fn eval(truth: &Path, pred: &Path) -> anyhow::Result<()> {
+    let (truth_rows, pred_rows) = (read_csv(truth)?, read_csv(pred)?);
+    let mut sum = 0.0;
+    println!("id,dice");
+    for (id, t) in &truth_rows {
+        let p = pred_rows.get(id).map(String::as_str).unwrap_or("");
+        let d = dice_rle(t, p).map_err(|e| anyhow!("{id}: {e}"))?;
+        sum += d;
+        println!("{id},{d:.6}");
+    }
+    for id in pred_rows.keys().filter(|id| !truth_rows.contains_key(*id)) {
+        eprintln!("warning: {id} is predicted but has no truth (ignored)");
+    }
+    let mean = if truth_rows.is_empty() { 1.0 } else { sum / truth_rows.len() as f64 };
+    println!("mean,{mean:.6}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_slides() {
+        let slides: Vec<u32> = (0..10).collect();
+        let mut all: Vec<u32> = (0..3).flat_map(|i| shard_of(&slides, i, 3)).collect();
+        all.sort();
+        assert_eq!(all, slides);
+        assert_eq!(shard_of(&slides, 1, 3), vec![1, 4, 7]);
+        assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err() && parse_shard("1/0").is_err());
+        assert_eq!(parse_shard("2/8").unwrap(), (2, 8));
+    }
+
+    #[test]
+    fn ids_drop_tiff_extensions_and_urls() {
+        assert_eq!(slide_id("/data/train/aaa2a0.tiff"), "aaa2a0");
+        assert_eq!(slide_id("https://x.org/s/b.ome.tif?sig=1"), "b");
+        assert_eq!(slide_id("CMU-1.svs"), "CMU-1");
+    }
+}
