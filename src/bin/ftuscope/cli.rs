@@ -22,6 +22,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Bench {
+    /// Whole-slide inference on one slide without writing outputs: prints the time split (plan,
+    /// read/decode, resize, model, blend, post-processing) and window counts as JSON.
+    Infer {
+        /// Path or URL.
+        slide: String,
+        /// Model folder or `untrained:ARCH`.
+        #[arg(long, default_value = "untrained:unet-tiny")]
+        model: String,
+        /// Compute device.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Windows per forward pass.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+    },
     /// Read a whole level in 1024² regions through an empty cache; print decoded MB/s.
     Read {
         /// Path or URL.
@@ -269,6 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
+        Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, &device, batch),
         Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap } => {
             crate::predict::predict(crate::predict::PredictArgs { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap })
         }

@@ -71,17 +71,10 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     };
     let choice: DeviceChoice = args.device.parse()?;
     let (device, info) = select_device(choice)?;
-    let (model, config, label) = match args.model.strip_prefix("untrained:") {
-        Some(arch) => {
-            let config = SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?;
-            let model = seeded(config.init(&burn::prelude::Device::flex()), 42).to_device(&device);
-            (model, config, format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"))
-        }
-        None => {
-            let (model, config) = import::load(Path::new(&args.model), &device)?;
-            let label = format!("{} from {}", config.arch(), args.model);
-            (model, config, label)
-        }
+    let (net, config) = load_model(&args.model, &device, args.tta)?;
+    let label = match args.model.strip_prefix("untrained:") {
+        Some(arch) => format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"),
+        None => format!("{} from {}", config.arch(), args.model),
     };
     let wsi = WsiConfig::new()
         .with_plan(PlanConfig::new().with_window(args.window).with_overlap(args.overlap).with_model_size(config.input_size as u32))
@@ -90,7 +83,6 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         .with_blend(blend)
         .with_threshold(args.threshold)
         .with_min_area(args.min_area);
-    let net = NetModel::new(model, &device, args.tta)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mine = shard_of(&args.slides, shard, shards);
     eprintln!("model: {label}; device: {} [{}]; shard {shard}/{shards}: {} of {} slides", info.backend, info.adapter, mine.len(), args.slides.len());
@@ -164,6 +156,47 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out:
         prediction.timings.blend_s
     );
     Ok(rle)
+}
+
+/// `ftuscope bench infer`: one slide through the engine, outputs computed but not written.
+pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) -> anyhow::Result<()> {
+    let choice: DeviceChoice = device.parse()?;
+    let (device, _) = select_device(choice)?;
+    let (net, config) = load_model(model, &device, 1)?;
+    let wsi = WsiConfig::new().with_plan(PlanConfig::new().with_model_size(config.input_size as u32)).with_batch(batch);
+    let slide = block_on(Slide::open(block_on(open_native(slide_path))?))?;
+    let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
+    let started = std::time::Instant::now();
+    let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
+    let rle = prediction.rle(wsi.threshold, wsi.min_area);
+    let post_s = started.elapsed().as_secs_f64();
+    let report = serde_json::json!({
+        "slide": slide_path,
+        "model": config.arch(),
+        "size": [prediction.width, prediction.height],
+        "tissue_fraction": prediction.plan.tissue_fraction,
+        "windows": prediction.plan.windows.len(),
+        "grid_windows": prediction.plan.grid.0 * prediction.plan.grid.1,
+        "glomeruli": count,
+        "rle_bytes": rle.len(),
+        "timings_s": prediction.timings,
+        "post_s": post_s,
+        "windows_per_s": prediction.plan.windows.len() as f64 / prediction.timings.total_s.max(1e-9),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// A model folder, or `untrained:ARCH` (seeded weights), on `device`.
+fn load_model(model: &str, device: &burn::prelude::Device, tta: u8) -> anyhow::Result<(NetModel, SegmenterConfig)> {
+    let (net, config) = match model.strip_prefix("untrained:") {
+        Some(arch) => {
+            let config = SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?;
+            (seeded(config.init(&burn::prelude::Device::flex()), 42).to_device(device), config)
+        }
+        None => import::load(Path::new(model), device)?,
+    };
+    Ok((NetModel::new(net, device, tta)?, config))
 }
 
 /// Reads `id,encoding` rows (a header line starting with `id,` is skipped).
