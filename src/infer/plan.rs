@@ -22,6 +22,9 @@ pub struct PlanConfig {
     /// Fraction of a window's area that must be tissue for it to be run (0 = any tissue pixel).
     #[config(default = 0.0)]
     pub min_tissue: f64,
+    /// Only windows meeting this level-0 rectangle (x, y, width, height): "segment this region".
+    #[config(default = "None")]
+    pub region: Option<[u32; 4]>,
 }
 
 /// One window: its top-left corner in level-0 pixels and its place in the grid.
@@ -119,6 +122,12 @@ impl Plan {
         for row in 0..rows {
             for col in 0..cols {
                 let (x, y) = (col as i64 * step as i64, row as i64 * step as i64);
+                if let Some([rx, ry, rw, rh]) = config.region {
+                    let w = config.window as i64;
+                    if x + w <= rx as i64 || y + w <= ry as i64 || x >= rx as i64 + rw as i64 || y >= ry as i64 + rh as i64 {
+                        continue;
+                    }
+                }
                 // The window's footprint in the view.
                 let vx0 = ((x as f64 / view_scale).floor() as i64).clamp(0, vw as i64) as u32;
                 let vy0 = ((y as f64 / view_scale).floor() as i64).clamp(0, vh as i64) as u32;
@@ -171,5 +180,9 @@ mod tests {
         let last = all.windows.last().unwrap();
         assert!(last.x + 100 >= 1000 && last.y + 100 >= 1000, "the grid reaches the far edges");
         assert!(Plan::new(&config.clone().with_overlap(100), 1000, 1000, &tissue, (10, 10), 100.0).is_err());
+        // "Segment this region": only the windows meeting the rectangle.
+        let region = Plan::new(&config.clone().with_region(Some([450, 450, 100, 100])), 1000, 1000, &[true; 100], (10, 10), 100.0).unwrap();
+        assert!(region.windows.iter().all(|w| w.x < 550 && w.x + 100 > 450 && w.y < 550 && w.y + 100 > 450));
+        assert_eq!(region.windows.len(), 4);
     }
 }

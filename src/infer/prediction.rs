@@ -111,7 +111,13 @@ impl Prediction {
     pub fn annotations(&self, threshold: f32, min_area: f64) -> Vec<Annotation> {
         self.glomeruli(threshold, min_area)
             .into_iter()
-            .filter_map(|g| g.outline.map(|p| Annotation { polygons: vec![p], classification: "Glomerulus".into(), locked: false }))
+            .filter_map(|g| {
+                let mut measurements = vec![("Area px^2".to_string(), g.area_px)];
+                if let Some(um2) = g.area_um2 {
+                    measurements.push(("Area µm^2".to_string(), um2));
+                }
+                g.outline.map(|p| Annotation { polygons: vec![p], classification: "Glomerulus".into(), locked: false, measurements })
+            })
             .collect()
     }
 

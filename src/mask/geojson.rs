@@ -14,6 +14,8 @@ pub struct Annotation {
     pub classification: String,
     /// QuPath's lock flag.
     pub locked: bool,
+    /// QuPath measurements (`[{"name", "value"}]`), e.g. ("Area µm^2", 31415.9).
+    pub measurements: Vec<(String, f64)>,
 }
 
 /// Reads annotations from a JSON list of Features, a FeatureCollection or a single Feature.
@@ -50,7 +52,16 @@ fn annotation(index: usize, feature: &Feature) -> Result<Annotation, Error> {
         .unwrap_or_default()
         .to_string();
     let locked = properties.and_then(|p| p.get("isLocked")).and_then(JsonValue::as_bool).unwrap_or(false);
-    Ok(Annotation { polygons, classification, locked })
+    let measurements = properties
+        .and_then(|p| p.get("measurements"))
+        .and_then(JsonValue::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|m| Some((m.get("name")?.as_str()?.to_string(), m.get("value")?.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Annotation { polygons, classification, locked, measurements })
 }
 
 fn polygon(feature: usize, rings: &[Vec<geojson::Position>]) -> Result<Polygon, Error> {
@@ -109,6 +120,10 @@ fn feature(annotation: &Annotation) -> Feature {
     properties.insert("objectType".into(), "annotation".into());
     properties.insert("classification".into(), serde_json::json!({ "name": annotation.classification }));
     properties.insert("isLocked".into(), annotation.locked.into());
+    if !annotation.measurements.is_empty() {
+        let list: Vec<JsonValue> = annotation.measurements.iter().map(|(name, value)| serde_json::json!({ "name": name, "value": value })).collect();
+        properties.insert("measurements".into(), list.into());
+    }
     Feature {
         geometry: Some(Geometry::new(value)),
         id: Some(geojson::feature::Id::String("PathAnnotationObject".into())),

@@ -278,6 +278,7 @@ impl Scene {
                 polygons: vec![Polygon::new(g.shape.ring(1.0))],
                 classification: "glomerulus".into(),
                 locked: true,
+                measurements: Vec::new(),
             })
             .collect()
     }
@@ -293,8 +294,9 @@ impl Scene {
                         polygons: vec![Polygon { rings: vec![p.shape.ring(1.0), inner.clone()] }],
                         classification: "Cortex".into(),
                         locked: false,
+                        measurements: Vec::new(),
                     },
-                    Annotation { polygons: vec![Polygon::new(inner)], classification: "Medulla".into(), locked: false },
+                    Annotation { polygons: vec![Polygon::new(inner)], classification: "Medulla".into(), locked: false, measurements: Vec::new() },
                 ]
             })
             .collect()

@@ -6,7 +6,7 @@ use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{Blend, NetModel, PlanConfig, WsiConfig, predict_slide};
 use ftuscope::mask::{dice_rle, write_annotations};
 use ftuscope::model::{SegmenterConfig, import, seeded};
-use ftuscope::slide::Slide;
+use ftuscope::slide::{Slide, SlideOptions};
 use ftuscope::slide::source::open_native;
 use futures_lite::future::block_on;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,6 +15,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use burn::module::Module;
 use std::sync::atomic::AtomicBool;
+
+/// Tile cache while predicting: windows run in raster order, so a band of tiles is all that is
+/// reused (the overlap); 64 MiB keeps a 30000-px-wide band of 512² JPEG tiles.
+const INFER_CACHE: u64 = 64 << 20;
 
 /// Options of `ftuscope predict`.
 pub struct PredictArgs {
@@ -118,7 +122,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 
 fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out: &Path) -> anyhow::Result<String> {
     let source = block_on(open_native(slide_path))?;
-    let slide = block_on(Slide::open(source))?;
+    let slide = block_on(Slide::open_with(source, SlideOptions::new().with_cache_bytes(INFER_CACHE)))?;
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} windows {msg} ETA {eta}").map_err(|e| anyhow!(e))?.progress_chars("=> "));
     bar.set_prefix(id.to_string());
@@ -164,7 +168,7 @@ pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) ->
     let (device, _) = select_device(choice)?;
     let (net, config) = load_model(model, &device, 1)?;
     let wsi = WsiConfig::new().with_plan(PlanConfig::new().with_model_size(config.input_size as u32)).with_batch(batch);
-    let slide = block_on(Slide::open(block_on(open_native(slide_path))?))?;
+    let slide = block_on(Slide::open_with(block_on(open_native(slide_path))?, SlideOptions::new().with_cache_bytes(INFER_CACHE)))?;
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
     let started = std::time::Instant::now();
     let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
