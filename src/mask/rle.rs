@@ -115,33 +115,15 @@ fn push_run(out: &mut String, start0: u64, length: u64) {
 /// Decodes a competition RLE for a `width`×`height` image, strictly: every number a positive
 /// integer, complete pairs, runs in increasing order without overlap, all inside the image.
 pub fn rle_decode(rle: &str, width: u32, height: u32) -> Result<BinaryMask, Error> {
-    let numbers = rle
-        .split_ascii_whitespace()
-        .enumerate()
-        .map(|(index, token)| match token.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(Error::RleToken { index, token: token.to_string() }),
-        })
-        .collect::<Result<Vec<u64>, Error>>()?;
-    if numbers.len() % 2 != 0 {
-        return Err(Error::RleOddCount(numbers.len()));
-    }
     let pixels = width as u64 * height as u64;
     let mut mask = BinaryMask::new(width, height);
-    let mut previous_end = 0u64;
-    for (index, pair) in numbers.chunks_exact(2).enumerate() {
-        let (start, length) = (pair[0], pair[1]);
-        if start <= previous_end {
-            return Err(Error::RleOrder { index, start, previous_end });
+    for (index, (start0, end)) in rle_runs(rle)?.into_iter().enumerate() {
+        if end > pixels {
+            return Err(Error::RleOutside { index, start: start0 + 1, length: end - start0, pixels, width, height });
         }
-        let end = start.checked_add(length - 1).filter(|&e| e <= pixels);
-        let Some(end) = end else {
-            return Err(Error::RleOutside { index, start, length, pixels, width, height });
-        };
-        for i in start - 1..end {
+        for i in start0..end {
             mask.set((i / height as u64) as u32, (i % height as u64) as u32, true);
         }
-        previous_end = end;
     }
     Ok(mask)
 }
