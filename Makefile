@@ -37,7 +37,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: parity bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -155,6 +155,15 @@ bench-memory: $(BENCH_DIR)/big-30000x37000/done
 	/usr/bin/time -f "bench read level 0: %e s, peak RSS %M KiB" $(FTUSCOPE) bench read $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 	/usr/bin/time -f "thumbnail (overviews from one pass): %e s, peak RSS %M KiB" $(FTUSCOPE) thumbnail \
 	  $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff) --out target/bench/big-thumbnail.png
+
+# Whole-slide inference cost follows tissue, not area: 12000² slides with ~20% and ~60% tissue, then
+# the 30000×37000 slide with peak RSS (untrained tiny U-Net: measures the engine, not a detector).
+bench-infer: $(BENCH_DIR)/big-30000x37000/done
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	for t in 0.7 1.25; do \
+	  [ -f $(BENCH_DIR)/tissue-$$t/train.csv ] || $(FTUSCOPE) synth --out $(BENCH_DIR)/tissue-$$t --count 1 --seed 11 --size 12000x12000 --tissue-scale $$t; \
+	  /usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/tissue-$$t/train/*.tiff); done
+	/usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 
 # Parity with PyTorch: a venv with torch (CPU use), timm and segmentation-models-pytorch from PyPI
 # writes random-weight fixtures; the Rust side loads them and compares logits and parameter counts.

@@ -48,6 +48,7 @@ fn synthetic(dir: &Path) -> (String, Vec<Polygon>, String) {
         bigtiff: false,
         hubmap_planes: false,
         unannotated_fraction: 0.0,
+        tissue_scale: 1.0,
     };
     let id = write_dataset(dir, &options, |_, _| {}).unwrap()[0].id.clone();
     let json = std::fs::read_to_string(dir.join("train").join(format!("{id}.json"))).unwrap();

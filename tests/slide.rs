@@ -337,6 +337,7 @@ fn synthetic_slides_read_back_with_pixel_size_levels_and_planes() {
             bigtiff: !planes,
             hubmap_planes: planes,
             unannotated_fraction: 0.0,
+            tissue_scale: 1.0,
         };
         let summary = write_dataset(&out, &options, |_, _| {}).unwrap();
         let path = out.join("train").join(format!("{}.tiff", summary[0].id));

@@ -31,6 +31,8 @@ pub struct DatasetOptions {
     pub hubmap_planes: bool,
     /// Fraction of glomeruli left unannotated.
     pub unannotated_fraction: f64,
+    /// Tissue piece size relative to the default ([`super::SynthConfig::tissue_scale`]).
+    pub tissue_scale: f64,
 }
 
 /// What was written for one slide.
@@ -59,7 +61,7 @@ pub fn write_dataset(dir: &Path, options: &DatasetOptions, mut progress: impl Fn
         let seed = mix(options.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
         let id = format!("{:09x}", seed & 0xF_FFFF_FFFF);
         let (w, h) = options.size;
-        let config = SynthConfig::new(w, h).with_seed(seed).with_unannotated_fraction(options.unannotated_fraction);
+        let config = SynthConfig::new(w, h).with_seed(seed).with_unannotated_fraction(options.unannotated_fraction).with_tissue_scale(options.tissue_scale);
         let scene = Scene::new(&config);
         write_slide(&dir.join("train").join(format!("{id}.tiff")), &scene, options)?;
         let glomeruli = scene.glomerulus_annotations();

@@ -30,6 +30,10 @@ pub struct SynthConfig {
     /// Round, glomerulus-sized structures that are not glomeruli, per glomerulus.
     #[config(default = 0.5)]
     pub hard_negatives_per_glomerulus: f64,
+    /// Tissue piece size relative to the default (area ∝ square: 0.7 ≈ 20% of the slide, 1.0 ≈ 40%,
+    /// 1.25 ≈ 60%), for benchmarks whose cost should follow tissue, not slide area.
+    #[config(default = 1.0)]
+    pub tissue_scale: f64,
 }
 
 /// Pixel size of every synthetic slide's level 0, in µm (the HuBMAP scanners' 0.5 µm/px).

@@ -210,7 +210,7 @@ impl Scene {
         let (w, h) = (config.width.max(1), config.height.max(1));
         let mut rng = SplitMix64::new(config.seed ^ 0x5EED_F7D5_C09E_0001);
         let stain = Stain::random(&mut rng);
-        let pieces = lay_out_pieces(&mut rng, w as f64, h as f64);
+        let pieces = lay_out_pieces(&mut rng, w as f64, h as f64, config.tissue_scale.clamp(0.1, 1.3));
         let glomeruli = place_glomeruli(&mut rng, &pieces, config.unannotated_fraction);
         let negatives = place_negatives(&mut rng, &pieces, &glomeruli, config.hard_negatives_per_glomerulus);
         let tubules = place_tubules(&mut rng, &pieces, &glomeruli, &negatives, w, h);
@@ -330,7 +330,7 @@ impl Scene {
     }
 }
 
-fn lay_out_pieces(rng: &mut SplitMix64, w: f64, h: f64) -> Vec<Piece> {
+fn lay_out_pieces(rng: &mut SplitMix64, w: f64, h: f64, scale: f64) -> Vec<Piece> {
     let two = w.max(h) > 1.4 * w.min(h) && rng.unit() < 0.7;
     let boxes: Vec<(f64, f64, f64, f64)> = if !two {
         vec![(0.0, 0.0, w, h)]
@@ -343,7 +343,7 @@ fn lay_out_pieces(rng: &mut SplitMix64, w: f64, h: f64) -> Vec<Piece> {
         .into_iter()
         .map(|(x, y, bw, bh)| {
             let (cx, cy) = (x + bw * rng.range(0.45, 0.55), y + bh * rng.range(0.45, 0.55));
-            let (rx, ry) = (bw * rng.range(0.33, 0.4), bh * rng.range(0.33, 0.4));
+            let (rx, ry) = (bw * rng.range(0.33, 0.4) * scale, bh * rng.range(0.33, 0.4) * scale);
             let shape = Shape::random(rng, cx, cy, rx, ry, 0.12);
             Piece { shape, cortex_from: rng.range(0.5, 0.62) }
         })

@@ -229,6 +229,9 @@ enum Command {
         /// Fraction of glomeruli left out of the annotations (0–1).
         #[arg(long, default_value_t = 0.0)]
         unannotated: f64,
+        /// Tissue piece size relative to the default (0.7 ≈ 20% tissue, 1 ≈ 40%, 1.25 ≈ 60%).
+        #[arg(long, default_value_t = 1.0)]
+        tissue_scale: f64,
     },
 }
 
@@ -313,7 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("saved {} and {}", out.join("model.bpk").display(), out.join("model.json").display());
             Ok(())
         }
-        Command::Synth { out, count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated } => {
+        Command::Synth { out, count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated, tissue_scale } => {
             let size = parse_size(&size)?;
             let compression = match compression.as_str() {
                 "jpeg" => TileCompression::Jpeg(90),
@@ -325,10 +328,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if tile == 0 || tile % 16 != 0 {
                 return Err(anyhow!("tile {tile} must be a positive multiple of 16"));
             }
+            if !(0.1..=1.3).contains(&tissue_scale) {
+                return Err(anyhow!("--tissue-scale {tissue_scale} must be within 0.1..=1.3"));
+            }
             if !(0.0..=1.0).contains(&unannotated) {
                 return Err(anyhow!("--unannotated {unannotated} must be within 0..=1"));
             }
-            let options = DatasetOptions { count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated_fraction: unannotated };
+            let options = DatasetOptions { count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated_fraction: unannotated, tissue_scale };
             let started = Instant::now();
             let slides = write_dataset(&out, &options, |done, of| eprintln!("slide {done}/{of} written"))
                 .map_err(|e| anyhow!("cannot write the data set: {e}: {}", out.display()))?;
