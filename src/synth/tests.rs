@@ -73,3 +73,15 @@ fn render_speed_2000_square() {
         scene(6000, 4000, 7).render(0, 0, 6000, 4000).save(format!("{dir}/synth-6000x4000.png")).unwrap();
     }
 }
+
+#[test]
+fn tissue_scale_sets_how_much_of_the_slide_is_tissue() {
+    let fraction = |scale: f64| {
+        let scene = Scene::new(&SynthConfig::new(4000, 4000).with_seed(11).with_tissue_scale(scale));
+        let hits = (0..100).flat_map(|i| (0..100).map(move |j| (i, j))).filter(|&(i, j)| super::scene::on_tissue(&scene.pieces, i as f64 * 40.0 + 20.0, j as f64 * 40.0 + 20.0)).count();
+        hits as f64 / 10_000.0
+    };
+    let (small, default, large) = (fraction(0.7), fraction(1.0), fraction(1.25));
+    assert!(small < default && default < large, "{small} {default} {large}");
+    assert!((0.12..0.3).contains(&small) && (0.5..0.8).contains(&large), "{small} {large}");
+}
