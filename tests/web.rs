@@ -183,3 +183,35 @@ async fn the_tiny_segmentation_model_runs_on_webgpu_and_matches_the_cpu() {
     }
     trap.assert_clean();
 }
+
+#[wasm_bindgen_test]
+async fn the_whole_slide_engine_runs_in_the_browser_on_webgpu_within_its_memory_budget() {
+    use ftuscope::infer::{NetModel, PlanConfig, WsiConfig, predict_slide};
+    use wasm_bindgen::JsCast;
+    let trap = ErrorTrap::install();
+    let slide = Slide::open(Arc::new(MemorySource::new(CROP.to_vec(), "crop.tif"))).await.unwrap();
+    let (device, _, errors) = ftuscope::web::init_device("webgpu").await.expect("WebGPU starts");
+    let config = SegmenterConfig::new(EncoderKind::Tiny, DecoderKind::Unet).with_decoder_channels(vec![32, 24, 16, 8, 8]);
+    let net = NetModel::new(seeded(config.init(&Device::flex()), 5).to_device(&device), &device, 2).unwrap();
+    // 256 px windows at model size 128 over the 300×200 crop: a few windows, all on tissue.
+    let wsi = WsiConfig::new().with_plan(PlanConfig::new().with_window(256).with_overlap(64).with_model_size(128)).with_min_area(0.0);
+    let mut updates = 0;
+    let prediction = predict_slide(&slide, &net, &wsi, &std::sync::atomic::AtomicBool::new(false), &mut |p, u| {
+        updates += u.len();
+        assert!(p.done <= p.total);
+    })
+    .await
+    .expect("the engine runs in wasm");
+    assert_eq!(updates, prediction.plan.windows.len());
+    assert!(!prediction.plan.windows.is_empty());
+    assert_eq!((prediction.width, prediction.height), (300, 200));
+    let _ = prediction.rle(0.5, 0.0);
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().dyn_into().unwrap();
+    let bytes = memory.buffer().dyn_into::<js_sys::ArrayBuffer>().unwrap().byte_length() as f64;
+    console_log!("whole-slide engine in wasm: {} windows, wasm memory {:.0} MiB", prediction.plan.windows.len(), bytes / 1048576.0);
+    assert!(bytes <= 512.0 * 1048576.0, "wasm memory {bytes} bytes");
+    if let Some(errors) = errors {
+        assert!(errors.take().is_empty(), "no WebGPU errors");
+    }
+    trap.assert_clean();
+}
