@@ -18,9 +18,9 @@ use burn::tensor::activation::sigmoid;
 use image::RgbImage;
 
 /// ImageNet channel means (RGB, 0..1), as the seed's encoders were trained with.
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB, 0..1).
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Errors while segmenting.
 #[derive(Debug, thiserror::Error)]

@@ -107,16 +107,17 @@ impl Prediction {
             .collect()
     }
 
-    /// QuPath annotations (classification "Glomerulus") of [`Prediction::glomeruli`].
-    pub fn annotations(&self, threshold: f32, min_area: f64) -> Vec<Annotation> {
-        self.glomeruli(threshold, min_area)
-            .into_iter()
+    /// QuPath annotations (classification "Glomerulus") of glomeruli from [`Prediction::glomeruli`]
+    /// (passed in, so the components are not labelled again).
+    pub fn annotations(glomeruli: &[Glomerulus]) -> Vec<Annotation> {
+        glomeruli
+            .iter()
             .filter_map(|g| {
                 let mut measurements = vec![("Area px^2".to_string(), g.area_px)];
                 if let Some(um2) = g.area_um2 {
                     measurements.push(("Area µm^2".to_string(), um2));
                 }
-                g.outline.map(|p| Annotation { polygons: vec![p], classification: "Glomerulus".into(), locked: false, measurements })
+                g.outline.clone().map(|p| Annotation { polygons: vec![p], classification: "Glomerulus".into(), locked: false, measurements })
             })
             .collect()
     }

@@ -3,7 +3,7 @@
 //! model-scale probability canvas (centre crops or linear ramps), reporting progress per batch and
 //! stopping between batches when cancelled.
 
-use super::Error;
+use super::{Error, MEAN, STD};
 use super::plan::{Plan, PlanConfig, Window, tissue_mask};
 use super::prediction::{Prediction, Timings};
 use crate::model::SegmentationModel;
@@ -15,10 +15,6 @@ use image::RgbImage;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// ImageNet channel means and standard deviations (RGB, 0..1), as the encoders were trained with.
-pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// See [`MEAN`].
-pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// How overlapping windows are merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

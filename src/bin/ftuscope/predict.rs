@@ -3,7 +3,7 @@
 
 use anyhow::{Context, anyhow};
 use ftuscope::backend::{DeviceChoice, select_device};
-use ftuscope::infer::{Blend, NetModel, PlanConfig, WsiConfig, predict_slide};
+use ftuscope::infer::{Blend, NetModel, PlanConfig, Prediction, WsiConfig, predict_slide};
 use ftuscope::mask::{dice_rle, write_annotations};
 use ftuscope::model::{SegmenterConfig, import, seeded};
 use ftuscope::slide::{Slide, SlideOptions};
@@ -133,7 +133,7 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out:
     }))?;
     bar.finish_and_clear();
     let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
-    let annotations = prediction.annotations(wsi.threshold, wsi.min_area);
+    let annotations = Prediction::annotations(&glomeruli);
     std::fs::write(out.join(format!("{id}.geojson")), write_annotations(&annotations, true))?;
     let stats = serde_json::json!({
         "id": id,
