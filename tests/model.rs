@@ -49,10 +49,19 @@ fn saved_weights_and_config_rebuild_an_identical_network() {
     let dir = tempfile::tempdir().unwrap();
     let config = tiny();
     let model = seeded(config.init(&Device::flex()), 5);
-    save(&model, &config, dir.path()).unwrap();
-    let (back, back_config) = load(dir.path(), &Device::flex()).unwrap();
-    assert_eq!(back_config, config);
+    let manifest = ftuscope::model::Manifest::new("test", config.clone());
+    save(&model, &manifest, dir.path()).unwrap();
+    let (back, back_manifest) = load(dir.path(), &Device::flex()).unwrap();
+    assert_eq!(back_manifest, manifest);
     assert_eq!(logits(&back), logits(&model));
+    // f16 weights: half the conv bytes, logits close to the f32 network's.
+    let half = dir.path().join("f16");
+    save(&model, &ftuscope::model::Manifest { precision: "f16".into(), ..manifest }, &half).unwrap();
+    let (back16, _) = load(&half, &Device::flex()).unwrap();
+    let size = |d: &std::path::Path| std::fs::metadata(d.join("model.bpk")).unwrap().len();
+    assert!(size(&half) < size(dir.path()) * 7 / 10, "f16 {} vs f32 {}", size(&half), size(dir.path()));
+    let diff = logits(&back16).iter().zip(logits(&model)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-2, "f16 logits differ by {diff}");
     // A different seed is a different network (the comparison above means something).
     assert_ne!(logits(&seeded(config.init(&Device::flex()), 6)), logits(&model));
 }

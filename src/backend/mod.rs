@@ -92,7 +92,7 @@ impl BackendInfo {
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::select_device;
+pub use native::{select_device, select_devices};
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,23 @@ pub fn select_device(choice: DeviceChoice) -> Result<(Device, BackendInfo), Erro
     }
 }
 
+/// `count` devices of one kind for data-parallel training: CUDA devices 0…count−1 (each started
+/// and checked); on the CPU the same device `count` times (which exercises the multi-device path
+/// without speeding it up); wgpu supports one.
+pub fn select_devices(choice: DeviceChoice, count: usize) -> Result<(Vec<Device>, BackendInfo), Error> {
+    let (first, info) = select_device(choice)?;
+    let mut devices = vec![first.clone()];
+    for _index in 1..count.max(1) {
+        match choice {
+            DeviceChoice::Cpu => devices.push(first.clone()),
+            #[cfg(feature = "cuda")]
+            DeviceChoice::Cuda => devices.push(Device::cuda(_index)),
+            _ => return Err(Error::Start { device: choice, reason: "only one device of this kind can be used".into() }),
+        }
+    }
+    Ok((devices, info))
+}
+
 #[cfg(feature = "wgpu")]
 fn wgpu() -> Result<(Device, BackendInfo), Error> {
     let (device, setup) = Device::wgpu_options()

@@ -9,7 +9,7 @@ mod wsi;
 
 pub use plan::{Plan, PlanConfig, Window, tissue_mask};
 pub use prediction::{Glomerulus, Prediction, Timings};
-pub use wsi::{Blend, NetModel, Progress, TileModel, Update, WsiConfig, predict_slide};
+pub use wsi::{Blend, NetModel, Progress, TileModel, Update, WsiConfig, predict_slide, read_resized};
 
 use crate::mask::ProbMask;
 use crate::model::{self, TinyUNet, TinyUNetConfig};
@@ -17,10 +17,8 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use image::RgbImage;
 
-/// ImageNet channel means (RGB, 0..1), as the seed's encoders were trained with.
-pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet channel standard deviations (RGB, 0..1).
-pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// ImageNet normalisation (RGB, 0..1), as the seed's encoders were trained with.
+pub use crate::model::{MEAN, STD};
 
 /// Errors while segmenting.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@
 use super::{Error, MEAN, STD};
 use super::plan::{Plan, PlanConfig, Window, tissue_mask};
 use super::prediction::{Prediction, Timings};
-use crate::model::SegmentationModel;
+use crate::model::{Manifest, SegmentationModel};
 use crate::slide::Slide;
 use crate::slide::source::MaybeSendSync;
 use burn::prelude::*;
@@ -50,6 +50,18 @@ pub struct WsiConfig {
     pub min_area: f64,
 }
 
+impl WsiConfig {
+    /// The settings a model's manifest asks for: its window, overlap, input size, threshold,
+    /// minimum area and TTA.
+    pub fn for_model(manifest: &Manifest) -> Self {
+        Self::new()
+            .with_plan(PlanConfig::new().with_window(manifest.window).with_overlap(manifest.overlap).with_model_size(manifest.model.input_size as u32))
+            .with_threshold(manifest.threshold)
+            .with_min_area(manifest.min_area)
+            .with_tta(manifest.tta)
+    }
+}
+
 /// Progress after a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -84,6 +96,8 @@ pub struct NetModel {
     model: SegmentationModel,
     device: Device,
     tta: u8,
+    mean: [f32; 3],
+    std: [f32; 3],
 }
 
 impl NetModel {
@@ -92,7 +106,13 @@ impl NetModel {
         if ![1, 2, 4, 8].contains(&tta) {
             return Err(Error::Config(format!("--tta {tta}: expected 1, 2, 4 or 8")));
         }
-        Ok(Self { model, device: device.clone(), tta })
+        Ok(Self { model, device: device.clone(), tta, mean: MEAN, std: STD })
+    }
+
+    /// Uses the input normalisation the model was trained with (its manifest's).
+    pub fn with_normalisation(mut self, mean: [f32; 3], std: [f32; 3]) -> Self {
+        (self.mean, self.std) = (mean, std);
+        self
     }
 }
 
@@ -121,7 +141,7 @@ impl TileModel for NetModel {
             let out = &mut input[i * 3 * s * s..(i + 1) * 3 * s * s];
             for (j, p) in image.pixels().enumerate() {
                 for c in 0..3 {
-                    out[c * s * s + j] = (p.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+                    out[c * s * s + j] = (p.0[c] as f32 / 255.0 - self.mean[c]) / self.std[c];
                 }
             }
         }
@@ -209,21 +229,30 @@ pub async fn predict_slide(
 /// Reads a window from the level with the largest downsample not above the plan's scale, and
 /// resizes it to the model's input.
 async fn read_window(slide: &Slide, levels: &[crate::slide::Level], plan: &Plan, w: &Window, timings: &mut Timings) -> Result<RgbImage, crate::slide::Error> {
+    read_resized(slide, levels, w.x, w.y, plan.window, plan.model_size, &mut timings.resize_s).await
+}
+
+/// The `window`² level-0 square at (`x`, `y`) resized to `size`², read from the level with the
+/// largest downsample not above `window / size` (the cheapest that still has the resolution);
+/// adds the resizing time to `resize_s`. Training extracts its tiles with it too, so the network
+/// sees pixels prepared exactly as at inference.
+pub async fn read_resized(slide: &Slide, levels: &[crate::slide::Level], x: i64, y: i64, window: u32, size: u32, resize_s: &mut f64) -> Result<RgbImage, crate::slide::Error> {
+    let scale = window as f64 / size as f64;
     let (index, level) = levels
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.downsample <= plan.scale * 1.000_001)
+        .filter(|(_, l)| l.downsample <= scale * 1.000_001)
         .max_by(|a, b| a.1.downsample.total_cmp(&b.1.downsample))
         .unwrap_or((0, &levels[0]));
     let d = level.downsample;
-    let side = ((plan.window as f64 / d).round() as u32).max(1);
-    let region = slide.read_region(index, (w.x as f64 / d).round() as i64, (w.y as f64 / d).round() as i64, side, side).await?;
-    if side == plan.model_size {
+    let side = ((window as f64 / d).round() as u32).max(1);
+    let region = slide.read_region(index, (x as f64 / d).round() as i64, (y as f64 / d).round() as i64, side, side).await?;
+    if side == size {
         return Ok(region);
     }
     let t = Clock::start();
-    let resized = image::imageops::resize(&region, plan.model_size, plan.model_size, image::imageops::FilterType::Triangle);
-    timings.resize_s += t.seconds();
+    let resized = image::imageops::resize(&region, size, size, image::imageops::FilterType::Triangle);
+    *resize_s += t.seconds();
     Ok(resized)
 }
 

@@ -26,6 +26,21 @@ impl Polygon {
         let mut rings = self.rings.iter();
         rings.next().map(ring_area).unwrap_or(0.0) - rings.map(ring_area).sum::<f64>()
     }
+
+    /// Whether the point lies inside (even-odd over all rings, so holes are outside).
+    pub fn contains(&self, x: f64, y: f64) -> bool {
+        let mut inside = false;
+        for ring in &self.rings {
+            let n = ring.len();
+            for i in 0..n {
+                let ([x1, y1], [x2, y2]) = (ring[i], ring[(i + 1) % n]);
+                if (y1 > y) != (y2 > y) && x < x1 + (y - y1) * (x2 - x1) / (y2 - y1) {
+                    inside = !inside;
+                }
+            }
+        }
+        inside
+    }
 }
 
 /// Which way a scanline runs.
@@ -106,6 +121,12 @@ mod tests {
         assert_eq!(mask.count(), 6, "3 columns × 2 rows");
         assert!(mask.get(1, 1) && mask.get(3, 2) && !mask.get(4, 1) && !mask.get(0, 0));
         assert_eq!(square.area(), 6.0);
+    }
+
+    #[test]
+    fn points_inside_a_square_with_a_hole() {
+        let p = Polygon { rings: vec![vec![[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]], vec![[4.0, 4.0], [6.0, 4.0], [6.0, 6.0], [4.0, 6.0]]] };
+        assert!(p.contains(1.0, 1.0) && !p.contains(5.0, 5.0) && !p.contains(11.0, 5.0) && !p.contains(-1.0, 5.0));
     }
 
     #[test]

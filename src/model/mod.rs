@@ -8,10 +8,12 @@ mod decoders;
 mod efficientnet;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
+mod manifest;
 mod net;
 mod resnet;
 mod tiny;
 
+pub use manifest::{MANIFEST_FORMAT, MEAN, Manifest, STD};
 pub use net::{DecoderKind, EncoderKind, STRIDE, SegmentationModel, SegmenterConfig};
 pub use tiny::{TinyUNet, TinyUNetConfig};
 
@@ -65,13 +67,15 @@ impl ModuleMapper for SeededInit {
             return param;
         }
         param.map(|tensor| {
+            // Keep the parameter trainable on an autodiff device (a fresh tensor is untracked).
+            let track = tensor.is_require_grad();
             let dims = tensor.dims();
             let count: usize = dims.iter().product();
             let fan_in: usize = if D > 1 { dims[1..].iter().product() } else { count };
             // Biases start at zero; weights uniform in ±1/√fan_in.
             let bound = if D > 1 { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.0 };
             let values: Vec<f32> = (0..count).map(|_| self.rng.signed_f32() * bound).collect();
-            Tensor::from_data(TensorData::new(values, dims), &tensor.device())
+            Tensor::from_data(TensorData::new(values, dims), &tensor.device()).set_require_grad(track)
         })
     }
 }

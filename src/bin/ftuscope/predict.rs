@@ -3,9 +3,9 @@
 
 use anyhow::{Context, anyhow};
 use ftuscope::backend::{DeviceChoice, select_device};
-use ftuscope::infer::{Blend, NetModel, PlanConfig, Prediction, WsiConfig, predict_slide};
+use ftuscope::infer::{Blend, NetModel, Prediction, WsiConfig, predict_slide};
 use ftuscope::mask::{dice_rle, write_annotations};
-use ftuscope::model::{SegmenterConfig, import, seeded};
+use ftuscope::model::{Manifest, SegmenterConfig, import, seeded};
 use ftuscope::slide::{Slide, SlideOptions};
 use ftuscope::slide::source::open_native;
 use futures_lite::future::block_on;
@@ -27,13 +27,13 @@ pub struct PredictArgs {
     pub out: PathBuf,
     pub device: String,
     pub batch: usize,
-    pub tta: u8,
+    pub tta: Option<u8>,
     pub shard: Option<String>,
-    pub threshold: f32,
-    pub min_area: f64,
+    pub threshold: Option<f32>,
+    pub min_area: Option<f64>,
     pub blend: String,
-    pub window: u32,
-    pub overlap: u32,
+    pub window: Option<u32>,
+    pub overlap: Option<u32>,
 }
 
 /// `I/N` → (I, N) with 0 ≤ I < N.
@@ -75,18 +75,19 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     };
     let choice: DeviceChoice = args.device.parse()?;
     let (device, info) = select_device(choice)?;
-    let (net, config) = load_model(&args.model, &device, args.tta)?;
+    let manifest = read_manifest(&args.model)?;
+    let tta = args.tta.unwrap_or(manifest.tta);
+    let (net, manifest) = load_model(&args.model, &device, tta)?;
     let label = match args.model.strip_prefix("untrained:") {
         Some(arch) => format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"),
-        None => format!("{} from {}", config.arch(), args.model),
+        None => format!("{} '{}' from {} (trained on {})", manifest.model.arch(), manifest.name, args.model, manifest.trained_on),
     };
-    let wsi = WsiConfig::new()
-        .with_plan(PlanConfig::new().with_window(args.window).with_overlap(args.overlap).with_model_size(config.input_size as u32))
+    let wsi = wsi_config(&manifest, args.window, args.overlap)
         .with_batch(args.batch)
-        .with_tta(args.tta)
+        .with_tta(tta)
         .with_blend(blend)
-        .with_threshold(args.threshold)
-        .with_min_area(args.min_area);
+        .with_threshold(args.threshold.unwrap_or(manifest.threshold))
+        .with_min_area(args.min_area.unwrap_or(manifest.min_area));
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mine = shard_of(&args.slides, shard, shards);
     eprintln!("model: {label}; device: {} [{}]; shard {shard}/{shards}: {} of {} slides", info.backend, info.adapter, mine.len(), args.slides.len());
@@ -166,8 +167,9 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out:
 pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) -> anyhow::Result<()> {
     let choice: DeviceChoice = device.parse()?;
     let (device, _) = select_device(choice)?;
-    let (net, config) = load_model(model, &device, 1)?;
-    let wsi = WsiConfig::new().with_plan(PlanConfig::new().with_model_size(config.input_size as u32)).with_batch(batch);
+    let (net, manifest) = load_model(model, &device, 1)?;
+    let config = &manifest.model;
+    let wsi = wsi_config(&manifest, None, None).with_batch(batch).with_threshold(manifest.threshold).with_min_area(manifest.min_area);
     let slide = block_on(Slide::open_with(block_on(open_native(slide_path))?, SlideOptions::new().with_cache_bytes(INFER_CACHE)))?;
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
     let started = std::time::Instant::now();
@@ -191,16 +193,41 @@ pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) ->
     Ok(())
 }
 
+/// The whole-slide settings a model's manifest asks for, with optional overrides.
+pub fn wsi_config(manifest: &Manifest, window: Option<u32>, overlap: Option<u32>) -> WsiConfig {
+    let mut wsi = WsiConfig::for_model(manifest);
+    if let Some(window) = window {
+        wsi.plan.window = window;
+        wsi.plan.overlap = window / 4;
+    }
+    if let Some(overlap) = overlap {
+        wsi.plan.overlap = overlap;
+    }
+    wsi
+}
+
+/// The manifest of a model folder, or the seed's defaults for `untrained:ARCH`.
+fn read_manifest(model: &str) -> anyhow::Result<Manifest> {
+    Ok(match model.strip_prefix("untrained:") {
+        Some(arch) => Manifest::new("untrained", SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?),
+        None => {
+            let path = Path::new(model).join("model.json");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            Manifest::from_json(&text).map_err(|e| anyhow!("{e}: {}", path.display()))?
+        }
+    })
+}
+
 /// A model folder, or `untrained:ARCH` (seeded weights), on `device`.
-fn load_model(model: &str, device: &burn::prelude::Device, tta: u8) -> anyhow::Result<(NetModel, SegmenterConfig)> {
-    let (net, config) = match model.strip_prefix("untrained:") {
-        Some(arch) => {
-            let config = SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?;
-            (seeded(config.init(&burn::prelude::Device::flex()), 42).to_device(device), config)
+pub fn load_model(model: &str, device: &burn::prelude::Device, tta: u8) -> anyhow::Result<(NetModel, Manifest)> {
+    let (net, manifest) = match model.strip_prefix("untrained:") {
+        Some(_) => {
+            let manifest = read_manifest(model)?;
+            (seeded(manifest.model.init(&burn::prelude::Device::flex()), 42).to_device(device), manifest)
         }
         None => import::load(Path::new(model), device)?,
     };
-    Ok((NetModel::new(net, device, tta)?, config))
+    Ok((NetModel::new(net, device, tta)?.with_normalisation(manifest.mean, manifest.std), manifest))
 }
 
 /// Reads `id,encoding` rows (a header line starting with `id,` is skipped).

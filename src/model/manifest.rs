@@ -1,0 +1,144 @@
+//! The model folder's manifest, `model.json`: the network's [`SegmenterConfig`] plus everything
+//! needed to run it as it was trained (window, scale, normalisation, threshold, TTA) and an honest
+//! account of what it was trained on. `ftuscope export` writes it; `predict` and the web app read it.
+//! A bare `SegmenterConfig` (as `ftuscope import` wrote before manifests existed) is still read,
+//! with the seed's defaults for the rest.
+
+use super::SegmenterConfig;
+use serde::{Deserialize, Serialize};
+
+/// The format tag of manifests this version writes.
+pub const MANIFEST_FORMAT: &str = "ftuscope-model/1";
+
+/// ImageNet normalisation, which every network here is trained with.
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet normalisation.
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Everything `model.json` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Short name, e.g. "demo".
+    pub name: String,
+    /// The network.
+    pub model: SegmenterConfig,
+    /// Window side in level-0 pixels, resized to `model.input_size` (the seed: 1536 → 512).
+    pub window: u32,
+    /// Overlap between windows at inference, level-0 pixels.
+    pub overlap: u32,
+    /// Per-channel mean of the input normalisation (RGB in 0..1).
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation of the input normalisation.
+    pub std: [f32; 3],
+    /// Probability threshold.
+    pub threshold: f32,
+    /// Smallest object kept, level-0 pixels².
+    pub min_area: f64,
+    /// Flip test-time augmentation views (1, 2, 4 or 8).
+    pub tta: u8,
+    /// Weight precision in model.bpk: "f32" or "f16".
+    pub precision: String,
+    /// What the weights were trained on, in words (e.g. "synthetic tissue (ftuscope synth)").
+    pub trained_on: String,
+    /// Full-slide Dice on held-out slides, when measured.
+    pub validation_dice: Option<f64>,
+    /// How the validation Dice was measured.
+    pub validation: String,
+    /// When the weights were exported (UTC, ISO 8601).
+    pub date: String,
+}
+
+impl Manifest {
+    /// A manifest with the seed's defaults for `model`.
+    pub fn new(name: &str, model: SegmenterConfig) -> Self {
+        let window = (model.input_size as u32) * 3;
+        Self {
+            format: MANIFEST_FORMAT.into(),
+            name: name.into(),
+            model,
+            window,
+            overlap: window / 4,
+            mean: MEAN,
+            std: STD,
+            threshold: 0.5,
+            min_area: 2000.0,
+            tta: 1,
+            precision: "f32".into(),
+            trained_on: "unknown".into(),
+            validation_dice: None,
+            validation: String::new(),
+            date: String::new(),
+        }
+    }
+
+    /// Parses `model.json`: a manifest, or a bare network config (imported weights).
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("model.json is not JSON: {e}"))?;
+        if value.get("format").is_some() {
+            let manifest: Manifest = serde_json::from_value(value).map_err(|e| format!("model.json is not an ftuscope manifest: {e}"))?;
+            if !manifest.format.starts_with("ftuscope-model/") {
+                return Err(format!("model.json has format '{}', expected {MANIFEST_FORMAT}", manifest.format));
+            }
+            manifest.check()?;
+            Ok(manifest)
+        } else {
+            let model: SegmenterConfig = serde_json::from_value(value).map_err(|e| format!("model.json is neither a manifest nor a network config: {e}"))?;
+            let mut manifest = Self::new("imported", model);
+            manifest.trained_on = "imported weights (see their source)".into();
+            manifest.check()?;
+            Ok(manifest)
+        }
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Rejects settings no engine can run.
+    pub fn check(&self) -> Result<(), String> {
+        let size = self.model.input_size;
+        if size == 0 || size % super::STRIDE != 0 || size > 4096 {
+            return Err(format!("model.json: input_size {size} must be a positive multiple of {} up to 4096", super::STRIDE));
+        }
+        if self.window == 0 || self.overlap >= self.window || self.window > 65_536 {
+            return Err(format!("model.json: window {} must be positive, at most 65536 and larger than the overlap {}", self.window, self.overlap));
+        }
+        if ![1, 2, 4, 8].contains(&self.tta) {
+            return Err(format!("model.json: tta {} must be 1, 2, 4 or 8", self.tta));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) || self.std.iter().any(|&s| s <= 0.0 || !s.is_finite()) {
+            return Err("model.json: threshold must be in 0..1 and std positive".into());
+        }
+        if self.precision != "f32" && self.precision != "f16" {
+            return Err(format!("model.json: precision '{}' must be f32 or f16", self.precision));
+        }
+        Ok(())
+    }
+
+    /// Level-0 pixels per model pixel.
+    pub fn scale(&self) -> f64 {
+        self.window as f64 / self.model.input_size as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_round_trip_and_bare_configs_are_read() {
+        let mut m = Manifest::new("demo", SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(256));
+        m.trained_on = "synthetic tissue".into();
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        let bare = serde_json::to_string(&m.model).unwrap();
+        let read = Manifest::from_json(&bare).unwrap();
+        assert_eq!(read.model, m.model);
+        assert_eq!(read.window, 768);
+        for bad in ["", "[1]", "{\"format\":\"other/1\"}", &m.to_json().replace("\"tta\": 1", "\"tta\": 3")] {
+            assert!(Manifest::from_json(bad).is_err(), "{bad}");
+        }
+    }
+}
