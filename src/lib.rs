@@ -13,6 +13,8 @@ pub mod model;
 pub mod rng;
 pub mod slide;
 pub mod synth;
+#[cfg(all(feature = "train", not(target_arch = "wasm32")))]
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

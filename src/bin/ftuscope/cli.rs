@@ -158,27 +158,45 @@ enum Command {
         /// Windows per forward pass.
         #[arg(long, default_value_t = 4)]
         batch: usize,
-        /// Flip test-time augmentation: 1, 2, 4 or 8 views.
-        #[arg(long, default_value_t = 1)]
-        tta: u8,
+        /// Flip test-time augmentation: 1, 2, 4 or 8 views [default: the model's manifest].
+        #[arg(long)]
+        tta: Option<u8>,
         /// Run only shard I of N (0-based).
         #[arg(long)]
         shard: Option<String>,
-        /// Probability threshold.
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f32,
-        /// Smallest object kept, in level-0 pixels².
-        #[arg(long, default_value_t = 2000.0)]
-        min_area: f64,
+        /// Probability threshold [default: the manifest's].
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Smallest object kept, in level-0 pixels² [default: the manifest's].
+        #[arg(long)]
+        min_area: Option<f64>,
         /// Overlap blending: centre (crops, as the winners) or ramp (weighted).
         #[arg(long, default_value = "centre")]
         blend: String,
-        /// Window side in level-0 pixels (resized to the model's input size).
-        #[arg(long, default_value_t = 1536)]
-        window: u32,
-        /// Overlap between windows in level-0 pixels.
-        #[arg(long, default_value_t = 384)]
-        overlap: u32,
+        /// Window side in level-0 pixels, resized to the model's input [default: the manifest's].
+        #[arg(long)]
+        window: Option<u32>,
+        /// Overlap between windows in level-0 pixels [default: the manifest's].
+        #[arg(long)]
+        overlap: Option<u32>,
+    },
+    /// Train a network on a Kaggle-layout dataset (needs the `train` feature): tiles cached on
+    /// disk, K-fold validation by slide, checkpoints every epoch, metrics.csv and curves.
+    Train(crate::train::TrainArgs),
+    /// Export a training run's best model as a model folder (model.bpk + model.json manifest) for
+    /// the web app and `predict`.
+    Export {
+        /// The run folder.
+        run: PathBuf,
+        /// Output folder, e.g. www/models/mine/.
+        #[arg(long)]
+        out: PathBuf,
+        /// The model's name in the manifest.
+        #[arg(long, default_value = "model")]
+        name: String,
+        /// Store conv weights as f16 (half the size; BatchNorm stays f32).
+        #[arg(long)]
+        f16: bool,
     },
     /// The competition metric: per-image and mean Dice of a submission CSV against a truth CSV
     /// (both `id,encoding`).
@@ -292,6 +310,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::predict::predict(crate::predict::PredictArgs { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap })
         }
         Command::Eval { truth, pred } => crate::predict::eval(&truth, &pred),
+        Command::Train(args) => crate::train::train(args),
+        Command::Export { run, out, name, f16 } => crate::train::export(&run, &out, &name, f16),
         Command::Import { from, arch, encoder_only, out } => {
             use ftuscope::model::import::{WeightsKind, import, save, trainable_params};
             let config = ftuscope::model::SegmenterConfig::from_arch(&arch).map_err(|e| anyhow!(e))?;
@@ -312,7 +332,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("  {what}: {}{}", list.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if list.len() > 5 { ", …" } else { "" });
                 }
             }
-            save(&model, &config, &out)?;
+            let mut manifest = ftuscope::model::Manifest::new("imported", config);
+            manifest.trained_on = format!("imported from {}", from.display());
+            save(&model, &manifest, &out)?;
             println!("saved {} and {}", out.join("model.bpk").display(), out.join("model.json").display());
             Ok(())
         }

@@ -1,10 +1,12 @@
 //! The `ftuscope` command line: synthetic slides, slide inspection, weight import, whole-slide
-//! prediction and evaluation; training and export come with issue #7.
+//! prediction and evaluation, training (feature `train`) and export.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 mod predict;
+#[cfg(not(target_arch = "wasm32"))]
+mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {

@@ -1,0 +1,261 @@
+//! `ftuscope train` and `ftuscope export` (feature `train`): argument parsing into a
+//! [`TrainConfig`], progress bars, and the run folder's summary.
+
+use anyhow::anyhow;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `ftuscope train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Dataset in the Kaggle HuBMAP layout (train.csv, train/<id>.tiff): a folder or an http(s) URL.
+    #[arg(long, required_unless_present = "resume")]
+    pub data: Option<String>,
+    /// Run folder (config.json, metrics.csv, curves, checkpoint/, best/, validation.csv).
+    #[arg(long, required_unless_present = "resume")]
+    pub run: Option<PathBuf>,
+    /// Continue the run in this folder from its last finished epoch (its own config is used).
+    #[arg(long, conflicts_with_all = ["data", "run", "config"])]
+    pub resume: Option<PathBuf>,
+    /// A config.json (TrainConfig) to start from; the options below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Network: unet-efficientnet-b0, fpn-resnet34, unet-scse-efficientnet-b4, unet-tiny…
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Widths of the tiny encoder's five stages, e.g. 16,24,32,48,64.
+    #[arg(long, value_delimiter = ',')]
+    pub tiny_widths: Option<Vec<usize>>,
+    /// U-Net decoder channels, deepest first, e.g. 64,48,32,24,16.
+    #[arg(long, value_delimiter = ',')]
+    pub decoder_channels: Option<Vec<usize>>,
+    /// Window side in level-0 pixels [default 1536].
+    #[arg(long)]
+    pub window: Option<u32>,
+    /// Network input side each window is resized to [default 512].
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// Overlap between training windows, level-0 pixels [default 0].
+    #[arg(long)]
+    pub tile_overlap: Option<u32>,
+    /// Epochs [default 20].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Tiles per forward pass and device [default 8].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Gradient accumulation: forward passes per optimiser step [default 1].
+    #[arg(long)]
+    pub accumulate: Option<usize>,
+    /// Peak learning rate [default 1e-3].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// AdamW weight decay [default 1e-2].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// cosine, onecycle or constant [default cosine].
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Warm-up epochs [default 1].
+    #[arg(long)]
+    pub warmup_epochs: Option<f64>,
+    /// Loss terms, e.g. bce:1,dice:1 (the seed), wbce:1,lovasz:0.5, focal:1,gamma:2.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// K-fold split by slide [default 4; 1 = no validation].
+    #[arg(long)]
+    pub folds: Option<usize>,
+    /// Held-out fold [default 0].
+    #[arg(long)]
+    pub fold: Option<usize>,
+    /// Seed of weights, sampling and augmentation [default 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Tiles drawn per epoch [default: all tiles].
+    #[arg(long)]
+    pub samples_per_epoch: Option<usize>,
+    /// Weight of tiles with glomeruli [default 3].
+    #[arg(long)]
+    pub glomerulus_weight: Option<f64>,
+    /// Weight of cortex tiles (anatomy JSON) [default 2].
+    #[arg(long)]
+    pub cortex_weight: Option<f64>,
+    /// The seed's filter: from this epoch on, skip tiles predicted perfectly at their last visit.
+    #[arg(long)]
+    pub drop_perfect_after: Option<usize>,
+    /// No augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Skip the final whole-slide Dice on the held-out slides.
+    #[arg(long)]
+    pub no_slide_validation: bool,
+    /// What the data is, for the exported manifest [default: detected for synthetic sets].
+    #[arg(long)]
+    pub trained_on: Option<String>,
+    /// Compute device: cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Data-parallel training over this many devices of that kind (CUDA: 0…N−1).
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+    /// Tile cache folder [default: ~/.cache/ftuscope/tiles].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+#[cfg(feature = "train")]
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    use burn::config::Config;
+    use ftuscope::backend::{DeviceChoice, select_devices};
+    use ftuscope::model::SegmenterConfig;
+    use ftuscope::train::{AugmentConfig, Event, LossConfig, TrainConfig, resume, train};
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    use std::sync::atomic::AtomicBool;
+
+    let choice: DeviceChoice = args.device.parse()?;
+    let (devices, info) = select_devices(choice, args.devices)?;
+    let cache = args.cache.clone().unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        home.join(".cache/ftuscope/tiles")
+    });
+    let bars = MultiProgress::new();
+    let style = |t: &str| ProgressStyle::with_template(t).map(|s| s.progress_chars("=> ")).map_err(|e| anyhow!(e));
+    let extract_bar = bars.add(ProgressBar::new(0).with_style(style("{prefix:>12} [{bar:30}] {pos}/{len} windows, tiles cut once and cached, ETA {eta}")?));
+    let epoch_bar = bars.add(ProgressBar::new(0).with_style(style("{prefix:>12} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}")?));
+    let mut events = |event: Event<'_>| match event {
+        Event::Extracting { slide, done, total } => {
+            extract_bar.set_prefix(slide.to_string());
+            extract_bar.set_length(total as u64);
+            extract_bar.set_position(done as u64);
+        }
+        Event::Tiles { train, valid, train_slides, valid_slides } => {
+            extract_bar.finish_and_clear();
+            say(&bars, format!("tiles: {train} for training from {train_slides} slides, {valid} held out from {valid_slides}"));
+        }
+        Event::Step { epoch, step, steps, loss, lr, images_per_s } => {
+            epoch_bar.set_prefix(format!("epoch {epoch}"));
+            epoch_bar.set_length(steps as u64);
+            epoch_bar.set_position(step as u64);
+            epoch_bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {images_per_s:.1} img/s"));
+        }
+        Event::Epoch(m) => {
+            let valid = match (m.valid_loss, m.valid_dice) {
+                (Some(l), Some(d)) => format!(", held-out loss {l:.4} Dice {d:.4}"),
+                _ => String::new(),
+            };
+            say(&bars, format!(
+                "epoch {:>3}: loss {:.4} Dice {:.4}{valid}, lr {:.2e}, {:.1} img/s, {:.0} s{}",
+                m.epoch,
+                m.train_loss,
+                m.train_dice,
+                m.lr,
+                m.images_per_s,
+                m.seconds,
+                if m.dropped > 0 { format!(", {} tiles dropped", m.dropped) } else { String::new() }
+            ));
+        }
+        Event::Slide(s) => {
+            say(&bars, format!("held-out slide {}: Dice {:.4}, {} glomeruli, {:.0} s", s.id, s.dice, s.count, s.seconds));
+        }
+    };
+    eprintln!("device: {} [{}] × {}", info.backend, info.adapter, devices.len());
+    let (run, scores) = if let Some(run) = &args.resume {
+        (run.clone(), resume(run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
+    } else {
+        let (data, run) = (args.data.clone().unwrap_or_default(), args.run.clone().unwrap_or_default());
+        let mut config = match &args.config {
+            Some(path) => TrainConfig::load(path).map_err(|e| anyhow!("{}: {e}", path.display()))?,
+            None => TrainConfig::new(data.clone(), SegmenterConfig::from_arch("unet-efficientnet-b0").map_err(|e| anyhow!(e))?),
+        };
+        config.data = data;
+        if let Some(arch) = &args.arch {
+            let input_size = config.model.input_size;
+            config.model = SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?.with_input_size(input_size);
+        }
+        if let Some(w) = &args.tiny_widths {
+            config.model.tiny_widths = w.as_slice().try_into().map_err(|_| anyhow!("--tiny-widths needs five numbers"))?;
+        }
+        if let Some(d) = &args.decoder_channels {
+            config.model.decoder_channels = d.clone();
+        }
+        if let Some(size) = args.size {
+            config.tiles.size = size;
+            config.model.input_size = size as usize;
+        }
+        macro_rules! set {
+            ($($field:expr => $value:expr),*) => { $(if let Some(v) = $value { $field = v; })* };
+        }
+        set!(config.tiles.window => args.window, config.tiles.overlap => args.tile_overlap, config.epochs => args.epochs,
+             config.batch => args.batch, config.accumulate => args.accumulate, config.lr => args.lr,
+             config.weight_decay => args.weight_decay, config.warmup_epochs => args.warmup_epochs,
+             config.folds => args.folds, config.fold => args.fold, config.seed => args.seed,
+             config.sampler.glomerulus_weight => args.glomerulus_weight, config.sampler.cortex_weight => args.cortex_weight);
+        if args.samples_per_epoch.is_some() {
+            config.sampler.samples_per_epoch = args.samples_per_epoch;
+        }
+        if args.drop_perfect_after.is_some() {
+            config.sampler.drop_perfect_after = args.drop_perfect_after;
+        }
+        if let Some(s) = &args.schedule {
+            config.schedule = s.parse().map_err(|e: String| anyhow!(e))?;
+        }
+        if let Some(l) = &args.loss {
+            config.loss = LossConfig::parse(l).map_err(|e| anyhow!(e))?;
+        }
+        if args.no_augment {
+            config.augment = AugmentConfig::none();
+        }
+        if args.no_slide_validation {
+            config.slide_validation = false;
+        }
+        if args.trained_on.is_some() {
+            config.trained_on = args.trained_on.clone();
+        }
+        eprintln!("training {} at {}→{} px for {} epochs into {}", config.model.arch(), config.tiles.window, config.tiles.size, config.epochs, run.display());
+        (run.clone(), train(config, &run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
+    };
+    epoch_bar.finish_and_clear();
+    if !scores.is_empty() {
+        let mean = scores.iter().map(|s| s.dice).sum::<f64>() / scores.len() as f64;
+        println!("held-out whole-slide Dice (competition metric): {mean:.4} over {} slides → {}", scores.len(), run.join("validation.csv").display());
+    }
+    println!("run: {} (metrics.csv, loss.png, dice.png, lr.png, best/); export with: ftuscope export {} --out DIR", run.display(), run.display());
+    Ok(())
+}
+
+/// A line above the progress bars, or on stderr when they are hidden (not a terminal).
+#[cfg(feature = "train")]
+fn say(bars: &indicatif::MultiProgress, line: String) {
+    if bars.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        let _ = bars.println(line);
+    }
+}
+
+#[cfg(not(feature = "train"))]
+pub fn train(_: TrainArgs) -> anyhow::Result<()> {
+    Err(anyhow!("this ftuscope was built without training: rebuild with `cargo build --release --features train`"))
+}
+
+#[cfg(feature = "train")]
+pub fn export(run: &std::path::Path, out: &std::path::Path, name: &str, f16: bool) -> anyhow::Result<()> {
+    let m = ftuscope::train::export(run, out, name, f16)?;
+    let size = std::fs::metadata(out.join("model.bpk")).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{} → {} ({}, {:.2} MB, {}; trained on {}; validation Dice {})",
+        run.display(),
+        out.display(),
+        m.model.arch(),
+        size as f64 / 1e6,
+        m.precision,
+        m.trained_on,
+        m.validation_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "not measured".into())
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "train"))]
+pub fn export(_: &std::path::Path, _: &std::path::Path, _: &str, _: bool) -> anyhow::Result<()> {
+    Err(anyhow!("this ftuscope was built without training: rebuild with `cargo build --release --features train`"))
+}

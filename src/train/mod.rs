@@ -1,0 +1,135 @@
+//! Native training (feature `train`): the seed's recipe — tiles cut once from the Kaggle layout and
+//! cached, tissue filter, glomerulus/cortex oversampling and the drop-what-is-learnt filter,
+//! seeded augmentations, BCE/Dice/focal/Lovász losses, AdamW with cosine or one-cycle schedules and
+//! gradient accumulation, K-fold validation by slide with the competition's full-slide Dice through
+//! the inference engine, per-epoch checkpoints with `--resume`, a metrics CSV and curve PNGs — and
+//! `export` into the model folder the web app and `predict` read.
+
+pub mod augment;
+pub mod data;
+pub mod loss;
+pub mod plot;
+mod run;
+pub mod schedule;
+
+pub use augment::AugmentConfig;
+pub use data::{SamplerConfig, SlideEntry, TileConfig, TileMeta, Tiles};
+pub use loss::LossConfig;
+pub use run::{EpochMetrics, Event, SlideScore, export, resume, train};
+pub use schedule::Schedule;
+
+use crate::model::SegmenterConfig;
+use burn::config::Config;
+
+/// Errors while training or exporting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The dataset is missing or malformed.
+    #[error("dataset: {0}")]
+    Data(String),
+    /// Settings that cannot work together.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Reading or writing the run folder failed.
+    #[error("{0}")]
+    Io(String),
+    /// The compute backend failed.
+    #[error("backend: {0}")]
+    Backend(String),
+    /// Stopped by the caller; the last checkpoint is kept.
+    #[error("cancelled (the run resumes from its last finished epoch)")]
+    Cancelled,
+    /// Whole-slide validation failed.
+    #[error("validation: {0}")]
+    Infer(String),
+}
+
+/// Everything a training run is made of; saved as `config.json` in the run folder.
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    /// Dataset root (folder or http(s) URL) in the Kaggle layout.
+    pub data: String,
+    /// The network (its `input_size` must equal `tiles.size`).
+    pub model: SegmenterConfig,
+    /// Tile extraction.
+    #[config(default = "TileConfig::new()")]
+    pub tiles: TileConfig,
+    /// Tile sampling.
+    #[config(default = "SamplerConfig::new()")]
+    pub sampler: SamplerConfig,
+    /// Augmentations.
+    #[config(default = "AugmentConfig::new()")]
+    pub augment: AugmentConfig,
+    /// Loss terms.
+    #[config(default = "LossConfig::new()")]
+    pub loss: LossConfig,
+    /// Epochs.
+    #[config(default = 20)]
+    pub epochs: usize,
+    /// Tiles per forward pass (per device).
+    #[config(default = 8)]
+    pub batch: usize,
+    /// Forward passes whose gradients are summed before each optimiser step.
+    #[config(default = 1)]
+    pub accumulate: usize,
+    /// Peak learning rate (AdamW).
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    /// AdamW weight decay.
+    #[config(default = 1e-2)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    #[config(default = "Schedule::Cosine")]
+    pub schedule: Schedule,
+    /// Warm-up length in epochs.
+    #[config(default = 1.0)]
+    pub warmup_epochs: f64,
+    /// K of the K-fold split by slide (1: train on every slide, no validation).
+    #[config(default = 4)]
+    pub folds: usize,
+    /// Which fold is held out.
+    #[config(default = 0)]
+    pub fold: usize,
+    /// Seed of weights, sampling and augmentations.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Probability threshold for Dice and the exported manifest.
+    #[config(default = 0.5)]
+    pub threshold: f32,
+    /// Smallest object kept at inference, level-0 pixels².
+    #[config(default = 2000.0)]
+    pub min_area: f64,
+    /// At the end, run the held-out slides through the whole-slide engine and score them with
+    /// the competition's Dice.
+    #[config(default = true)]
+    pub slide_validation: bool,
+    /// What the data is, in words (written into the exported manifest); detected for synthetic sets.
+    #[config(default = "None")]
+    pub trained_on: Option<String>,
+}
+
+impl TrainConfig {
+    /// Rejects settings that cannot work.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.model.input_size != self.tiles.size as usize {
+            return bad(format!("the model's input_size {} differs from the tile size {}", self.model.input_size, self.tiles.size));
+        }
+        if self.tiles.size == 0 || self.tiles.size as usize % crate::model::STRIDE != 0 {
+            return bad(format!("tile size {} must be a positive multiple of {}", self.tiles.size, crate::model::STRIDE));
+        }
+        if self.tiles.window < self.tiles.size || self.tiles.overlap >= self.tiles.window {
+            return bad(format!("window {} must be at least the tile size {} and larger than the overlap {}", self.tiles.window, self.tiles.size, self.tiles.overlap));
+        }
+        if self.epochs == 0 || self.batch == 0 || self.accumulate == 0 {
+            return bad("epochs, batch and accumulate must be positive".into());
+        }
+        if self.folds > 1 && self.fold >= self.folds {
+            return bad(format!("--fold {} must be below --folds {}", self.fold, self.folds));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("learning rate {} must be positive", self.lr));
+        }
+        Ok(())
+    }
+}
