@@ -215,3 +215,59 @@ async fn the_whole_slide_engine_runs_in_the_browser_on_webgpu_within_its_memory_
     }
     trap.assert_clean();
 }
+
+/// Benchmarks, not part of `make test` (`make bench-wasm-memory` serves the slide and runs each in
+/// its own page, since wasm memory never shrinks): the whole-slide engine over a region of the
+/// synthetic 30000×37000 slide streamed from a Range server, overviews built in one pass first,
+/// the untrained tiny U-Net at 512 (1536 px windows). Prints the wasm memory high-water mark and
+/// asserts the 512 MiB budget. On WebGPU the tensors live on the GPU; on the CPU fallback they
+/// live in wasm memory, which is why the app runs the CPU fallback one window at a time.
+async fn bench_wasm_memory(webgpu: bool, batch: usize) {
+    use ftuscope::infer::{NetModel, PlanConfig, WsiConfig, predict_slide};
+    use ftuscope::slide::SlideOptions;
+    use ftuscope::slide::source::{FetchSource, RetryPolicy};
+    use wasm_bindgen::JsCast;
+    let mib = || {
+        let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().dyn_into().unwrap();
+        memory.buffer().dyn_into::<js_sys::ArrayBuffer>().unwrap().byte_length() as f64 / 1048576.0
+    };
+    let started = js_sys::Date::now();
+    let source = FetchSource::open("http://127.0.0.1:8789/range/big.tiff", RetryPolicy::default()).await.expect("make bench-wasm-memory serves the slide");
+    let slide = Slide::open_with(Arc::new(source), SlideOptions::new().with_cache_bytes(64 << 20)).await.unwrap();
+    slide.build_overviews(&mut |_, _| {}).await.unwrap();
+    console_log!("overviews of {:?} in {:.1} s, wasm memory {:.0} MiB", slide.dimensions(), (js_sys::Date::now() - started) / 1000.0, mib());
+    let device = if webgpu { ftuscope::web::init_device("webgpu").await.expect("WebGPU starts").0 } else { Device::flex() };
+    let config = SegmenterConfig::new(EncoderKind::Tiny, DecoderKind::Unet);
+    let net = NetModel::new(seeded(config.init(&Device::flex()), 42).to_device(&device), &device, 1).unwrap();
+    let wsi = WsiConfig::new().with_plan(PlanConfig::new().with_region(Some([9000, 14000, 4608, 3072]))).with_batch(batch);
+    let started = js_sys::Date::now();
+    let prediction = predict_slide(&slide, &net, &wsi, &std::sync::atomic::AtomicBool::new(false), &mut |p, _| {
+        console_log!("{}/{} windows, {:.2}/s, wasm memory {:.0} MiB", p.done, p.total, p.tiles_per_s, mib());
+    })
+    .await
+    .unwrap();
+    let rle = prediction.rle(0.5, 2000.0);
+    let peak = mib();
+    console_log!(
+        "engine in wasm ({}, batch {batch}): {} windows of {}×{} in {:.1} s, RLE {} bytes; wasm memory high-water mark {peak:.0} MiB",
+        if webgpu { "WebGPU" } else { "CPU backend" },
+        prediction.plan.windows.len(),
+        prediction.width,
+        prediction.height,
+        (js_sys::Date::now() - started) / 1000.0,
+        rle.len()
+    );
+    assert!(peak <= 512.0, "wasm memory {peak:.0} MiB > 512 MiB");
+}
+
+#[wasm_bindgen_test]
+#[ignore]
+async fn bench_wasm_memory_webgpu() {
+    bench_wasm_memory(true, 4).await;
+}
+
+#[wasm_bindgen_test]
+#[ignore]
+async fn bench_wasm_memory_cpu() {
+    bench_wasm_memory(false, 1).await;
+}

@@ -3,7 +3,7 @@
 //! (streamed column by column, never a full-resolution mask), QuPath GeoJSON and an overview image.
 
 use super::plan::Plan;
-use crate::mask::{Annotation, Components, Polygon, RleStream, components};
+use crate::mask::{Annotation, Components, Polygon, RleStream, components_of_rows};
 use image::GrayImage;
 use serde::Serialize;
 
@@ -75,8 +75,21 @@ impl Prediction {
     /// Connected objects of the thresholded canvas, and which survive `min_area` (level-0 px²).
     fn objects(&self, threshold: f32, min_area: f64) -> (Components, Vec<bool>) {
         let level = Self::level(threshold);
-        let mask: Vec<bool> = self.canvas.iter().map(|&p| p >= level).collect();
-        let c = components(&mask, self.canvas_width, self.canvas_height);
+        let w = self.canvas_width as usize;
+        let c = components_of_rows(self.canvas_width, self.canvas_height, |y, runs| {
+            let row = &self.canvas[y as usize * w..(y as usize + 1) * w];
+            let mut x = 0;
+            while x < w {
+                if row[x] >= level {
+                    let start = x;
+                    while x < w && row[x] >= level {
+                        x += 1;
+                    }
+                    runs.push((start as u32, x as u32));
+                }
+                x += 1;
+            }
+        });
         let s2 = self.plan.scale * self.plan.scale;
         let keep = c.objects.iter().map(|o| o.area as f64 * s2 >= min_area).collect();
         (c, keep)
@@ -127,13 +140,17 @@ impl Prediction {
     pub fn rle(&self, threshold: f32, min_area: f64) -> String {
         let (c, keep) = self.objects(threshold, min_area);
         let (cw, ch) = (self.canvas_width as usize, self.canvas_height as usize);
-        // Probabilities with dropped objects cleared.
-        let cleaned: Vec<u8> = self
-            .canvas
-            .iter()
-            .zip(&c.labels)
-            .map(|(&p, &l)| if l > 0 && !keep[l as usize - 1] { 0 } else { p })
-            .collect();
+        // Probabilities with dropped objects cleared (a copy only when something is dropped).
+        let cleaned: std::borrow::Cow<'_, [u8]> = if keep.iter().all(|&k| k) {
+            std::borrow::Cow::Borrowed(&self.canvas)
+        } else {
+            let mut copy = self.canvas.clone();
+            for r in c.runs.iter().filter(|r| !keep[r.label as usize - 1]) {
+                let row = r.y as usize * cw;
+                copy[row + r.x0 as usize..row + r.x1 as usize].fill(0);
+            }
+            std::borrow::Cow::Owned(copy)
+        };
         // Per canvas column, the rows that can be positive (a run list), to skip glass quickly.
         let level = Self::level(threshold) as f32;
         let columns: Vec<Vec<(usize, usize)>> = (0..cw)

@@ -1,4 +1,4 @@
-//! Objects in a binary grid: 8-connected components (two-pass labelling with union-find), their
+//! Objects in a binary grid: 8-connected components (runs labelled with union-find), their
 //! area, bounding box and centroid, and their outline as a simplified polygon (Moore-neighbour
 //! boundary tracing, then Douglas–Peucker).
 
@@ -17,16 +17,33 @@ pub struct Object {
     pub centroid: [f64; 2],
 }
 
-/// Labels of a `width`×`height` grid (0 = background) and the objects found.
+/// A horizontal run of object pixels: row `y`, columns `x0..x1`, and its object's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Row.
+    pub y: u32,
+    /// First column.
+    pub x0: u32,
+    /// One past the last column.
+    pub x1: u32,
+    /// Object label (1-based).
+    pub label: u32,
+}
+
+/// The objects of a `width`×`height` grid, kept as labelled runs: memory grows with the objects'
+/// rows, not with the grid (a 10000×12333 canvas would need 493 MB of per-pixel labels).
 pub struct Components {
-    /// Per-pixel label, row-major.
-    pub labels: Vec<u32>,
+    /// Runs in raster order.
+    pub runs: Vec<Run>,
     /// Objects by label (index = label − 1).
     pub objects: Vec<Object>,
     /// Grid width.
     pub width: u32,
     /// Grid height.
     pub height: u32,
+    /// Run indices grouped by label: those of label `l` are `by_label[starts[l-1]..starts[l]]`.
+    by_label: Vec<u32>,
+    starts: Vec<usize>,
 }
 
 fn find(parent: &mut [u32], mut x: u32) -> u32 {
@@ -39,83 +56,123 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
 
 /// 8-connected components of `mask` (row-major, `width`×`height`).
 pub fn components(mask: &[bool], width: u32, height: u32) -> Components {
-    let (w, h) = (width as usize, height as usize);
-    let mut labels = vec![0u32; w * h];
-    let mut parent: Vec<u32> = vec![0];
-    for y in 0..h {
-        for x in 0..w {
-            if !mask[y * w + x] {
-                continue;
-            }
-            let mut neighbours = [0u32; 4];
-            if x > 0 {
-                neighbours[0] = labels[y * w + x - 1];
-            }
-            if y > 0 {
-                neighbours[1] = labels[(y - 1) * w + x];
-                if x > 0 {
-                    neighbours[2] = labels[(y - 1) * w + x - 1];
+    let w = width as usize;
+    components_of_rows(width, height, |y, runs| {
+        let row = &mask[y as usize * w..(y as usize + 1) * w];
+        let mut x = 0;
+        while x < w {
+            if row[x] {
+                let start = x;
+                while x < w && row[x] {
+                    x += 1;
                 }
-                if x + 1 < w {
-                    neighbours[3] = labels[(y - 1) * w + x + 1];
-                }
+                runs.push((start as u32, x as u32));
             }
-            let mut label = 0;
-            for &n in neighbours.iter().filter(|&&n| n > 0) {
-                let root = find(&mut parent, n);
-                if label == 0 {
-                    label = root;
-                } else if root != label {
-                    let (a, b) = (root.min(label), root.max(label));
-                    parent[b as usize] = a;
-                    label = a;
-                }
-            }
-            if label == 0 {
-                label = parent.len() as u32;
-                parent.push(label);
-            }
-            labels[y * w + x] = label;
+            x += 1;
         }
+    })
+}
+
+/// 8-connected components of a grid given row by row: `row(y, runs)` appends row `y`'s object
+/// runs `(x0, x1)`, sorted and disjoint. Labels are numbered in raster order of first pixel.
+pub fn components_of_rows(width: u32, height: u32, mut row: impl FnMut(u32, &mut Vec<(u32, u32)>)) -> Components {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut parent: Vec<u32> = Vec::new();
+    let mut line = Vec::new();
+    let mut previous = 0..0;
+    for y in 0..height {
+        line.clear();
+        row(y, &mut line);
+        let first = runs.len();
+        let mut p = previous.start;
+        for &(x0, x1) in &line {
+            let id = runs.len() as u32;
+            parent.push(id);
+            runs.push(Run { y, x0, x1, label: id });
+            // Previous-row runs touching this one, diagonals included.
+            while p < previous.end && runs[p].x1 < x0 {
+                p += 1;
+            }
+            let mut q = p;
+            while q < previous.end && runs[q].x0 <= x1 {
+                let (a, b) = (find(&mut parent, runs[q].label), find(&mut parent, id));
+                if a != b {
+                    parent[a.max(b) as usize] = a.min(b);
+                }
+                q += 1;
+            }
+        }
+        previous = first..runs.len();
     }
-    // Second pass: roots → compact labels in raster order; statistics.
-    let mut compact = vec![0u32; parent.len()];
+    // Roots → compact labels in raster order; statistics from the runs.
+    let mut compact = vec![0u32; runs.len()];
     let mut objects: Vec<Object> = Vec::new();
     let mut sums: Vec<[f64; 2]> = Vec::new();
-    for y in 0..h {
-        for x in 0..w {
-            let l = labels[y * w + x];
-            if l == 0 {
-                continue;
-            }
-            let root = find(&mut parent, l) as usize;
-            if compact[root] == 0 {
-                objects.push(Object { label: objects.len() as u32 + 1, area: 0, bbox: [x as u32, y as u32, x as u32, y as u32], centroid: [0.0; 2] });
-                sums.push([0.0; 2]);
-                compact[root] = objects.len() as u32;
-            }
-            let c = compact[root];
-            labels[y * w + x] = c;
-            let o = &mut objects[c as usize - 1];
-            o.area += 1;
-            o.bbox = [o.bbox[0].min(x as u32), o.bbox[1].min(y as u32), o.bbox[2].max(x as u32), o.bbox[3].max(y as u32)];
-            sums[c as usize - 1][0] += x as f64 + 0.5;
-            sums[c as usize - 1][1] += y as f64 + 0.5;
+    for i in 0..runs.len() {
+        let root = find(&mut parent, i as u32) as usize;
+        if compact[root] == 0 {
+            let r = runs[i];
+            objects.push(Object { label: objects.len() as u32 + 1, area: 0, bbox: [r.x0, r.y, r.x1 - 1, r.y], centroid: [0.0; 2] });
+            sums.push([0.0; 2]);
+            compact[root] = objects.len() as u32;
         }
+        let c = compact[root];
+        let r = &mut runs[i];
+        r.label = c;
+        let n = (r.x1 - r.x0) as u64;
+        let o = &mut objects[c as usize - 1];
+        o.area += n;
+        o.bbox = [o.bbox[0].min(r.x0), o.bbox[1].min(r.y), o.bbox[2].max(r.x1 - 1), o.bbox[3].max(r.y)];
+        sums[c as usize - 1][0] += n as f64 * (r.x0 + r.x1) as f64 / 2.0;
+        sums[c as usize - 1][1] += n as f64 * (r.y as f64 + 0.5);
     }
     for (o, s) in objects.iter_mut().zip(&sums) {
         o.centroid = [s[0] / o.area as f64, s[1] / o.area as f64];
     }
-    Components { labels, objects, width, height }
+    // Group run indices by label (counting sort).
+    let mut starts = vec![0usize; objects.len() + 1];
+    for r in &runs {
+        starts[r.label as usize] += 1;
+    }
+    for l in 1..starts.len() {
+        starts[l] += starts[l - 1];
+    }
+    let mut fill = starts.clone();
+    let mut by_label = vec![0u32; runs.len()];
+    for (i, r) in runs.iter().enumerate() {
+        let slot = &mut fill[r.label as usize - 1];
+        by_label[*slot] = i as u32;
+        *slot += 1;
+    }
+    Components { runs, objects, width, height, by_label, starts }
 }
 
 impl Components {
+    /// The runs of object `label`.
+    pub fn runs_of(&self, label: u32) -> impl Iterator<Item = &Run> {
+        let l = label as usize;
+        let range = if l >= 1 && l < self.starts.len() { self.starts[l - 1]..self.starts[l] } else { 0..0 };
+        self.by_label[range].iter().map(|&i| &self.runs[i as usize])
+    }
+
     /// The outer boundary of object `label` as a polygon through pixel corners (grid coordinates),
     /// simplified with tolerance `epsilon` pixels. Holes are not traced (glomeruli have none).
     pub fn outline(&self, label: u32, epsilon: f64) -> Option<Polygon> {
-        let o = self.objects.get(label as usize - 1)?;
-        let (w, h) = (self.width as i64, self.height as i64);
-        let inside = |x: i64, y: i64| x >= 0 && y >= 0 && x < w && y < h && self.labels[(y * w + x) as usize] == label;
+        let o = self.objects.get((label as usize).checked_sub(1)?)?;
+        // The object alone, in a bitmap of its bounding box.
+        let (bx, by) = (o.bbox[0] as i64, o.bbox[1] as i64);
+        let (bw, bh) = (o.bbox[2] as i64 - bx + 1, o.bbox[3] as i64 - by + 1);
+        let mut bitmap = vec![false; (bw * bh) as usize];
+        for r in self.runs_of(label) {
+            let row = (r.y as i64 - by) * bw;
+            for x in r.x0 as i64..r.x1 as i64 {
+                bitmap[(row + x - bx) as usize] = true;
+            }
+        }
+        let inside = |x: i64, y: i64| {
+            let (lx, ly) = (x - bx, y - by);
+            lx >= 0 && ly >= 0 && lx < bw && ly < bh && bitmap[(ly * bw + lx) as usize]
+        };
         // Trace the boundary on the corner lattice: walk with the object on the right-hand side.
         // Start at the top-left corner of the first pixel in raster order, heading east.
         let (sx, sy) = {
@@ -221,6 +278,52 @@ mod tests {
         assert_eq!(c.objects[0].bbox, [0, 0, 1, 1]);
         assert_eq!(c.objects[1].area, 2, "(4,0) and (3,1) touch diagonally");
         assert_eq!(c.objects[3].centroid, [4.0, 3.5]);
+    }
+
+    #[test]
+    fn run_labels_match_a_pixel_flood_fill() {
+        // A pseudo-random grid: every pixel's run label must equal a flood fill's object.
+        let (w, h) = (37u32, 23u32);
+        let mut rng = crate::rng::SplitMix64::new(9);
+        let mask: Vec<bool> = (0..w * h).map(|_| rng.unit() < 0.45).collect();
+        let c = components(&mask, w, h);
+        let mut label = vec![0u32; (w * h) as usize];
+        for r in &c.runs {
+            for x in r.x0..r.x1 {
+                label[(r.y * w + x) as usize] = r.label;
+            }
+        }
+        let mut seen = vec![false; (w * h) as usize];
+        let mut objects = 0;
+        for start in 0..(w * h) as usize {
+            if !mask[start] || seen[start] {
+                continue;
+            }
+            objects += 1;
+            let mut stack = vec![start];
+            seen[start] = true;
+            while let Some(i) = stack.pop() {
+                assert_eq!(label[i], label[start], "pixel {i} split from {start}");
+                let (x, y) = ((i as u32 % w) as i64, (i as u32 / w) as i64);
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        let (nx, ny) = (x + dx, y + dy);
+                        if nx >= 0 && ny >= 0 && nx < w as i64 && ny < h as i64 {
+                            let j = (ny as u32 * w + nx as u32) as usize;
+                            if mask[j] && !seen[j] {
+                                seen[j] = true;
+                                stack.push(j);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(c.objects.len(), objects);
+        assert_eq!(c.objects.iter().map(|o| o.area).sum::<u64>(), mask.iter().filter(|&&m| m).count() as u64);
+        for o in &c.objects {
+            assert_eq!(c.runs_of(o.label).map(|r| (r.x1 - r.x0) as u64).sum::<u64>(), o.area);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //   /status/N  answers status N
 // Usage: node tests/server/range-server.mjs PORT FOLDER
 import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
 
 const [port = '8788', root = 'tests/data'] = process.argv.slice(2);
@@ -34,25 +34,37 @@ createServer(async (req, res) => {
     return;
   }
   const name = normalize(rest.join('/')).replace(/^(\.\.[/\\])+/, '');
-  let body;
+  // Positioned reads of the requested bytes only, so multi-GB slides are served without loading them.
+  let file, size;
   try {
-    body = await readFile(join(root, name));
+    file = await open(join(root, name));
+    size = (await file.stat()).size;
   } catch {
+    await file?.close();
     res.writeHead(404, cors).end();
     return;
   }
-  const type = { 'Content-Type': types[extname(name)] || 'application/octet-stream' };
-  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
-  if (range && mode !== 'norange') {
-    const start = Number(range[1]);
-    const end = Math.min(range[2] ? Number(range[2]) : body.length - 1, body.length - 1);
-    if (start >= body.length) {
-      res.writeHead(416, { ...cors, 'Content-Range': `bytes */${body.length}` }).end();
+  const read = async (start, end) => {
+    const buffer = Buffer.alloc(end - start + 1);
+    await file.read(buffer, 0, buffer.length, start);
+    return buffer;
+  };
+  try {
+    const type = { 'Content-Type': types[extname(name)] || 'application/octet-stream' };
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
+    if (range && mode !== 'norange') {
+      const start = Number(range[1]);
+      const end = Math.min(range[2] ? Number(range[2]) : size - 1, size - 1);
+      if (start >= size) {
+        res.writeHead(416, { ...cors, 'Content-Range': `bytes */${size}` }).end();
+        return;
+      }
+      res.writeHead(206, { ...cors, ...type, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': end - start + 1 });
+      res.end(await read(start, end));
       return;
     }
-    res.writeHead(206, { ...cors, ...type, 'Content-Range': `bytes ${start}-${end}/${body.length}`, 'Content-Length': end - start + 1 });
-    res.end(body.subarray(start, end + 1));
-    return;
+    res.writeHead(200, { ...cors, ...type, 'Content-Length': size }).end(size > 0 ? await read(0, size - 1) : undefined);
+  } finally {
+    await file.close();
   }
-  res.writeHead(200, { ...cors, ...type, 'Content-Length': body.length }).end(body);
 }).listen(Number(port), '127.0.0.1', () => console.log(`range server on http://127.0.0.1:${port}/ serving ${root}`));
