@@ -37,7 +37,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -104,7 +104,7 @@ setup-vips:
 FTUSCOPE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))
 
 test-native: setup-vips
-	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test
+	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test --features train
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features wgpu,train --all-targets
 
 # The browser tests read slides from a local Range server (CORS, misbehaving modes) on port 8788.
@@ -128,6 +128,15 @@ check-cuda: setup-cuda
 build-cuda: setup-cuda
 	$(CUDA_ENV) cargo build --features cuda
 	@ls -l $(NATIVE_DIR)/debug/ftuscope
+
+# The GPU check: a CUDA + training binary copied into target/gpu-check/ (carried to the lent GPU
+# machine with the working tree), and the script that runs there: ftuscope's CUDA training speed at
+# 512 and 256 against PyTorch with AMP. On the device: `bash .ci/gpu-check.sh target/gpu-check/ftuscope`.
+gpu-check: setup-cuda
+	$(CUDA_ENV) cargo build --features cuda,train --bin ftuscope
+	mkdir -p target/gpu-check && cp $(NATIVE_DIR)/debug/ftuscope target/gpu-check/ftuscope
+	@if command -v nvidia-smi >/dev/null 2>&1; then bash .ci/gpu-check.sh target/gpu-check/ftuscope; \
+	 else echo "no GPU here: run 'bash .ci/gpu-check.sh target/gpu-check/ftuscope' on a GPU machine (carry target/gpu-check)"; fi
 
 ## Benchmarks (not part of `make test`; their output is quoted in the README) ---------------------
 
@@ -164,6 +173,36 @@ bench-infer: $(BENCH_DIR)/big-30000x37000/done
 	  [ -f $(BENCH_DIR)/tissue-$$t/train.csv ] || $(FTUSCOPE) synth --out $(BENCH_DIR)/tissue-$$t --count 1 --seed 11 --size 12000x12000 --tissue-scale $$t; \
 	  /usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/tissue-$$t/train/*.tiff); done
 	/usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
+
+# The bundled demo model, reproducibly: 12 synthetic 8000×6000 slides (seed 2026), a small U-Net
+# trained on this CPU (~50 min on 2 cores), fold 0 of 4 held out, exported to www/models/demo/.
+DEMO_DIR := $(CACHE)/demo
+DEMO_TRAIN := --arch unet-tiny --tiny-widths 16,24,32,48,64 --decoder-channels 32,24,16,12,8 --size 256 \
+  --window 1024 --tile-overlap 512 --epochs 14 --samples-per-epoch 640 --batch 8 --lr 3e-3 --schedule onecycle \
+  --loss bce:1,dice:1 --folds 4 --fold 0 --seed 7
+demo-model:
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --features train --bin ftuscope
+	[ -f $(DEMO_DIR)/data/train.csv ] || $(FTUSCOPE) synth --out $(DEMO_DIR)/data --count 12 --size 8000x6000 --seed 2026 --pyramid
+	rm -rf $(DEMO_DIR)/run
+	$(FTUSCOPE) train --data $(DEMO_DIR)/data --run $(DEMO_DIR)/run --cache $(DEMO_DIR)/tiles $(DEMO_TRAIN)
+	$(FTUSCOPE) export $(DEMO_DIR)/run --out www/models/demo --name demo
+	cp $(DEMO_DIR)/run/metrics.csv $(DEMO_DIR)/run/validation.csv $(DEMO_DIR)/run/loss.png $(DEMO_DIR)/run/dice.png www/models/demo/
+
+# Training throughput on this machine's CPU: the demo network and U-Net-effb0 at 256 and 512.
+bench-train:
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --features train --bin ftuscope
+	$(FTUSCOPE) bench train --model www/models/demo --size 256 --batch 8 --steps 10
+	$(FTUSCOPE) bench train --model www/models/demo --size 512 --batch 4 --steps 5
+	$(FTUSCOPE) bench train --arch unet-efficientnet-b0 --size 256 --batch 4 --steps 3
+	$(FTUSCOPE) bench train --arch unet-efficientnet-b0 --size 512 --batch 2 --steps 2
+
+# The whole-slide engine in the browser (wasm, CPU backend: tensors in wasm memory) over a region of
+# the 30000×37000 slide streamed from a local Range server; prints the wasm memory high-water mark.
+bench-wasm-memory: setup-wasm setup-browser $(BENCH_DIR)/big-30000x37000/done
+	mkdir -p target/bench/wasm && ln -sf $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff) target/bench/wasm/big.tiff
+	@node tests/server/range-server.mjs 8789 target/bench/wasm & server=$$!; trap "kill $$server" EXIT; sleep 0.5; \
+	  for t in bench_wasm_memory_cpu bench_wasm_memory_webgpu; do \
+	    $(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --include-ignored --nocapture $$t; done
 
 # Parity with PyTorch: a venv with torch (CPU use), timm and segmentation-models-pytorch from PyPI
 # writes random-weight fixtures; the Rust side loads them and compares logits and parameter counts.

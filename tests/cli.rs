@@ -118,3 +118,21 @@ fn predict_writes_every_output_and_eval_scores_it() {
     assert_one_line_error(&ftuscope(&["predict", slide.to_str().unwrap(), "--model", "untrained:unet-tiny", "--out", out.to_str().unwrap(), "--shard", "2/2"]), "--shard");
     assert_one_line_error(&ftuscope(&["predict", slide.to_str().unwrap(), "--model", "/no/such/model", "--out", out.to_str().unwrap()]), "model");
 }
+
+#[test]
+fn train_and_export_fail_cleanly_on_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = ftuscope(&["train", "--data", dir.path().join("nothing").to_str().unwrap(), "--run", run.to_str().unwrap(), "--arch", "unet-tiny", "--size", "128"]);
+    if cfg!(feature = "train") {
+        assert_one_line_error(&out, "train.csv");
+    } else {
+        assert_one_line_error(&out, "--features train");
+    }
+    let out = ftuscope(&["export", dir.path().join("nothing").to_str().unwrap(), "--out", dir.path().join("m").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = ftuscope(&["train", "--data", "x", "--run", run.to_str().unwrap(), "--loss", "huber:1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = ftuscope(&["bench", "train", "--size", "100", "--steps", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

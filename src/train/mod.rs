@@ -6,6 +6,7 @@
 //! `export` into the model folder the web app and `predict` read.
 
 pub mod augment;
+mod bench;
 pub mod data;
 pub mod loss;
 pub mod plot;
@@ -13,6 +14,7 @@ mod run;
 pub mod schedule;
 
 pub use augment::AugmentConfig;
+pub use bench::{TrainBench, bench_train};
 pub use data::{SamplerConfig, SlideEntry, TileConfig, TileMeta, Tiles};
 pub use loss::LossConfig;
 pub use run::{EpochMetrics, Event, SlideScore, export, resume, train};

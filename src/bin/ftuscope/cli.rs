@@ -37,6 +37,28 @@ enum Bench {
         #[arg(long, default_value_t = 4)]
         batch: usize,
     },
+    /// Training throughput (needs the `train` feature): AdamW steps of a network on synthetic
+    /// tiles held in memory; prints images/s and the loss of each step as JSON.
+    Train {
+        /// Network, e.g. unet-efficientnet-b0 (or take the network of --model).
+        #[arg(long, default_value = "unet-efficientnet-b0")]
+        arch: String,
+        /// A model folder whose network to time instead of --arch.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Input side.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Images per step.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Timed steps (after one warm-up step).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Compute device.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Read a whole level in 1024² regions through an empty cache; print decoded MB/s.
     Read {
         /// Path or URL.
@@ -304,6 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}×{} → {}", image.width(), image.height(), out.display());
             Ok(())
         }
+        Command::Bench { what: Bench::Train { arch, model, size, batch, steps, device } } => crate::train::bench(&arch, model.as_deref(), size, batch, steps, &device),
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
         Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, &device, batch),
         Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap } => {

@@ -158,7 +158,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             say(&bars, format!("held-out slide {}: Dice {:.4}, {} glomeruli, {:.0} s", s.id, s.dice, s.count, s.seconds));
         }
     };
-    eprintln!("device: {} [{}] × {}", info.backend, info.adapter, devices.len());
+    println!("device: {} [{}] × {}", info.backend, info.adapter, devices.len());
     let (run, scores) = if let Some(run) = &args.resume {
         (run.clone(), resume(run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
     } else {
@@ -211,7 +211,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         if args.trained_on.is_some() {
             config.trained_on = args.trained_on.clone();
         }
-        eprintln!("training {} at {}→{} px for {} epochs into {}", config.model.arch(), config.tiles.window, config.tiles.size, config.epochs, run.display());
+        println!("training {} at {}→{} px for {} epochs into {}", config.model.arch(), config.tiles.window, config.tiles.size, config.epochs, run.display());
         (run.clone(), train(config, &run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
     };
     epoch_bar.finish_and_clear();
@@ -227,7 +227,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
 #[cfg(feature = "train")]
 fn say(bars: &indicatif::MultiProgress, line: String) {
     if bars.is_hidden() {
-        eprintln!("{line}");
+        println!("{line}");
     } else {
         let _ = bars.println(line);
     }
@@ -257,5 +257,32 @@ pub fn export(run: &std::path::Path, out: &std::path::Path, name: &str, f16: boo
 
 #[cfg(not(feature = "train"))]
 pub fn export(_: &std::path::Path, _: &std::path::Path, _: &str, _: bool) -> anyhow::Result<()> {
+    Err(anyhow!("this ftuscope was built without training: rebuild with `cargo build --release --features train`"))
+}
+
+/// `ftuscope bench train`.
+#[cfg(feature = "train")]
+pub fn bench(arch: &str, model: Option<&std::path::Path>, size: usize, batch: usize, steps: usize, device: &str) -> anyhow::Result<()> {
+    use ftuscope::backend::{DeviceChoice, select_device};
+    use ftuscope::model::{Manifest, SegmenterConfig};
+    let choice: DeviceChoice = device.parse()?;
+    let (device, info) = select_device(choice)?;
+    let config = match model {
+        Some(dir) => {
+            let text = std::fs::read_to_string(dir.join("model.json")).map_err(|e| anyhow!("{}: {e}", dir.join("model.json").display()))?;
+            Manifest::from_json(&text).map_err(|e| anyhow!(e))?.model
+        }
+        None => SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?,
+    }
+    .with_input_size(size);
+    let report = ftuscope::train::bench_train(&config, &device, batch, steps)?;
+    let mut json = serde_json::to_value(&report)?;
+    json["device"] = serde_json::json!(format!("{} [{}]", info.backend, info.adapter));
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}
+
+#[cfg(not(feature = "train"))]
+pub fn bench(_: &str, _: Option<&std::path::Path>, _: usize, _: usize, _: usize, _: &str) -> anyhow::Result<()> {
     Err(anyhow!("this ftuscope was built without training: rebuild with `cargo build --release --features train`"))
 }
