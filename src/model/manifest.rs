@@ -124,6 +124,23 @@ impl Manifest {
     }
 }
 
+/// Rebuilds a network from the bytes of `model.bpk` and the text of `model.json`, on any target
+/// (the browser has no files): burn's module record reads the burnpack `export` writes, casting f16
+/// weights back to the network's f32. Wrong or truncated files are errors, never a panic.
+pub fn load_model_bytes(bpk: &[u8], manifest_json: &str, device: &burn::prelude::Device) -> Result<(super::SegmentationModel, Manifest), String> {
+    use burn::module::Module;
+    let manifest = Manifest::from_json(manifest_json)?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bpk.to_vec()))
+        .map_err(|e| format!("model.bpk is not a burnpack file: {e:?}"))?
+        .cast_to_module_dtype();
+    let model = manifest
+        .model
+        .init(device)
+        .try_load_record(record)
+        .map_err(|e| format!("model.bpk does not fit the {} network of model.json: {e:?}", manifest.model.arch()))?;
+    Ok((model, manifest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ mod net;
 mod resnet;
 mod tiny;
 
-pub use manifest::{MANIFEST_FORMAT, MEAN, Manifest, STD};
+pub use manifest::{MANIFEST_FORMAT, MEAN, Manifest, STD, load_model_bytes};
 pub use net::{DecoderKind, EncoderKind, STRIDE, SegmentationModel, SegmenterConfig};
 pub use tiny::{TinyUNet, TinyUNetConfig};
 
