@@ -37,7 +37,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -77,13 +77,30 @@ setup-npm:
 
 ## Building and running ------------------------------------------------------------------------
 
-web: setup-wasm
+web: setup-wasm setup-npm demo-data
 	$(WASM_ENV) wasm-pack build --dev --target web --out-dir pkg --mode force --no-pack
 	@ls -l pkg/ftuscope_bg.wasm
+	@# OpenSeadragon from npm (package-lock.json), vendored into the page (no CDN request).
+	mkdir -p www/vendor/openseadragon
+	cp node_modules/openseadragon/build/openseadragon/openseadragon.min.js www/vendor/openseadragon/
+	cp -r node_modules/openseadragon/build/openseadragon/images www/vendor/openseadragon/
 
+# The demo menu's slides: a synthetic kidney slide made by `ftuscope synth` (with its truth, for the
+# end-to-end test) and the real CMU-1-Small-Region.svs from ../shared/data when present.
+DEMO_SLIDE := www/demo/synthetic-kidney.tiff
+demo-data: $(DEMO_SLIDE)
+	@[ -z "$(FTUSCOPE_DATA)" ] || [ ! -f "$(FTUSCOPE_DATA)/CMU-1-Small-Region.svs" ] || cp -u "$(FTUSCOPE_DATA)/CMU-1-Small-Region.svs" www/demo/
+$(DEMO_SLIDE):
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	rm -rf target/demo-synth && $(FTUSCOPE) synth --out target/demo-synth --count 1 --size 6000x4000 --seed 7
+	mkdir -p www/demo && id=$$(tail -1 target/demo-synth/train.csv | cut -d, -f1) && \
+	  cp target/demo-synth/train/$$id.tiff $(DEMO_SLIDE) && cp target/demo-synth/train/$$id.json www/demo/synthetic-kidney.json && \
+	  tail -1 target/demo-synth/train.csv | cut -d, -f2 > www/demo/synthetic-kidney.rle
+
+# The app with a Range-capable static server (slides from disk or URL stream in pieces).
 demo: setup web
 	@echo "ftuscope: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops the server)"
-	python3 -m http.server $(PORT) --bind 127.0.0.1
+	node tests/server/range-server.mjs $(PORT) .
 
 ## Tests --------------------------------------------------------------------------------------
 
@@ -174,15 +191,16 @@ bench-infer: $(BENCH_DIR)/big-30000x37000/done
 	  /usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/tissue-$$t/train/*.tiff); done
 	/usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 
-# The bundled demo model, reproducibly: 12 synthetic 8000×6000 slides (seed 2026), a small U-Net
-# trained on this CPU (~50 min on 2 cores), fold 0 of 4 held out, exported to www/models/demo/.
+# The bundled demo model, reproducibly: 12 flat synthetic 8000×6000 slides (seed 2026; flat like the
+# Kaggle files, so training tiles come from the same averaged overviews inference reads), a small
+# U-Net trained on this CPU (~40 min on 2 cores), fold 0 of 4 held out, exported to www/models/demo/.
 DEMO_DIR := $(CACHE)/demo
 DEMO_TRAIN := --arch unet-tiny --tiny-widths 16,24,32,48,64 --decoder-channels 32,24,16,12,8 --size 256 \
-  --window 1024 --tile-overlap 512 --epochs 14 --samples-per-epoch 640 --batch 8 --lr 3e-3 --schedule onecycle \
+  --window 1024 --tile-overlap 512 --epochs 10 --samples-per-epoch 640 --batch 8 --lr 3e-3 --schedule onecycle \
   --loss bce:1,dice:1 --folds 4 --fold 0 --seed 7
 demo-model:
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --features train --bin ftuscope
-	[ -f $(DEMO_DIR)/data/train.csv ] || $(FTUSCOPE) synth --out $(DEMO_DIR)/data --count 12 --size 8000x6000 --seed 2026 --pyramid
+	[ -f $(DEMO_DIR)/data/train.csv ] || $(FTUSCOPE) synth --out $(DEMO_DIR)/data --count 12 --size 8000x6000 --seed 2026
 	rm -rf $(DEMO_DIR)/run
 	$(FTUSCOPE) train --data $(DEMO_DIR)/data --run $(DEMO_DIR)/run --cache $(DEMO_DIR)/tiles $(DEMO_TRAIN)
 	$(FTUSCOPE) export $(DEMO_DIR)/run --out www/models/demo --name demo

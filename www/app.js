@@ -1,89 +1,467 @@
-// Thin DOM wiring: all decoding, inference and overlay work happens in the wasm module.
-import init, { Engine } from '../pkg/ftuscope.js';
+// The page: DOM wiring, the OpenSeadragon viewer and the overlay. Slide reading, tile decoding and
+// segmentation run in the wasm module inside two workers (www/worker.js): one serves viewer tiles,
+// one runs the network, so panning stays smooth during a run.
+/* global OpenSeadragon */
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const tile = Number(params.get('tile') || 256);
-let engine = null;
-let engineBackend = null;
-let imageBytes = null;
+const DEMO_MODEL = 'www/models/demo/';
+const TILE = 512;
 
-function setState(state, text) {
-  document.body.dataset.state = state;
+/** A worker speaking {id, op, args} → {id, ok, value|error}, plus events. */
+class Rpc {
+  constructor(onEvent) {
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.next = 1;
+    this.pending = new Map();
+    this.worker.onmessage = ({ data }) => {
+      if (data.event) return onEvent?.(data);
+      const p = this.pending.get(data.id);
+      this.pending.delete(data.id);
+      if (data.ok) p?.resolve(data.value); else p?.reject(new Error(data.error));
+    };
+    this.worker.onerror = (e) => { for (const p of this.pending.values()) p.reject(new Error(e.message || 'worker failed')); this.pending.clear(); };
+  }
+  call(op, args = {}, transfer = []) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+}
+
+const state = {
+  slide: null, // {name, info}
+  viewer: null,
+  model: null, // {manifest, backend, key}
+  running: null, // run id
+  windows: [], // {x, y, window, bitmap} probability tiles of the current run
+  glomeruli: [],
+  annotations: [], // imported polygons, image coordinates
+  runId: 0,
+};
+
+const tiles = new Rpc();
+const engine = new Rpc((e) => {
+  if (e.event === 'progress' && e.runId === state.running) onProgress(e);
+});
+
+function setState(kind, text) {
+  document.body.dataset.state = kind;
   $('status').textContent = text;
 }
 
-function showInfo(info) {
-  const rows = [['backend', info.backend], ['adapter', info.adapter], ['device', info.device]];
-  $('backend-info').replaceChildren(...rows.flatMap(([k, v]) => {
+function notice(text) {
+  $('notice').hidden = !text;
+  $('notice').textContent = text ?? '';
+}
+
+function fill(dl, rows) {
+  $(dl).replaceChildren(...rows.filter(([, v]) => v !== undefined && v !== null && v !== '').flatMap(([k, v]) => {
     const dt = document.createElement('dt'); dt.textContent = k;
-    const dd = document.createElement('dd'); dd.textContent = v; dd.id = `info-${k}`;
+    const dd = document.createElement('dd'); dd.textContent = v;
     return [dt, dd];
   }));
-  $('notice').hidden = !info.notice;
-  $('notice').textContent = info.notice ?? '';
 }
 
-async function getEngine() {
+const fmt = (n, d = 0) => Number(n).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+// ---- opening slides -------------------------------------------------------------------------
+
+async function openSlide(source, name) {
+  setState('opening', `Opening ${name}…`);
+  cancelRun();
+  clearResults();
+  try {
+    const [info] = await Promise.all([tiles.call('open', { source }), engine.call('open', { source })]);
+    state.slide = { name, info, id: slideId(name) };
+    const l0 = info.levels[0];
+    fill('slide-info', [
+      ['name', name], ['size', `${fmt(l0.width)} × ${fmt(l0.height)} px`], ['format', info.format],
+      ['levels', info.levels.length], ['pixel size', info.pixel_size_um ? `${fmt(info.pixel_size_um, 3)} µm` : 'unknown'],
+      ['file', `${info.bytes >= 1e6 ? `${fmt(info.bytes / 1e6, 1)} MB` : `${fmt(info.bytes / 1e3, 1)} kB`}${info.bigtiff ? ', BigTIFF' : ''}`],
+    ]);
+    // Flat slides get overview levels (one pass) so that zoomed-out views are cheap.
+    if (info.levels.length === 1 && Math.max(l0.width, l0.height) > 4 * TILE) {
+      setState('opening', `Building overviews of ${name}…`);
+      await tiles.call('overviews');
+      state.slide.info = info;
+    }
+    showViewer(l0.width, l0.height);
+    $('drop-hint').hidden = true;
+    $('segment-view').disabled = false;
+    $('segment-slide').disabled = false;
+    setState('ready', `${name}: ${fmt(l0.width)} × ${fmt(l0.height)} px. Pan and zoom, then Segment view or Segment slide.`);
+  } catch (err) {
+    setState('error', `Cannot open ${name}: ${err.message}`);
+  }
+}
+
+function slideId(name) {
+  const base = name.split(/[?#]/)[0].split('/').pop();
+  return base.replace(/\.(ome\.)?(tiff?|svs|btf)$/i, '') || 'slide';
+}
+
+function showViewer(width, height) {
+  state.viewer?.destroy();
+  const source = new OpenSeadragon.TileSource({ width, height, tileSize: TILE, tileOverlap: 0 });
+  const maxLevel = source.maxLevel;
+  source.getTileUrl = (level, x, y) => `ftuscope:${state.slide.id}/${level}/${x}/${y}`;
+  source.getTilePostData = (level, x, y) => ({ level, x, y });
+  source.downloadTileStart = (job) => {
+    const { level, x, y } = job.postData;
+    const scale = Math.pow(2, level - maxLevel);
+    const size0 = TILE / scale;
+    const x0 = x * size0, y0 = y * size0;
+    const w0 = Math.min(size0, width - x0), h0 = Math.min(size0, height - y0);
+    const outW = Math.max(1, Math.ceil(w0 * scale)), outH = Math.max(1, Math.ceil(h0 * scale));
+    tiles.call('tile', { x: x0, y: y0, w: w0, h: h0, outW, outH })
+      .then((bitmap) => job.finish(bitmap, null, 'imageBitmap'))
+      .catch((err) => job.fail(err.message));
+  };
+  source.downloadTileAbort = () => {};
+  state.viewer = OpenSeadragon({
+    element: $('viewer'),
+    tileSources: source,
+    prefixUrl: 'www/vendor/openseadragon/images/',
+    showNavigator: true,
+    navigatorPosition: 'TOP_RIGHT',
+    loadTilesWithAjax: false,
+    maxZoomPixelRatio: 2,
+    animationTime: 0.6,
+    gestureSettingsTouch: { pinchRotate: false },
+    imageLoaderLimit: 4,
+  });
+  for (const ev of ['update-viewport', 'resize', 'open']) state.viewer.addHandler(ev, () => { drawOverlay(); drawScaleBar(); });
+  state.viewer.addHandler('canvas-click', (e) => { if (!e.quick) return; });
+  new OpenSeadragon.MouseTracker({ element: $('viewer'), moveHandler: (e) => hover(e.position) }).setTracking(true);
+}
+
+function item() { return state.viewer?.world.getItemAt(0); }
+
+// ---- model ------------------------------------------------------------------------------------
+
+async function cachedFetch(url) {
+  if (!('caches' in self)) return fetch(url);
+  const cache = await caches.open('ftuscope-models-v1');
+  let response = await cache.match(url);
+  if (!response) {
+    response = await fetch(url);
+    if (response.ok) await cache.put(url, response.clone());
+  }
+  return response;
+}
+
+async function ensureModel() {
   const backend = $('backend').value;
-  if (!engine || engineBackend !== backend) {
-    setState('starting', `Starting ${backend} backend…`);
-    engine?.free();
-    engine = await Engine.create(backend, tile);
-    engineBackend = backend;
-    showInfo(engine.info);
+  if (state.model && state.model.choice === backend) return state.model;
+  let bpk, json, key;
+  if (state.userModel) {
+    ({ bpk, json } = state.userModel);
+    key = 'user';
+  } else {
+    setState('running', 'Loading the demo model…');
+    const [b, j] = await Promise.all([cachedFetch(`${DEMO_MODEL}model.bpk`), cachedFetch(`${DEMO_MODEL}model.json`)]);
+    if (!b.ok || !j.ok) throw new Error(`demo model: HTTP ${b.ok ? j.status : b.status}`);
+    bpk = await b.arrayBuffer();
+    json = await j.text();
+    key = 'demo';
   }
-  return engine;
+  setState('running', backend === 'cpu' ? 'Starting the CPU backend…' : 'Starting WebGPU…');
+  const loaded = await engine.call('loadModel', { bpk, json, backend });
+  state.model = { ...loaded, choice: backend, key };
+  showModel(loaded);
+  return state.model;
 }
 
-async function showImage(bytes) {
-  imageBytes = bytes;
-  const bitmap = await createImageBitmap(new Blob([bytes]));
-  const canvas = $('view');
-  canvas.width = bitmap.width;
-  canvas.height = bitmap.height;
-  canvas.getContext('2d').drawImage(bitmap, 0, 0);
-  $('segment').disabled = false;
-  setState('ready', `Image ${bitmap.width}×${bitmap.height} loaded. Press Segment.`);
+function showModel({ manifest, backend }) {
+  const software = /swiftshader|llvmpipe|lavapipe|software|fallback|basic render/i.test(backend.adapter ?? '');
+  fill('model-info', [
+    ['model', `${manifest.name} (${manifest.model.encoder}/${manifest.model.decoder})`],
+    ['trained on', manifest.trained_on],
+    ['validation', manifest.validation_dice != null ? `Dice ${fmt(manifest.validation_dice, 3)}` : 'not measured'],
+    ['window', `${manifest.window} px → ${manifest.model.input_size}`],
+    ['backend', backend.backend], ['adapter', backend.adapter],
+  ]);
+  $('model-badge').textContent = `${manifest.name} model · trained on ${manifest.trained_on} · not for diagnosis`;
+  notice(backend.notice ?? (software ? `WebGPU runs on a software adapter (${backend.adapter}): expect it to be slow.` : ''));
 }
 
-async function segment() {
-  $('segment').disabled = true;
+async function loadUserModel(files) {
+  const bpkFile = [...files].find((f) => f.name.endsWith('.bpk'));
+  const jsonFile = [...files].find((f) => f.name.endsWith('.json'));
+  if (!bpkFile || !jsonFile) return setState('error', 'Load model…: pick both model.bpk and model.json from an exported model folder.');
   try {
-    const e = await getEngine();
-    setState('running', 'Segmenting… (the first run compiles GPU shaders and can take a while)');
-    const result = await e.segmentImage(imageBytes);
-    const canvas = $('view');
-    canvas.width = result.width;
-    canvas.height = result.height;
-    const pixels = new ImageData(new Uint8ClampedArray(result.overlay), result.width, result.height);
-    canvas.getContext('2d').putImageData(pixels, 0, 0);
-    setState('done', `${(100 * result.positiveFraction).toFixed(1)}% of pixels above threshold · ` +
-      `${result.millis.toFixed(0)} ms on ${e.info.backend}`);
-    result.free();
+    state.userModel = { bpk: await bpkFile.arrayBuffer(), json: await jsonFile.text() };
+    state.model = null;
+    await ensureModel();
+    setState('ready', `Loaded ${bpkFile.name} + ${jsonFile.name}.`);
   } catch (err) {
-    setState('error', `Segmentation failed: ${err?.message ?? err}`);
+    state.userModel = null;
+    state.model = null;
+    setState('error', `Cannot load that model: ${err.message}`);
+  }
+}
+
+// ---- segmentation -------------------------------------------------------------------------------
+
+async function segment(whole) {
+  if (!state.slide || state.running) return;
+  const runId = ++state.runId;
+  try {
+    await ensureModel();
+    let region = null;
+    if (!whole) {
+      const r = item().viewportToImageRectangle(state.viewer.viewport.getBounds(true));
+      const { width, height } = state.slide.info.levels[0];
+      const x = Math.max(0, r.x), y = Math.max(0, r.y);
+      region = [x, y, Math.min(width, r.x + r.width) - x, Math.min(height, r.y + r.height) - y];
+      if (region[2] <= 0 || region[3] <= 0) throw new Error('the view shows no part of the slide');
+    }
+    clearResults();
+    state.running = runId;
+    busy(true);
+    setState('running', whole ? 'Segmenting the whole slide…' : 'Segmenting the view…');
+    const summary = await engine.call('segment', { region, runId });
+    if (state.running !== runId) return;
+    showResults(summary, whole);
+  } catch (err) {
+    if (/cancel/i.test(err.message)) setState('ready', 'Cancelled. The slide stays open; results so far are discarded.');
+    else setState('error', `Segmentation failed: ${err.message}`);
   } finally {
-    $('segment').disabled = false;
+    if (state.running === runId) state.running = null;
+    busy(false);
   }
 }
 
-$('segment').addEventListener('click', segment);
-$('file').addEventListener('change', async (ev) => {
-  const file = ev.target.files[0];
-  if (!file) return;
+function busy(on) {
+  $('cancel').disabled = !on;
+  $('segment-view').disabled = on || !state.slide;
+  $('segment-slide').disabled = on || !state.slide;
+  $('progress-row').hidden = !on;
+  if (on) { $('progress').value = 0; $('progress-text').textContent = 'starting…'; }
+}
+
+function cancelRun() {
+  if (!state.running) return;
+  engine.call('cancel').catch(() => {});
+}
+
+async function onProgress(p) {
+  $('progress').value = p.total ? p.done / p.total : 1;
+  const eta = Number.isFinite(p.etaS) ? `${fmt(p.etaS)} s left` : '';
+  $('progress-text').textContent = `${p.done}/${p.total} windows · ${fmt(p.tilesPerS, 2)}/s · ${eta}`;
+  const [r, g, b] = colour();
+  for (const u of p.updates) {
+    const rgba = new Uint8ClampedArray(u.size * u.size * 4);
+    for (let i = 0; i < u.probs.length; i++) {
+      if (u.probs[i] >= 128) { rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = 255; }
+    }
+    state.windows.push({ x: u.x, y: u.y, window: u.window, bitmap: await createImageBitmap(new ImageData(rgba, u.size, u.size)) });
+  }
+  drawOverlay();
+}
+
+function showResults(summary, whole) {
+  state.windows = [];
+  state.glomeruli = summary.glomeruli;
+  const um = summary.pixel_size_um;
+  $('count').textContent = `(${summary.count})`;
+  const total = summary.glomeruli.reduce((s, g) => s + (g.area_um2 ?? 0), 0);
+  $('summary').textContent = `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} in ${summary.windows} window${summary.windows === 1 ? '' : 's'}, ${fmt(summary.timings.total_s, 1)} s` +
+    (um ? ` · mean area ${fmt(summary.count ? total / summary.count : 0)} µm²` : ' · pixel size unknown: areas in px²');
+  $('results').replaceChildren(...summary.glomeruli.map((g) => {
+    const li = document.createElement('li');
+    li.textContent = g.area_um2 != null ? `${fmt(g.area_um2)} µm²` : `${fmt(g.area_px)} px²`;
+    li.title = 'zoom to this glomerulus';
+    li.addEventListener('click', () => zoomTo(g));
+    return li;
+  }));
+  for (const id of ['export-geojson', 'export-csv', 'export-png']) $(id).disabled = false;
+  setState('done', `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} found${whole ? '' : ' in the view'} (${fmt(summary.timings.total_s, 1)} s on ${state.model.backend.backend}).`);
+  drawOverlay();
+}
+
+function clearResults() {
+  state.windows = [];
+  state.glomeruli = [];
+  $('count').textContent = '–';
+  $('summary').textContent = '';
+  $('results').replaceChildren();
+  $('compare').textContent = '';
+  for (const id of ['export-geojson', 'export-csv', 'export-png']) $(id).disabled = true;
+  drawOverlay();
+}
+
+function zoomTo(g) {
+  const [x, y, w, h] = g.bbox;
+  const pad = Math.max(w, h);
+  state.viewer.viewport.fitBounds(item().imageToViewportRectangle(x - pad, y - pad, w + 2 * pad, h + 2 * pad));
+}
+
+// ---- overlay ---------------------------------------------------------------------------------------
+
+function colour() {
+  const hex = $('colour').value;
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+
+function drawOverlay() {
+  const canvas = $('overlay');
+  const dpr = window.devicePixelRatio || 1;
+  const { clientWidth: w, clientHeight: h } = canvas;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const it = item();
+  if (!it) return;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const toScreen = (x, y) => it.imageToViewerElementCoordinates(new OpenSeadragon.Point(x, y));
+  const opacity = Number($('opacity').value);
+  const hex = $('colour').value;
+  // Windows of a running segmentation: probabilities ≥ 0.5, as they arrive.
+  ctx.globalAlpha = opacity;
+  ctx.imageSmoothingEnabled = true;
+  for (const win of state.windows) {
+    const a = toScreen(win.x, win.y), b = toScreen(win.x + win.window, win.y + win.window);
+    ctx.drawImage(win.bitmap, a.x, a.y, b.x - a.x, b.y - a.y);
+  }
+  ctx.globalAlpha = 1;
+  const path = (ring) => {
+    ctx.beginPath();
+    ring.forEach(([x, y], i) => { const p = toScreen(x, y); if (i) ctx.lineTo(p.x, p.y); else ctx.moveTo(p.x, p.y); });
+    ctx.closePath();
+  };
+  for (const g of state.glomeruli) {
+    if (!g.outline.length) continue;
+    path(g.outline);
+    if ($('show-fill').checked) { ctx.globalAlpha = opacity; ctx.fillStyle = hex; ctx.fill(); ctx.globalAlpha = 1; }
+    if ($('show-outline').checked) { ctx.strokeStyle = hex; ctx.lineWidth = 2; ctx.stroke(); }
+  }
+  ctx.setLineDash([6, 4]);
+  ctx.strokeStyle = '#ffd400';
+  ctx.lineWidth = 2;
+  for (const ring of state.annotations) { path(ring); ctx.stroke(); }
+  ctx.setLineDash([]);
+}
+
+function drawScaleBar() {
+  const um = state.slide?.info.pixel_size_um;
+  const it = item();
+  if (!um || !it) { $('scalebar').hidden = true; return; }
+  const screenPerImage = it.viewportToImageZoom(state.viewer.viewport.getZoom(true)) * 1; // screen px per image px
+  const umPerScreen = um / screenPerImage;
+  const target = 120 * umPerScreen;
+  const nice = [1, 2, 5].flatMap((m) => [-1, 0, 1, 2, 3, 4, 5].map((e) => m * 10 ** e)).sort((a, b) => a - b);
+  const length = nice.reduce((best, v) => (v <= target ? v : best), nice[0]);
+  $('scalebar').hidden = false;
+  $('scalebar-bar').style.width = `${length / umPerScreen}px`;
+  $('scalebar-text').textContent = length >= 1000 ? `${length / 1000} mm` : `${length} µm`;
+}
+
+function hover(position) {
+  const it = item();
+  const tip = $('tooltip');
+  if (!it || !state.glomeruli.length) { tip.hidden = true; return; }
+  const p = it.viewerElementToImageCoordinates(position);
+  const g = state.glomeruli.find((g) => p.x >= g.bbox[0] && p.y >= g.bbox[1] && p.x <= g.bbox[0] + g.bbox[2] && p.y <= g.bbox[1] + g.bbox[3] && inside(g.outline, p.x, p.y));
+  if (!g) { tip.hidden = true; return; }
+  tip.hidden = false;
+  tip.style.left = `${position.x + 12}px`;
+  tip.style.top = `${position.y + 12}px`;
+  tip.textContent = g.area_um2 != null ? `glomerulus ${g.id}: ${fmt(g.area_um2)} µm²` : `glomerulus ${g.id}: ${fmt(g.area_px)} px²`;
+}
+
+function inside(ring, x, y) {
+  let c = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i], [xj, yj] = ring[j];
+    if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) c = !c;
+  }
+  return c;
+}
+
+// ---- export / import ---------------------------------------------------------------------------------
+
+function download(data, name, type) {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+async function exportAs(kind) {
   try {
-    await showImage(new Uint8Array(await file.arrayBuffer()));
+    const id = state.slide.id;
+    if (kind === 'geojson') download(await engine.call('export', { kind }), `${id}.geojson`, 'application/geo+json');
+    if (kind === 'csv') download(`id,predicted\n${id},${await engine.call('export', { kind: 'rle' })}\n`, `${id}-submission.csv`, 'text/csv');
+    if (kind === 'png') download(await engine.call('export', { kind }), `${id}-mask.png`, 'image/png');
   } catch (err) {
-    setState('error', `Cannot open ${file.name}: ${err?.message ?? err}`);
+    setState('error', `Export failed: ${err.message}`);
   }
-});
-
-try {
-  await init();
-  const response = await fetch('assets/ihc.png');
-  if (!response.ok) throw new Error(`bundled image: HTTP ${response.status}`);
-  await showImage(new Uint8Array(await response.arrayBuffer()));
-} catch (err) {
-  setState('error', `Start-up failed: ${err?.message ?? err}`);
 }
+
+async function importAnnotations(file) {
+  try {
+    const text = await file.text();
+    const json = JSON.parse(text);
+    const features = Array.isArray(json) ? json : json.type === 'FeatureCollection' ? json.features : [json];
+    state.annotations = features.flatMap((f) => {
+      const g = f.geometry ?? {};
+      if (g.type === 'Polygon') return [g.coordinates[0]];
+      if (g.type === 'MultiPolygon') return g.coordinates.map((p) => p[0]);
+      return [];
+    });
+    drawOverlay();
+    if (state.glomeruli.length || state.windows.length || $('count').textContent !== '–') {
+      const dice = await engine.call('compare', { annotations: text });
+      $('compare').textContent = `${state.annotations.length} annotated polygons (dashed) · Dice with the prediction: ${fmt(dice, 4)}`;
+    } else {
+      $('compare').textContent = `${state.annotations.length} annotated polygons shown (dashed); segment to compare.`;
+    }
+  } catch (err) {
+    setState('error', `Cannot read ${file.name}: ${err.message}`);
+  }
+}
+
+// ---- wiring -------------------------------------------------------------------------------------------
+
+$('file').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) openSlide(f, f.name); });
+$('url-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const url = $('url').value.trim();
+  if (!url) return;
+  history.replaceState(null, '', `?url=${encodeURIComponent(url)}`);
+  openSlide(url, url);
+});
+$('demo').addEventListener('change', (e) => {
+  const path = e.target.value;
+  e.target.value = '';
+  if (path) openSlide(new URL(path, location.href).href, path.split('/').pop());
+});
+$('model-files').addEventListener('change', (e) => loadUserModel(e.target.files));
+$('backend').addEventListener('change', () => { state.model = null; });
+$('segment-view').addEventListener('click', () => segment(false));
+$('segment-slide').addEventListener('click', () => segment(true));
+$('cancel').addEventListener('click', cancelRun);
+$('export-geojson').addEventListener('click', () => exportAs('geojson'));
+$('export-csv').addEventListener('click', () => exportAs('csv'));
+$('export-png').addEventListener('click', () => exportAs('png'));
+$('annotations').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) importAnnotations(f); });
+for (const id of ['show-fill', 'show-outline', 'opacity', 'colour']) $(id).addEventListener('input', drawOverlay);
+window.addEventListener('resize', drawOverlay);
+for (const ev of ['dragenter', 'dragover']) document.addEventListener(ev, (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
+for (const ev of ['dragleave', 'drop']) document.addEventListener(ev, (e) => { e.preventDefault(); document.body.classList.remove('dragging'); });
+document.addEventListener('drop', (e) => { const f = e.dataTransfer?.files?.[0]; if (f) openSlide(f, f.name); });
+
+setState('ready', 'Open a slide (file, URL or demo). Nothing is uploaded.');
+if (params.get('backend')) $('backend').value = params.get('backend');
+if (params.get('url')) { $('url').value = params.get('url'); openSlide(params.get('url'), params.get('url')); }
+window.ftuscope = { state }; // for tests and the console

@@ -1,8 +1,10 @@
-//! The wasm facade: what the page (or a Web Worker) calls. Two exported types — [`Engine`] (the
-//! network) and [`WebSlide`] (a streamed slide) — whose methods take and return plain values;
-//! everything else stays in Rust.
+//! The wasm facade: what the page (or a Web Worker) calls — [`Engine`] (a network on single
+//! images), [`WebSlide`] (a streamed slide), [`WebModel`] + [`segment_slide`] (a trained model over
+//! a whole slide or a region, with progress and [`Cancel`]) — whose methods take and return plain
+//! values; everything else stays in Rust.
 
 mod device;
+mod segment;
 mod slides;
 
 use crate::backend::BackendInfo;
@@ -14,6 +16,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 pub use device::{GpuErrorLog, init_device};
+pub use segment::{Cancel, WebModel, WebPrediction, dice_of_annotations, segment_slide};
 pub use slides::WebSlide;
 
 /// Sets up readable Rust panics, and warnings and errors logged by Rust code (burn and cubecl log

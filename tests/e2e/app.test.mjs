@@ -1,17 +1,24 @@
-// End-to-end: serve the app, open it in headless Chromium (WebGPU on SwiftShader), press Segment on
-// the bundled image and check that the overlay changed the canvas. Any page error, console error or
-// WebGPU message fails the test. A screenshot is written to target/e2e/app.png.
+// End-to-end: the app in headless Chromium (WebGPU on SwiftShader), served with Range support like
+// `make demo`. (1) the synthetic demo slide: Segment view on WebGPU finds glomeruli whose outlines
+// lie on the slide's known glomeruli, and the GeoJSON export parses with one feature each; (2) a
+// slide by URL from another origin with Range; (3) readable errors for a server without Range, a
+// non-slide file and a 404, after which the app still works; (4) every request is the app's own or
+// the slide URL the user gave; the CPU fallback says so. Any page error or console error fails a
+// test. Screenshots of each state go to target/e2e/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { readFile, mkdir } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { open, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { extname, join, normalize, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const root = resolve(import.meta.dirname, '..', '..');
+const shots = join(root, 'target', 'e2e');
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.wasm': 'application/wasm', '.png': 'image/png', '.json': 'application/json' };
+  '.wasm': 'application/wasm', '.png': 'image/png', '.json': 'application/json', '.svg': 'image/svg+xml' };
 
+/** The app's server: its files, with Range (as `make demo` serves them); records every path. */
 function serve() {
   const requests = [];
   const server = createServer(async (req, res) => {
@@ -19,116 +26,209 @@ function serve() {
     requests.push(path);
     const file = normalize(join(root, path === '/' ? 'index.html' : path));
     if (!file.startsWith(root)) { res.writeHead(403).end(); return; }
+    let handle;
     try {
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(body);
+      handle = await open(file);
+      const size = (await handle.stat()).size;
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
+      const type = { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes' };
+      const [start, end] = range ? [Number(range[1]), Math.min(range[2] ? Number(range[2]) : size - 1, size - 1)] : [0, size - 1];
+      const body = Buffer.alloc(Math.max(0, end - start + 1));
+      if (body.length) await handle.read(body, 0, body.length, start);
+      res.writeHead(range ? 206 : 200, range ? { ...type, 'content-range': `bytes ${start}-${end}/${size}` } : type).end(body);
     } catch {
       res.writeHead(404).end();
+    } finally {
+      await handle?.close();
     }
   });
   return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ server, requests })));
+}
+
+/** Another origin: tests/server/range-server.mjs over `dir` (CORS, Range, misbehaving modes). */
+async function remote(port, dir) {
+  const child = spawn('node', [join(root, 'tests/server/range-server.mjs'), String(port), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((ok) => child.stdout.once('data', ok));
+  return child;
 }
 
 export const chromiumArgs = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader',
   '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader', '--disable-quic',
   '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-const canvasPixels = (page) => page.evaluate(() => {
-  const c = document.getElementById('view');
-  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
-});
-
-/** Serves the app, opens it in Chromium with `args`, and hands the page to `check`. */
+/** Serves the app, opens it in Chromium with `args`; `check(page, origin, urls)`. */
 async function withApp(args, check) {
-  const { server, requests } = await serve();
+  const { server } = await serve();
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args });
+  const origin = `http://127.0.0.1:${server.address().port}`;
   try {
-    await check(await browser.newPage({ viewport: { width: 900, height: 900 } }), server.address().port, requests);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+    const urls = [];
+    page.on('request', (r) => urls.push(r.url()));
+    await check(page, origin, urls);
   } finally {
     await browser.close();
     server.close();
   }
 }
 
-/** Collects page errors, console errors and any console line about WebGPU problems. */
+/** Collects page errors, console errors and console lines about WebGPU problems. */
 function watchConsole(page) {
   const problems = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     const text = m.text();
     console.log(`[browser ${m.type()}] ${text}`);
-    if (m.type() === 'error' || /webgpu|wgsl|validation|unreachable|panicked/i.test(text)) problems.push(`console ${m.type()}: ${text}`);
+    if (m.type() === 'error' || /wgsl|validation|unreachable|panicked/i.test(text)) problems.push(`console ${m.type()}: ${text}`);
   });
   return problems;
 }
 
-/** Presses Segment and waits for the result; returns the status line. */
-async function segment(page) {
-  await page.click('#segment');
-  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 540_000 });
-  const status = await page.textContent('#status');
-  console.log(`status: ${status}`);
-  assert.equal(await page.getAttribute('body', 'data-state'), 'done', status);
-  return status;
+async function settle(page, timeout = 120_000) {
+  await page.waitForFunction(() => !['opening', 'running', 'loading'].includes(document.body.dataset.state), null, { timeout });
+  return { state: await page.getAttribute('body', 'data-state'), status: await page.textContent('#status') };
 }
 
-async function waitReady(page, port) {
-  await page.goto(`http://127.0.0.1:${port}/`);
-  await page.waitForSelector('body[data-state="ready"], body[data-state="error"]', { timeout: 120_000 });
-  assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await page.textContent('#status'));
+/** Only the app's own files, blob:/data: URLs and the slide URLs the test typed. */
+function assertPrivate(urls, origin, allowed = []) {
+  const foreign = urls.filter((u) => !u.startsWith(`${origin}/`) && !/^(blob|data):/.test(u) && !allowed.some((a) => u.startsWith(a)));
+  assert.deepEqual(foreign, [], 'the page requests only its own files and the slide the user gave');
 }
 
-function changedFraction(before, after) {
-  assert.equal(after.length, before.length);
-  let changed = 0;
-  for (let i = 0; i < after.length; i += 4) {
-    if (after[i] !== before[i] || after[i + 1] !== before[i + 1] || after[i + 2] !== before[i + 2]) changed++;
-  }
-  return changed / (after.length / 4);
-}
-
-test('the app segments the bundled image on WebGPU and draws the overlay', { timeout: 600_000 }, async () => {
-  await withApp(chromiumArgs, async (page, port, requests) => {
+test('the synthetic demo slide: Segment view on WebGPU outlines its known glomeruli; GeoJSON exports', { timeout: 900_000 }, async () => {
+  await mkdir(shots, { recursive: true });
+  const truth = JSON.parse(await readFile(join(root, 'www/demo/synthetic-kidney.json'), 'utf8'));
+  const rings = truth.map((f) => f.geometry.coordinates[0]);
+  await withApp(chromiumArgs, async (page, origin, urls) => {
     const problems = watchConsole(page);
-    await waitReady(page, port);
-    const before = await canvasPixels(page);
-    await segment(page);
-
-    const backend = await page.textContent('#info-backend');
-    const adapter = await page.textContent('#info-adapter');
-    console.log(`backend: ${backend}; adapter: ${adapter}`);
-    assert.equal(backend, 'wgpu/webgpu');
-    assert.ok(await page.isHidden('#notice'), 'no CPU-fallback notice when WebGPU works');
-
-    const fraction = changedFraction(before, await canvasPixels(page));
-    console.log(`overlay changed ${(100 * fraction).toFixed(1)}% of canvas pixels`);
-    assert.ok(fraction > 0.01, `only ${(100 * fraction).toFixed(2)}% of pixels changed`);
-
-    await mkdir(join(root, 'target', 'e2e'), { recursive: true });
-    await page.screenshot({ path: join(root, 'target', 'e2e', 'app.png'), fullPage: true });
-
-    const foreign = requests.filter((p) => !/^\/(index\.html|www\/|pkg\/|assets\/|favicon\.ico|$)/.test(p));
-    assert.deepEqual(foreign, [], 'the page requests only its own files');
+    await page.goto(`${origin}/`);
+    await settle(page);
+    await page.screenshot({ path: join(shots, '0-start.png') });
+    await page.selectOption('#demo', 'www/demo/synthetic-kidney.tiff');
+    let s = await settle(page);
+    assert.equal(s.state, 'ready', s.status);
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(shots, '1-demo-slide.png') });
+    // Zoom to the first glomeruli (a view of a few windows: SwiftShader is a CPU).
+    const xs = rings.slice(0, 2).flat().map((p) => p[0]), ys = rings.slice(0, 2).flat().map((p) => p[1]);
+    const box = [Math.min(...xs) - 300, Math.min(...ys) - 300, Math.max(...xs) - Math.min(...xs) + 600, Math.max(...ys) - Math.min(...ys) + 600];
+    await page.evaluate(([x, y, w, h]) => {
+      const { viewer } = window.ftuscope.state;
+      viewer.viewport.fitBounds(viewer.world.getItemAt(0).imageToViewportRectangle(x, y, w, h), true);
+    }, box);
+    await page.click('#segment-view');
+    s = await settle(page, 840_000);
+    console.log(`status: ${s.status}`);
+    assert.equal(s.state, 'done', s.status);
+    const backend = await page.evaluate(() => window.ftuscope.state.model.backend);
+    console.log(`backend ${backend.backend}, adapter ${backend.adapter}`);
+    assert.equal(backend.backend, 'wgpu/webgpu');
+    assert.match(await page.textContent('#model-info'), /synthetic/);
+    const found = await page.evaluate(() => window.ftuscope.state.glomeruli.map((g) => g.centroid));
+    console.log(`found ${found.length} glomeruli`);
+    assert.ok(found.length > 0, 'no glomerulus found');
+    const inside = (ring, [x, y]) => {
+      let c = false;
+      for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+        const [xi, yi] = ring[i], [xj, yj] = ring[j];
+        if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) c = !c;
+      }
+      return c;
+    };
+    const onTruth = found.filter((c) => rings.some((r) => inside(r, c))).length;
+    assert.ok(onTruth / found.length >= 0.8, `${onTruth} of ${found.length} predictions lie on known glomeruli`);
+    // The overlay is drawn where a known glomerulus is.
+    const [cx, cy] = found.find((c) => rings.some((r) => inside(r, c)));
+    const drawn = await page.evaluate(([x, y]) => {
+      const it = window.ftuscope.state.viewer.world.getItemAt(0);
+      const p = it.imageToViewerElementCoordinates(new window.OpenSeadragon.Point(x, y));
+      const c = document.getElementById('overlay');
+      const dpr = window.devicePixelRatio || 1;
+      return Array.from(c.getContext('2d').getImageData(Math.round(p.x * dpr), Math.round(p.y * dpr), 1, 1).data);
+    }, [cx, cy]);
+    assert.ok(drawn[3] > 0 && drawn[1] > drawn[0], `overlay pixel at a glomerulus: ${drawn}`);
+    await page.screenshot({ path: join(shots, '2-segment-view.png') });
+    // Export: GeoJSON with one feature per glomerulus.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-geojson')]);
+    const geojson = JSON.parse(await readFile(await download.path(), 'utf8'));
+    assert.equal(geojson.type, 'FeatureCollection');
+    assert.equal(geojson.features.length, found.length);
+    assert.equal(geojson.features[0].properties.classification.name, 'Glomerulus');
+    // Compare with the truth annotations.
+    await page.setInputFiles('#annotations', join(root, 'www/demo/synthetic-kidney.json'));
+    await page.waitForFunction(() => /Dice/.test(document.getElementById('compare').textContent));
+    console.log(await page.textContent('#compare'));
+    await page.screenshot({ path: join(shots, '3-compare.png') });
+    assertPrivate(urls, origin);
     assert.deepEqual(problems, []);
   });
 });
 
-test('without WebGPU the app falls back to the CPU and says so', { timeout: 600_000 }, async () => {
-  // Without --enable-unsafe-webgpu, this Chromium offers no WebGPU adapter.
+test('slides by URL: Range from another origin works; no Range, not a slide and 404 are readable errors', { timeout: 600_000 }, async () => {
+  await mkdir(shots, { recursive: true });
+  // A 70 MB file on a server that ignores Range: too big to take whole.
+  const big = join(shots, 'no-range-big.tif');
+  await writeFile(big, Buffer.from('II*\0'));
+  await truncate(big, 70 * 1024 * 1024);
+  const port = 8797;
+  const data = await remote(port, join(root, 'tests/data'));
+  const bigServer = await remote(port + 1, shots);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await withApp(chromiumArgs, async (page, origin, urls) => {
+      const problems = watchConsole(page);
+      const openUrl = async (url) => {
+        await page.fill('#url', url);
+        await page.click('#open-url');
+        return settle(page);
+      };
+      await page.goto(`${origin}/`);
+      await settle(page);
+      let s = await openUrl(`http://127.0.0.1:${port + 1}/norange/no-range-big.tif`);
+      console.log(`no Range: ${s.status}`);
+      assert.equal(s.state, 'error');
+      assert.match(s.status, /Range/i);
+      await page.screenshot({ path: join(shots, '4-error-no-range.png') });
+      s = await openUrl(`${base}/range/README.md`);
+      console.log(`not a slide: ${s.status}`);
+      assert.equal(s.state, 'error');
+      assert.match(s.status, /TIFF/i);
+      s = await openUrl(`${base}/range/missing.tif`);
+      console.log(`404: ${s.status}`);
+      assert.match(s.status, /404/);
+      await page.screenshot({ path: join(shots, '5-error-404.png') });
+      // Still usable: a good URL opens, and the address is shareable.
+      s = await openUrl(`${base}/range/cmu-300x200.tif`);
+      assert.equal(s.state, 'ready', s.status);
+      assert.match(await page.textContent('#slide-info'), /300 × 200/);
+      assert.match(page.url(), /\?url=/);
+      await page.waitForTimeout(1000);
+      await page.screenshot({ path: join(shots, '6-url-slide.png') });
+      assertPrivate(urls, origin, [`${base}/`, `http://127.0.0.1:${port + 1}/`]);
+      // Errors the app handled are shown in the page, not thrown: no page errors.
+      assert.deepEqual(problems.filter((p) => !/Failed to load resource/.test(p)), []);
+    });
+  } finally {
+    data.kill();
+    bigServer.kill();
+  }
+});
+
+test('without WebGPU the app segments on the CPU and says so', { timeout: 600_000 }, async () => {
   const noWebGpu = chromiumArgs.filter((a) => a !== '--enable-unsafe-webgpu');
-  await withApp(noWebGpu, async (page, port) => {
+  await withApp(noWebGpu, async (page, origin) => {
     const problems = watchConsole(page);
-    await waitReady(page, port);
-    const before = await canvasPixels(page);
-    await segment(page);
-    assert.equal(await page.textContent('#info-backend'), 'flex');
+    await page.goto(`${origin}/?url=${encodeURIComponent(`${origin}/tests/data/cmu-300x200.tif`)}`);
+    let s = await settle(page);
+    assert.equal(s.state, 'ready', s.status);
+    await page.click('#segment-slide');
+    s = await settle(page, 540_000);
+    assert.equal(s.state, 'done', s.status);
+    const backend = await page.evaluate(() => window.ftuscope.state.model.backend);
+    assert.equal(backend.backend, 'flex');
     assert.ok(await page.isVisible('#notice'), 'the CPU-fallback notice is shown');
-    const notice = await page.textContent('#notice');
-    console.log(`notice: ${notice}`);
-    assert.match(notice, /WebGPU unavailable.*CPU/);
-    assert.ok(changedFraction(before, await canvasPixels(page)) > 0.01, 'the overlay is drawn on the CPU too');
-    await mkdir(join(root, 'target', 'e2e'), { recursive: true });
-    await page.screenshot({ path: join(root, 'target', 'e2e', 'app-cpu-fallback.png'), fullPage: true });
+    assert.match(await page.textContent('#notice'), /WebGPU unavailable.*CPU/);
+    await page.screenshot({ path: join(shots, '7-cpu-fallback.png') });
     assert.deepEqual(problems, []);
   });
 });

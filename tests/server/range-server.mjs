@@ -4,6 +4,7 @@
 //   /norange/F ignores Range (200 + whole body)
 //   /flaky/F   answers 503 to every other request, starting with the first
 //   /status/N  answers status N
+//   /F         any other path: the file F with Range (`make demo` serves the app this way)
 // Usage: node tests/server/range-server.mjs PORT FOLDER
 import { createServer } from 'node:http';
 import { open } from 'node:fs/promises';
@@ -11,7 +12,9 @@ import { extname, join, normalize } from 'node:path';
 
 const [port = '8788', root = 'tests/data'] = process.argv.slice(2);
 let flaky = 0;
-const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json' };
+const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json',
+  '.css': 'text/css', '.png': 'image/png', '.svg': 'image/svg+xml', '.tif': 'image/tiff', '.tiff': 'image/tiff' };
+const modes = new Set(['range', 'norange', 'flaky', 'status']);
 
 const cors = {
   'Access-Control-Allow-Origin': '*',
@@ -24,7 +27,10 @@ createServer(async (req, res) => {
     res.writeHead(204, cors).end();
     return;
   }
-  const [, mode, ...rest] = new URL(req.url, 'http://x').pathname.split('/');
+  const parts = decodeURIComponent(new URL(req.url, 'http://x').pathname).split('/').slice(1);
+  // A first segment naming a mode picks it; any other path is a file served with Range (the app).
+  const [mode, ...rest] = modes.has(parts[0]) ? parts : ['range', ...parts];
+  if (rest.join('/') === '' && !modes.has(parts[0])) rest.push('index.html');
   if (mode === 'status') {
     res.writeHead(Number(rest[0]) || 500, cors).end();
     return;

@@ -1,0 +1,214 @@
+//! Whole-slide segmentation for the page (or a worker): a model folder as `ftuscope export`
+//! writes it (`model.bpk` bytes + `model.json` text) loaded onto WebGPU or the CPU fallback, run
+//! over a slide or a region of it with progress, per-window updates for a growing overlay, and a
+//! cancel handle checked between batches.
+
+use super::device::{GpuErrorLog, init_device};
+use super::slides::WebSlide;
+use super::{js_error, js_value};
+use crate::backend::BackendInfo;
+use crate::infer::{Glomerulus, NetModel, Prediction, WsiConfig, predict_slide};
+use crate::mask::write_annotations;
+use crate::model::{Manifest, load_model_bytes};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasm_bindgen::prelude::*;
+
+/// A trained network on the page's device.
+#[wasm_bindgen]
+pub struct WebModel {
+    net: Rc<NetModel>,
+    manifest: Manifest,
+    info: BackendInfo,
+    errors: Option<GpuErrorLog>,
+}
+
+#[wasm_bindgen]
+impl WebModel {
+    /// Loads `model.bpk` (bytes) and `model.json` (text) onto `backend`: "auto" (WebGPU, else the
+    /// CPU with a notice), "webgpu" or "cpu". Wrong, truncated or mismatched files reject with a
+    /// readable message.
+    pub async fn load(bpk: Vec<u8>, manifest: String, backend: String) -> Result<WebModel, JsError> {
+        super::start();
+        let (device, info, errors) = init_device(&backend).await.map_err(js_error)?;
+        let (model, manifest) = load_model_bytes(&bpk, &manifest, &device).map_err(js_error)?;
+        let net = NetModel::new(model, &device, manifest.tta).map_err(js_error)?.with_normalisation(manifest.mean, manifest.std);
+        Ok(WebModel { net: Rc::new(net), manifest, info, errors })
+    }
+
+    /// The manifest (`name`, `trained_on`, `validation_dice`, `window`, …) as a plain object.
+    #[wasm_bindgen(getter)]
+    pub fn manifest(&self) -> Result<JsValue, JsError> {
+        to_js(&self.manifest)
+    }
+
+    /// `{device, backend, adapter, notice}`: what runs the network.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> Result<JsValue, JsError> {
+        to_js(&self.info)
+    }
+}
+
+/// Stops a running segmentation between batches.
+#[wasm_bindgen]
+#[derive(Clone, Default)]
+pub struct Cancel(Rc<AtomicBool>);
+
+#[wasm_bindgen]
+impl Cancel {
+    /// A handle not yet cancelled.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Asks the run to stop; it rejects with "cancelled" after the current batch.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A finished segmentation: numbers and glomeruli at once, the heavier exports on demand.
+#[wasm_bindgen]
+pub struct WebPrediction {
+    prediction: Prediction,
+    glomeruli: Vec<Glomerulus>,
+    threshold: f32,
+    min_area: f64,
+}
+
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    width: u32,
+    height: u32,
+    pixel_size_um: Option<f64>,
+    windows: usize,
+    tissue_fraction: f64,
+    count: usize,
+    glomeruli: Vec<GlomerulusOut<'a>>,
+    timings: &'a crate::infer::Timings,
+}
+
+#[derive(serde::Serialize)]
+struct GlomerulusOut<'a> {
+    #[serde(flatten)]
+    glomerulus: &'a Glomerulus,
+    /// Outline, level-0 pixels, `[[x, y], …]`.
+    outline: Vec<[f64; 2]>,
+}
+
+#[wasm_bindgen]
+impl WebPrediction {
+    /// `{width, height, pixel_size_um, windows, tissue_fraction, count, glomeruli: [{id, area_px,
+    /// area_um2, centroid, bbox, outline}], timings}`.
+    #[wasm_bindgen(getter)]
+    pub fn summary(&self) -> Result<JsValue, JsError> {
+        let p = &self.prediction;
+        let glomeruli = self
+            .glomeruli
+            .iter()
+            .map(|g| GlomerulusOut { glomerulus: g, outline: g.outline.as_ref().and_then(|o| o.rings.first().cloned()).unwrap_or_default() })
+            .collect();
+        to_js(&Summary {
+            width: p.width,
+            height: p.height,
+            pixel_size_um: p.pixel_size_um,
+            windows: p.plan.windows.len(),
+            tissue_fraction: p.plan.tissue_fraction,
+            count: self.glomeruli.len(),
+            glomeruli,
+            timings: &p.timings,
+        })
+    }
+
+    /// QuPath GeoJSON FeatureCollection, one "Glomerulus" polygon each, with area measurements.
+    pub fn geojson(&self) -> String {
+        write_annotations(&Prediction::annotations(&self.glomeruli), true)
+    }
+
+    /// The Kaggle RLE of the full-resolution mask (column-major, 1-indexed `start length` pairs).
+    pub fn rle(&self) -> String {
+        self.prediction.rle(self.threshold, self.min_area)
+    }
+
+    /// The probability canvas as a grey PNG, longest side at most `max_side`.
+    #[wasm_bindgen(js_name = maskPng)]
+    pub fn mask_png(&self, max_side: u32) -> Result<Vec<u8>, JsError> {
+        let mut png = Vec::new();
+        self.prediction
+            .overview(max_side.max(1))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(js_error)?;
+        Ok(png)
+    }
+}
+
+/// Segments `slide` with `model` — all tissue, or only windows meeting `region` (`[x, y, w, h]`,
+/// level-0 pixels: "segment this view"). `progress({done, total, tiles_per_s, eta_s, updates:
+/// [{x, y, window, size, probs}]})` is called after every batch (`probs`: `size`² bytes 0–255 of
+/// the `window`² level-0 square at `x`, `y`). Resolves to a [`WebPrediction`]; rejects on
+/// cancellation ("cancelled"), slide errors or GPU errors.
+#[wasm_bindgen(js_name = segmentSlide)]
+pub fn segment_slide(slide: &WebSlide, model: &WebModel, region: Option<Vec<f64>>, progress: Option<js_sys::Function>, cancel: &Cancel) -> js_sys::Promise {
+    let (slide, net, manifest, errors, cancel) = (slide.shared(), model.net.clone(), model.manifest.clone(), model.errors.clone(), cancel.0.clone());
+    let gpu = errors.is_some();
+    wasm_bindgen_futures::future_to_promise(async move {
+        let mut wsi = WsiConfig::for_model(&manifest);
+        // On the CPU fallback tensors live in wasm memory: one window at a time keeps it small.
+        wsi.batch = if gpu { 4 } else { 1 };
+        if let Some(r) = region {
+            let [x, y, w, h] = <[f64; 4]>::try_from(r.as_slice()).map_err(|_| js_value("region must be [x, y, width, height]"))?;
+            if !(w > 0.0 && h > 0.0) || [x, y, w, h].iter().any(|v| !v.is_finite()) {
+                return Err(js_value("region must have a positive size"));
+            }
+            let clamp = |v: f64| v.max(0.0).min(u32::MAX as f64) as u32;
+            wsi.plan.region = Some([clamp(x), clamp(y), clamp(w).max(1), clamp(h).max(1)]);
+        }
+        let window = wsi.plan.window;
+        let size = wsi.plan.model_size;
+        let mut report = |p: &crate::infer::Progress, updates: &[crate::infer::Update<'_>]| {
+            let Some(f) = &progress else { return };
+            let list = js_sys::Array::new();
+            for u in updates {
+                let item = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&item, &"x".into(), &(u.window.x as f64).into());
+                let _ = js_sys::Reflect::set(&item, &"y".into(), &(u.window.y as f64).into());
+                let _ = js_sys::Reflect::set(&item, &"window".into(), &window.into());
+                let _ = js_sys::Reflect::set(&item, &"size".into(), &size.into());
+                let _ = js_sys::Reflect::set(&item, &"probs".into(), &js_sys::Uint8Array::from(u.probs).into());
+                list.push(&item);
+            }
+            let event = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&event, &"done".into(), &(p.done as u32).into());
+            let _ = js_sys::Reflect::set(&event, &"total".into(), &(p.total as u32).into());
+            let _ = js_sys::Reflect::set(&event, &"tiles_per_s".into(), &p.tiles_per_s.into());
+            let _ = js_sys::Reflect::set(&event, &"eta_s".into(), &p.eta_s.into());
+            let _ = js_sys::Reflect::set(&event, &"updates".into(), &list);
+            let _ = f.call1(&JsValue::NULL, &event);
+        };
+        let result = predict_slide(&slide, net.as_ref(), &wsi, cancel.as_ref(), &mut report).await;
+        if let Some(errors) = errors.as_ref().map(GpuErrorLog::take).filter(|e| !e.is_empty()) {
+            return Err(js_value(format!("WebGPU reported {} error(s): {}", errors.len(), errors.join(" | "))));
+        }
+        let prediction = result.map_err(js_value)?;
+        let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
+        Ok(WebPrediction { prediction, glomeruli, threshold: wsi.threshold, min_area: wsi.min_area }.into())
+    })
+}
+
+/// Dice between two sets of annotations (GeoJSON text: a FeatureCollection, a Feature or a HuBMAP
+/// list), rasterised at full resolution over a `width`×`height` slide the way the competition
+/// scores masks — streamed as RLE from the polygons, never a full-resolution mask.
+#[wasm_bindgen(js_name = diceOfAnnotations)]
+pub fn dice_of_annotations(a: &str, b: &str, width: u32, height: u32) -> Result<f64, JsError> {
+    let polygons = |text: &str| -> Result<Vec<crate::mask::Polygon>, JsError> {
+        Ok(crate::mask::read_annotations(text).map_err(js_error)?.into_iter().flat_map(|x| x.polygons).collect())
+    };
+    let (pa, pb) = (polygons(a)?, polygons(b)?);
+    crate::mask::dice_rle(&crate::mask::rle_encode_polygons(&pa, width, height), &crate::mask::rle_encode_polygons(&pb, width, height)).map_err(js_error)
+}
+
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    value.serialize(&serializer).map_err(js_error)
+}
