@@ -80,6 +80,8 @@ setup-npm:
 web: setup-wasm setup-npm demo-data
 	$(WASM_ENV) wasm-pack build --dev --target web --out-dir pkg --mode force --no-pack
 	@ls -l pkg/ftuscope_bg.wasm
+	gzip -9 -k -f pkg/ftuscope_bg.wasm pkg/ftuscope.js
+	@echo "first download (gzip): $$(cat pkg/ftuscope_bg.wasm.gz pkg/ftuscope.js.gz | wc -c) bytes of wasm + JS bindings"
 	@# OpenSeadragon from npm (package-lock.json), vendored into the page (no CDN request).
 	mkdir -p www/vendor/openseadragon
 	cp node_modules/openseadragon/build/openseadragon/openseadragon.min.js www/vendor/openseadragon/

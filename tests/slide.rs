@@ -186,6 +186,17 @@ fn the_real_svs_has_its_levels_associated_images_and_colours() {
     assert!(block_on(slide.build_overviews(&mut |_, _| {})).unwrap() > 0, "2967 px tall and flat: overviews are built");
     let thumb = block_on(slide.thumbnail(256)).unwrap();
     assert_eq!(thumb.height(), 256);
+    // A region of an overview level at an offset shows the same place as level 0 (averaged): an
+    // overview once answered every offset region with its top-left corner shifted, i.e. glass.
+    let levels = slide.levels();
+    let (index, level) = levels.iter().enumerate().find(|(_, l)| l.is_virtual).unwrap();
+    let d = level.downsample as u32;
+    let (x, y) = (1200 / d, 1600 / d);
+    let small = block_on(slide.read_region(index, x as i64, y as i64, 96, 96)).unwrap();
+    let full = block_on(slide.read_region(0, (x * d) as i64, (y * d) as i64, 96 * d, 96 * d)).unwrap();
+    let full = image::imageops::resize(&full, 96, 96, image::imageops::FilterType::Triangle);
+    let db = psnr(&small, &full);
+    assert!(db >= 25.0, "overview level {index} (÷{d}) vs level 0 at ({x}, {y}): {db:.1} dB");
 }
 
 #[test]

@@ -187,7 +187,8 @@ impl Slide {
             let overview = self.overviews.read().ok().and_then(|o| o.get(level - file_levels).map(|(_, image)| image.clone()));
             let image = overview.ok_or_else(|| Error::NotFound(format!("level {level}")))?;
             let mut out = RgbImage::from_pixel(w, h, BACKGROUND);
-            blit(&mut out, &image, x, y);
+            // The region starts at (x, y) of the overview: the overview sits at (−x, −y) in it.
+            blit(&mut out, &image, -x, -y);
             return Ok(out);
         }
         let pages = self.layout.levels[level].pages.clone();

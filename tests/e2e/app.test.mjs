@@ -101,10 +101,23 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
   const rings = truth.map((f) => f.geometry.coordinates[0]);
   await withApp(chromiumArgs, async (page, origin, urls) => {
     const problems = watchConsole(page);
+    const t0 = Date.now();
     await page.goto(`${origin}/`);
     await settle(page);
     await page.screenshot({ path: join(shots, '0-start.png') });
+    await page.evaluate(() => {
+      window.__t0 = performance.now();
+      window.__firstTile = new Promise((ok) => {
+        const attach = () => {
+          const v = window.ftuscope.state.viewer;
+          if (v) v.addOnceHandler('tile-loaded', () => ok(performance.now())); else setTimeout(attach, 5);
+        };
+        attach();
+      });
+    });
     await page.selectOption('#demo', 'www/demo/synthetic-kidney.tiff');
+    const firstTile = await page.evaluate(async () => (await window.__firstTile) - window.__t0);
+    console.log(`page load to first tile of the demo slide: ${Date.now() - t0} ms (open → first tile loaded ${firstTile.toFixed(0)} ms)`);
     let s = await settle(page);
     assert.equal(s.state, 'ready', s.status);
     await page.waitForTimeout(1500);

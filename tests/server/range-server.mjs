@@ -40,10 +40,21 @@ createServer(async (req, res) => {
     return;
   }
   const name = normalize(rest.join('/')).replace(/^(\.\.[/\\])+/, '');
+  // The app's big files go out pre-compressed (`make web` writes .gz beside them) when the browser
+  // takes gzip and asks for the whole file.
+  let path = join(root, name);
+  let encoding = {};
+  if (!req.headers.range && /\bgzip\b/.test(req.headers['accept-encoding'] || '') && /\.(wasm|js)$/.test(name)) {
+    try {
+      await (await open(`${path}.gz`)).close();
+      path = `${path}.gz`;
+      encoding = { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' };
+    } catch { /* no compressed copy */ }
+  }
   // Positioned reads of the requested bytes only, so multi-GB slides are served without loading them.
   let file, size;
   try {
-    file = await open(join(root, name));
+    file = await open(path);
     size = (await file.stat()).size;
   } catch {
     await file?.close();
@@ -69,7 +80,7 @@ createServer(async (req, res) => {
       res.end(await read(start, end));
       return;
     }
-    res.writeHead(200, { ...cors, ...type, 'Content-Length': size }).end(size > 0 ? await read(0, size - 1) : undefined);
+    res.writeHead(200, { ...cors, ...type, ...encoding, 'Content-Length': size }).end(size > 0 ? await read(0, size - 1) : undefined);
   } finally {
     await file.close();
   }
