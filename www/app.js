@@ -225,6 +225,7 @@ async function segment(whole) {
     setState('running', whole ? 'Segmenting the whole slide…' : 'Segmenting the view…');
     const summary = await engine.call('segment', { region, runId });
     if (state.running !== runId) return;
+    state.lastWhole = whole;
     showResults(summary, whole);
   } catch (err) {
     if (/cancel/i.test(err.message)) setState('ready', 'Cancelled. The slide stays open; results so far are discarded.');
@@ -422,7 +423,8 @@ async function importAnnotations(file) {
     drawOverlay();
     if (state.glomeruli.length || state.windows.length || $('count').textContent !== '–') {
       const dice = await engine.call('compare', { annotations: text });
-      $('compare').textContent = `${state.annotations.length} annotated polygons (dashed) · Dice with the prediction: ${fmt(dice, 4)}`;
+      $('compare').textContent = `${state.annotations.length} annotated polygons (dashed) · Dice with the prediction: ${fmt(dice, 4)}` +
+        (state.lastWhole ? '' : ' (only the view was segmented: annotations outside it count as missed)');
     } else {
       $('compare').textContent = `${state.annotations.length} annotated polygons shown (dashed); segment to compare.`;
     }
