@@ -161,6 +161,9 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
     }, [cx, cy]);
     assert.ok(drawn[3] > 0 && drawn[1] > drawn[0], `overlay pixel at a glomerulus: ${drawn}`);
     await page.screenshot({ path: join(shots, '2-segment-view.png') });
+    // The demo model was fetched once and kept in the Cache API.
+    const cached = await page.evaluate(async () => (await (await caches.open('ftuscope-models-v1')).keys()).map((r) => r.url));
+    assert.ok(cached.some((u) => u.endsWith('model.bpk')) && cached.some((u) => u.endsWith('model.json')), `cache: ${cached}`);
     // Export: GeoJSON with one feature per glomerulus.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-geojson')]);
     const geojson = JSON.parse(await readFile(await download.path(), 'utf8'));
@@ -242,6 +245,13 @@ test('without WebGPU the app segments on the CPU and says so', { timeout: 600_00
     assert.ok(await page.isVisible('#notice'), 'the CPU-fallback notice is shown');
     assert.match(await page.textContent('#notice'), /WebGPU unavailable.*CPU/);
     await page.screenshot({ path: join(shots, '7-cpu-fallback.png') });
+    // "Load model…": wrong files are a readable error; an exported folder's files load.
+    await page.setInputFiles('#model-files', [join(root, 'tests/data/README.md'), join(root, 'www/models/demo/model.json')]);
+    s = await settle(page);
+    assert.equal(s.state, 'error', s.status);
+    await page.setInputFiles('#model-files', [join(root, 'www/models/demo/model.bpk'), join(root, 'www/models/demo/model.json')]);
+    await page.waitForFunction(() => /Loaded model\.bpk/.test(document.getElementById('status').textContent));
+    assert.equal(await page.evaluate(() => window.ftuscope.state.model.key), 'user');
     assert.deepEqual(problems, []);
   });
 });
