@@ -271,3 +271,55 @@ async fn bench_wasm_memory_webgpu() {
 async fn bench_wasm_memory_cpu() {
     bench_wasm_memory(false, 1).await;
 }
+
+/// The trained demo model (www/models/demo) runs over a synthetic slide in the page through the
+/// whole-slide API the app uses — on the CPU fallback and on WebGPU — finds its glomeruli (Dice
+/// against the slide's truth), streams per-window updates, exports GeoJSON, RLE and a mask PNG,
+/// stops when cancelled, and rejects wrong weights with a readable error.
+#[wasm_bindgen_test]
+async fn a_trained_model_segments_a_slide_in_the_browser() {
+    use ftuscope::mask::dice_rle;
+    use ftuscope::web::{Cancel, WebModel, segment_slide};
+    use wasm_bindgen::JsValue;
+    use wasm_bindgen::JsCast;
+    const BPK: &[u8] = include_bytes!("../www/models/demo/model.bpk");
+    const JSON: &str = include_str!("../www/models/demo/model.json");
+    const SLIDE: &[u8] = include_bytes!("data/synth-3072x2048.tif");
+    const TRUTH: &str = include_str!("data/synth-3072x2048.rle");
+    let trap = ErrorTrap::install();
+    let bad = WebModel::load(b"not a model".to_vec(), JSON.into(), "cpu".into()).await;
+    assert!(bad.is_err(), "garbage weights must be rejected");
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(SLIDE))).unwrap();
+    let slide = WebSlide::open(blob.into()).await.unwrap();
+    let mut counts = Vec::new();
+    for backend in ["cpu", "webgpu"] {
+        let model = WebModel::load(BPK.to_vec(), JSON.into(), backend.into()).await.unwrap();
+        let updates = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        let seen = updates.clone();
+        let progress = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let list: js_sys::Array = js_sys::Reflect::get(&event, &"updates".into()).unwrap().dyn_into().unwrap();
+            seen.set(seen.get() + list.length());
+        });
+        let promise = segment_slide(&slide, &model, None, Some(progress.as_ref().unchecked_ref::<js_sys::Function>().clone()), &Cancel::new());
+        let result = wasm_bindgen_futures::JsFuture::from(promise).await.expect("segmentation runs");
+        let prediction: ftuscope::web::WebPrediction = wasm_bindgen::convert::TryFromJsValue::try_from_js_value(result).ok().expect("a WebPrediction");
+        let summary = prediction.summary().unwrap();
+        let count = js_sys::Reflect::get(&summary, &"count".into()).unwrap().as_f64().unwrap() as usize;
+        let windows = js_sys::Reflect::get(&summary, &"windows".into()).unwrap().as_f64().unwrap() as u32;
+        let dice = dice_rle(TRUTH.trim(), &prediction.rle()).unwrap();
+        console_log!("demo model in the browser ({backend}): {count} glomeruli, Dice {dice:.4}, {windows} windows, {} updates", updates.get());
+        assert_eq!(updates.get(), windows, "one update per window");
+        assert!(dice >= 0.85, "{backend}: Dice {dice}");
+        let geojson = prediction.geojson();
+        assert_eq!(geojson.matches("\"Glomerulus\"").count(), count, "{geojson}");
+        assert!(prediction.mask_png(256).unwrap().starts_with(b"\x89PNG"));
+        counts.push(count);
+        // Cancelled before it starts: rejects, nothing else breaks.
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let cancelled = wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, Some(vec![0.0, 0.0, 1024.0, 1024.0]), None, &cancel)).await;
+        assert!(cancelled.is_err(), "a cancelled run must reject");
+    }
+    assert_eq!(counts[0], counts[1], "CPU and WebGPU find the same glomeruli");
+    trap.assert_clean();
+}

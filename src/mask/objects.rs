@@ -108,16 +108,16 @@ pub fn components_of_rows(width: u32, height: u32, mut row: impl FnMut(u32, &mut
     let mut compact = vec![0u32; runs.len()];
     let mut objects: Vec<Object> = Vec::new();
     let mut sums: Vec<[f64; 2]> = Vec::new();
-    for i in 0..runs.len() {
+    for (i, run) in runs.iter_mut().enumerate() {
         let root = find(&mut parent, i as u32) as usize;
         if compact[root] == 0 {
-            let r = runs[i];
+            let r = *run;
             objects.push(Object { label: objects.len() as u32 + 1, area: 0, bbox: [r.x0, r.y, r.x1 - 1, r.y], centroid: [0.0; 2] });
             sums.push([0.0; 2]);
             compact[root] = objects.len() as u32;
         }
         let c = compact[root];
-        let r = &mut runs[i];
+        let r = run;
         r.label = c;
         let n = (r.x1 - r.x0) as u64;
         let o = &mut objects[c as usize - 1];

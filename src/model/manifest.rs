@@ -100,7 +100,7 @@ impl Manifest {
     /// Rejects settings no engine can run.
     pub fn check(&self) -> Result<(), String> {
         let size = self.model.input_size;
-        if size == 0 || size % super::STRIDE != 0 || size > 4096 {
+        if size == 0 || !size.is_multiple_of(super::STRIDE) || size > 4096 {
             return Err(format!("model.json: input_size {size} must be a positive multiple of {} up to 4096", super::STRIDE));
         }
         if self.window == 0 || self.overlap >= self.window || self.window > 65_536 {

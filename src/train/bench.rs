@@ -32,7 +32,7 @@ pub struct TrainBench {
 /// Times `steps` AdamW steps of `model` (input `model.input_size`) on `device`.
 pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps: usize) -> Result<TrainBench, Error> {
     let s = model.input_size;
-    if s == 0 || s % crate::model::STRIDE != 0 || batch == 0 || steps == 0 {
+    if s == 0 || !s.is_multiple_of(crate::model::STRIDE) || batch == 0 || steps == 0 {
         return Err(Error::Config(format!("size {s} must be a positive multiple of {}, batch and steps positive", crate::model::STRIDE)));
     }
     // Tiles: windows of 3·s level-0 pixels (the seed's 1536 → 512) around glomeruli of a synthetic slide.

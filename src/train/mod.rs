@@ -117,7 +117,7 @@ impl TrainConfig {
         if self.model.input_size != self.tiles.size as usize {
             return bad(format!("the model's input_size {} differs from the tile size {}", self.model.input_size, self.tiles.size));
         }
-        if self.tiles.size == 0 || self.tiles.size as usize % crate::model::STRIDE != 0 {
+        if self.tiles.size == 0 || !(self.tiles.size as usize).is_multiple_of(crate::model::STRIDE) {
             return bad(format!("tile size {} must be a positive multiple of {}", self.tiles.size, crate::model::STRIDE));
         }
         if self.tiles.window < self.tiles.size || self.tiles.overlap >= self.tiles.window {

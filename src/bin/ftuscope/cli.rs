@@ -204,7 +204,7 @@ enum Command {
     },
     /// Train a network on a Kaggle-layout dataset (needs the `train` feature): tiles cached on
     /// disk, K-fold validation by slide, checkpoints every epoch, metrics.csv and curves.
-    Train(crate::train::TrainArgs),
+    Train(Box<crate::train::TrainArgs>),
     /// Export a training run's best model as a model folder (model.bpk + model.json manifest) for
     /// the web app and `predict`.
     Export {
@@ -333,7 +333,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::predict::predict(crate::predict::PredictArgs { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap })
         }
         Command::Eval { truth, pred } => crate::predict::eval(&truth, &pred),
-        Command::Train(args) => crate::train::train(args),
+        Command::Train(args) => crate::train::train(*args),
         Command::Export { run, out, name, f16 } => crate::train::export(&run, &out, &name, f16),
         Command::Import { from, arch, encoder_only, out } => {
             use ftuscope::model::import::{WeightsKind, import, save, trainable_params};
