@@ -37,7 +37,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -99,8 +99,18 @@ $(DEMO_SLIDE):
 	  cp target/demo-synth/train/$$id.tiff $(DEMO_SLIDE) && cp target/demo-synth/train/$$id.json www/demo/synthetic-kidney.json && \
 	  tail -1 target/demo-synth/train.csv | cut -d, -f2 > www/demo/synthetic-kidney.rle
 
+# The page as shipped: the wasm module shrunk with wasm-opt -Oz (binaryen from npm, package-lock.json;
+# ~5 min here), served gzip-compressed. The tests run the dev build (`make web`) to keep CI short.
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue --strip-debug --strip-producers
+web-release: web
+	node --max-old-space-size=16000 node_modules/binaryen/bin/wasm-opt $(WASM_OPT_FLAGS) pkg/ftuscope_bg.wasm -o pkg/ftuscope_bg.opt.wasm
+	mv pkg/ftuscope_bg.opt.wasm pkg/ftuscope_bg.wasm
+	gzip -9 -k -f pkg/ftuscope_bg.wasm
+	@echo "first download (gzip): $$(cat pkg/ftuscope_bg.wasm.gz pkg/ftuscope.js.gz | wc -c) bytes of wasm + JS bindings"
+
 # The app with a Range-capable static server (slides from disk or URL stream in pieces).
-demo: setup web
+demo: setup web-release
 	@echo "ftuscope: open http://127.0.0.1:$(PORT)/ (Ctrl-C stops the server)"
 	node tests/server/range-server.mjs $(PORT) .
 
@@ -141,7 +151,7 @@ setup-cuda:
 	@bash .ci/cuda-llvm.sh $(CACHE)/xdg
 
 check-cuda: setup-cuda
-	$(CUDA_ENV) cargo check --features cuda
+	$(CUDA_ENV) cargo check --features cuda,train
 
 # A native binary with the CUDA backend (runs where libcuda is; PTX up to CUDA 13.0 drivers).
 build-cuda: setup-cuda
