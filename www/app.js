@@ -72,9 +72,10 @@ const fmt = (n, d = 0) => Number(n).toLocaleString('en-US', { maximumFractionDig
 async function openSlide(source, name) {
   setState('opening', `Opening ${name}…`);
   cancelRun();
-  clearResults();
   try {
     const [info] = await Promise.all([tiles.call('open', { source }), engine.call('open', { source })]);
+    clearResults();
+    state.annotations = [];
     state.slide = { name, info, id: slideId(name) };
     const l0 = info.levels[0];
     fill('slide-info', [
@@ -94,7 +95,9 @@ async function openSlide(source, name) {
     $('segment-slide').disabled = false;
     setState('ready', `${name}: ${fmt(l0.width)} × ${fmt(l0.height)} px. Pan and zoom, then Segment view or Segment slide.`);
   } catch (err) {
-    setState('error', `Cannot open ${name}: ${err.message}`);
+    // Reader errors already end with the location; the slide that was open stays open.
+    const message = err.message.endsWith(`: ${name}`) ? err.message.slice(0, -name.length - 2) : err.message;
+    setState('error', `Cannot open ${name}: ${message}`);
   }
 }
 

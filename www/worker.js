@@ -12,11 +12,12 @@ let cancel = null;
 
 const ops = {
   async open({ source }) {
+    // The open slide stays usable until the new one has opened.
+    const next = await WebSlide.open(source);
     prediction?.free();
     prediction = null;
     slide?.free();
-    slide = null;
-    slide = await WebSlide.open(source);
+    slide = next;
     return slide.info;
   },
   async overviews() {
