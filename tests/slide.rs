@@ -233,7 +233,11 @@ fn broken_files_give_typed_errors_never_panics() {
 }
 
 /// A tiny HTTP/1.1 server over one file. Paths: `/range` (honours Range), `/norange` (always 200
-/// with the whole file), `/flaky` (the first request gets 503), anything else 404.
+/// with the whole file), `/flaky` (the first request gets 503), `/error500` (the first two get
+/// 500), `/redirect` (302 to `/range`), and while [`HOSTILE`] is set `/wrongrange` (Content-Range
+/// one byte off) and `/drop` (half the promised body, then the connection closes); anything else 404.
+static HOSTILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn serve(file: Vec<u8>) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -258,17 +262,26 @@ fn serve(file: Vec<u8>) -> (String, Arc<AtomicUsize>) {
                     range = Some((a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()));
                 }
             }
+            let hostile = HOSTILE.load(Ordering::SeqCst);
             let (status, headers, body): (&str, String, &[u8]) = match (path.as_str(), range) {
                 ("/flaky", _) if n == 0 => ("503 Unavailable", String::new(), b""),
-                ("/range" | "/flaky", Some((a, b))) => {
+                ("/error500", _) if n < 2 => ("500 Internal Server Error", String::new(), b""),
+                ("/redirect", _) => ("302 Found", "Location: /range\r\n".to_string(), b""),
+                ("/wrongrange", Some((a, b))) if hostile => {
+                    let b = b.min(file.len() - 2);
+                    ("206 Partial Content", format!("Content-Range: bytes {}-{}/{}\r\n", a + 1, b + 1, file.len()), &file[a + 1..=b + 1])
+                }
+                ("/range" | "/flaky" | "/error500" | "/wrongrange" | "/drop", Some((a, b))) => {
                     let b = b.min(file.len() - 1);
                     ("206 Partial Content", format!("Content-Range: bytes {a}-{b}/{}\r\n", file.len()), &file[a..=b])
                 }
-                ("/range" | "/flaky" | "/norange", _) => ("200 OK", String::new(), &file[..]),
+                ("/range" | "/flaky" | "/error500" | "/norange", _) => ("200 OK", String::new(), &file[..]),
                 _ => ("404 Not Found", String::new(), b""),
             };
             let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body));
+            // `/drop`: the promised length, half the bytes, then the connection closes.
+            let sent = if path == "/drop" && hostile { &body[..body.len() / 2] } else { body };
+            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(sent));
         }
     });
     (url, requests)
@@ -297,6 +310,43 @@ fn http_range_reading_matches_the_file_and_errors_are_clear() {
     assert!(err.to_string().ends_with("/missing"), "{err}");
     let err = block_on(HttpSource::open("http://127.0.0.1:9/closed.tif", policy)).err().unwrap();
     assert!(matches!(err.kind(), Error::Network(_)), "{err}");
+}
+
+#[test]
+fn hostile_servers_give_typed_errors_and_never_wrong_pixels() {
+    let bytes = std::fs::read(cmu()).unwrap();
+    let local = open(&cmu());
+    let expected = block_on(local.read_region(0, 300, 700, 500, 300)).unwrap();
+    let policy = RetryPolicy { retries: 3, backoff_ms: 1 };
+    // 500 twice, then 200s: the retries succeed; a redirect is followed.
+    for path in ["/error500", "/redirect"] {
+        let (url, _) = serve(bytes.clone());
+        let source = Arc::new(block_on(HttpSource::open(&format!("{url}{path}"), policy)).unwrap());
+        let slide = block_on(Slide::open(source)).unwrap();
+        assert!(block_on(slide.read_region(0, 300, 700, 500, 300)).unwrap() == expected, "{path}");
+    }
+    // A wrong Content-Range or a body cut short after the slide opened: the region fails with a
+    // typed error — never pixels from the wrong bytes — and a second read fails the same way (no
+    // corrupt tile was cached).
+    for path in ["/wrongrange", "/drop"] {
+        let (url, _) = serve(bytes.clone());
+        HOSTILE.store(false, Ordering::SeqCst);
+        let source = Arc::new(block_on(HttpSource::open(&format!("{url}{path}"), policy)).unwrap());
+        let slide = match block_on(Slide::open(source)) {
+            Ok(slide) => slide,
+            Err(e) => panic!("{path}: the slide must open while the server behaves: {e}"),
+        };
+        HOSTILE.store(true, Ordering::SeqCst);
+        for _ in 0..2 {
+            match block_on(slide.read_region(0, 300, 700, 500, 300)) {
+                Ok(got) => panic!("{path}: a region read through a hostile server succeeded (same pixels: {})", got == expected),
+                Err(e) => {
+                    println!("{path}: {e}");
+                    assert!(matches!(e.kind(), Error::BadResponse(_) | Error::Network(_) | Error::Truncated { .. }), "{path}: {e}");
+                }
+            }
+        }
+    }
 }
 
 /// Mean R, G, B of level 0's (10, 20, 200×150) region of tests/data/cmu-300x200.tif (a libvips
