@@ -267,6 +267,10 @@ fn serve(file: Vec<u8>) -> (String, Arc<AtomicUsize>) {
                 ("/flaky", _) if n == 0 => ("503 Unavailable", String::new(), b""),
                 ("/error500", _) if n < 2 => ("500 Internal Server Error", String::new(), b""),
                 ("/redirect", _) => ("302 Found", "Location: /range\r\n".to_string(), b""),
+                ("/slow", _) => {
+                    std::thread::sleep(std::time::Duration::from_secs(4));
+                    ("200 OK", String::new(), &file[..])
+                }
                 ("/wrongrange", Some((a, b))) if hostile => {
                     let b = b.min(file.len() - 2);
                     ("206 Partial Content", format!("Content-Range: bytes {}-{}/{}\r\n", a + 1, b + 1, file.len()), &file[a + 1..=b + 1])
@@ -291,7 +295,7 @@ fn serve(file: Vec<u8>) -> (String, Arc<AtomicUsize>) {
 fn http_range_reading_matches_the_file_and_errors_are_clear() {
     let bytes = std::fs::read(cmu()).unwrap();
     let (url, requests) = serve(bytes);
-    let policy = RetryPolicy { retries: 3, backoff_ms: 1 };
+    let policy = RetryPolicy { retries: 3, backoff_ms: 1, timeout_s: 30 };
     let http = |path: &str| block_on(HttpSource::open(&format!("{url}{path}"), policy));
     let local = open(&cmu());
     let expected = block_on(local.read_region(0, 300, 700, 500, 300)).unwrap();
@@ -317,7 +321,7 @@ fn hostile_servers_give_typed_errors_and_never_wrong_pixels() {
     let bytes = std::fs::read(cmu()).unwrap();
     let local = open(&cmu());
     let expected = block_on(local.read_region(0, 300, 700, 500, 300)).unwrap();
-    let policy = RetryPolicy { retries: 3, backoff_ms: 1 };
+    let policy = RetryPolicy { retries: 3, backoff_ms: 1, timeout_s: 30 };
     // 500 twice, then 200s: the retries succeed; a redirect is followed.
     for path in ["/error500", "/redirect"] {
         let (url, _) = serve(bytes.clone());
@@ -325,6 +329,14 @@ fn hostile_servers_give_typed_errors_and_never_wrong_pixels() {
         let slide = block_on(Slide::open(source)).unwrap();
         assert!(block_on(slide.read_region(0, 300, 700, 500, 300)).unwrap() == expected, "{path}");
     }
+    // A server that does not answer: a "timed out" error after the policy's timeout, not a hang.
+    let (url, _) = serve(bytes.clone());
+    let started = std::time::Instant::now();
+    let quick = RetryPolicy { retries: 0, backoff_ms: 1, timeout_s: 1 };
+    let err = block_on(HttpSource::open(&format!("{url}/slow"), quick)).err().expect("a silent server is an error");
+    println!("/slow: {err} after {:.1} s", started.elapsed().as_secs_f64());
+    assert!(matches!(err.kind(), Error::Network(_)) && err.to_string().to_lowercase().contains("time"), "{err}");
+    assert!(started.elapsed().as_secs_f64() < 3.5, "took {:?}", started.elapsed());
     // A wrong Content-Range or a body cut short after the slide opened: the region fails with a
     // typed error — never pixels from the wrong bytes — and a second read fails the same way (no
     // corrupt tile was cached).

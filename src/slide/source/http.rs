@@ -23,11 +23,14 @@ pub struct RetryPolicy {
     pub retries: u32,
     /// Wait before the first retry, doubled each time, in milliseconds.
     pub backoff_ms: u32,
+    /// Seconds to wait for a response's headers (and twice that for its body) before giving up
+    /// on the attempt with a "timed out" error (natively; browsers apply their own limits).
+    pub timeout_s: u32,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { retries: 4, backoff_ms: 250 }
+        Self { retries: 4, backoff_ms: 250, timeout_s: 30 }
     }
 }
 

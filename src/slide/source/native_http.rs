@@ -16,7 +16,7 @@ pub struct HttpSource {
 impl HttpSource {
     /// Connects, reads the first block and learns the length.
     pub async fn open(url: &str, policy: RetryPolicy) -> Result<Self> {
-        Ok(Self { client: RangeClient::open(Ureq::new(), url, policy).await? })
+        Ok(Self { client: RangeClient::open(Ureq::new(policy.timeout_s), url, policy).await? })
     }
 }
 
@@ -25,12 +25,13 @@ struct Ureq {
 }
 
 impl Ureq {
-    fn new() -> Self {
+    fn new(timeout_s: u32) -> Self {
+        let t = timeout_s.max(1) as u64;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .timeout_recv_response(Some(Duration::from_secs(30)))
-            .timeout_recv_body(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(Duration::from_secs(t.min(15))))
+            .timeout_recv_response(Some(Duration::from_secs(t)))
+            .timeout_recv_body(Some(Duration::from_secs(2 * t)))
             .build();
         Self { agent: config.into() }
     }
