@@ -457,3 +457,83 @@ fn unsupported_compression_is_named() {
     assert!(err.to_string().contains("34712") || err.to_string().to_lowercase().contains("jpeg"), "{err}");
     assert!(img.width() == 64);
 }
+
+/// A classic little-endian TIFF with one IFD of `entries` (tag, type, count, value-or-offset), then
+/// `tail` bytes appended (offsets in entries may point into it: it starts at `tail_at`).
+fn crafted(entries: &[(u16, u16, u32, u32)], tail: &[u8], next_ifd: Option<u32>) -> Vec<u8> {
+    let mut b = b"II*\0".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    let mut sorted = entries.to_vec();
+    sorted.sort_by_key(|e| e.0);
+    b.extend_from_slice(&(sorted.len() as u16).to_le_bytes());
+    for (tag, typ, count, value) in sorted {
+        b.extend_from_slice(&tag.to_le_bytes());
+        b.extend_from_slice(&typ.to_le_bytes());
+        b.extend_from_slice(&count.to_le_bytes());
+        b.extend_from_slice(&value.to_le_bytes());
+    }
+    b.extend_from_slice(&next_ifd.unwrap_or(0).to_le_bytes());
+    b.extend_from_slice(tail);
+    b
+}
+
+/// Where `crafted`'s tail starts for `n` entries.
+fn tail_at(n: usize) -> u32 {
+    8 + 2 + 12 * n as u32 + 4
+}
+
+#[test]
+fn hostile_slides_are_typed_errors_in_bounded_time() {
+    const SHORT: u16 = 3;
+    const LONG: u16 = 4;
+    const ASCII: u16 = 2;
+    let tiled = |w: u32, h: u32, tile: u32, offsets: u32, counts: u32, n_tiles: u32, compression: u32| {
+        vec![
+            (256, LONG, 1, w), (257, LONG, 1, h), (258, SHORT, 1, 8), (259, SHORT, 1, compression), (262, SHORT, 1, 2),
+            (277, SHORT, 1, 3), (322, LONG, 1, tile), (323, LONG, 1, tile), (324, LONG, n_tiles, offsets), (325, LONG, n_tiles, counts),
+        ]
+    };
+    let check = |name: &str, bytes: Vec<u8>| {
+        let started = std::time::Instant::now();
+        let outcome = match block_on(Slide::open(Arc::new(MemorySource::new(bytes, name)))) {
+            Err(e) => Err(e),
+            Ok(slide) => {
+                let (w, h) = slide.dimensions();
+                block_on(slide.read_region(0, (w / 2) as i64, (h / 2) as i64, 1024, 1024)).map(|_| ())
+            }
+        };
+        let secs = started.elapsed().as_secs_f64();
+        println!("{name}: {:?} in {secs:.3} s", outcome.as_ref().map_err(|e| e.to_string()));
+        assert!(secs < 2.0, "{name} took {secs} s");
+        outcome
+    };
+    // 100000×100000 px whose tile offsets point past the end of the file.
+    let n = 391 * 391;
+    let entries = tiled(100_000, 100_000, 256, tail_at(10), tail_at(10) + 4 * n, n, 1);
+    let mut tail = Vec::new();
+    for _ in 0..n {
+        tail.extend_from_slice(&4_000_000_000u32.to_le_bytes());
+    }
+    for _ in 0..n {
+        tail.extend_from_slice(&(256u32 * 256 * 3).to_le_bytes());
+    }
+    assert!(check("huge-past-end", crafted(&entries, &tail, None)).is_err());
+    // One 8192² uncompressed tile: 201 MB decoded, over the per-tile limit — refused before decoding.
+    let entries = tiled(8192, 8192, 8192, tail_at(10), 1000, 1, 1);
+    let err = check("tile-bomb", crafted(&entries, &[0u8; 1000], None)).unwrap_err();
+    assert!(matches!(err.kind(), Error::Limit(_) | Error::Format(_) | Error::Truncated { .. }), "{err}");
+    // Zero-sized tiles.
+    let entries = tiled(512, 512, 256, 0, 0, 4, 8);
+    assert!(check("zero-tiles", crafted(&entries, &[], None)).is_err());
+    // An IFD whose "next" points back to itself.
+    let entries = tiled(256, 256, 256, tail_at(10), 10, 1, 8);
+    let looped = crafted(&entries, &[0u8; 10], Some(8));
+    assert!(check("ifd-loop", looped).is_err());
+    // Width as text, not a number.
+    let mut entries = tiled(256, 256, 256, tail_at(10), 10, 1, 8);
+    entries[0] = (256, ASCII, 4, u32::from_le_bytes(*b"abc\0"));
+    assert!(check("wrong-type", crafted(&entries, &[0u8; 10], None)).is_err());
+    // Dimensions of zero.
+    let entries = tiled(0, 0, 256, tail_at(10), 10, 1, 8);
+    assert!(check("zero-size", crafted(&entries, &[0u8; 10], None)).is_err());
+}
