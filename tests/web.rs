@@ -323,3 +323,45 @@ async fn a_trained_model_segments_a_slide_in_the_browser() {
     assert_eq!(counts[0], counts[1], "CPU and WebGPU find the same glomeruli");
     trap.assert_clean();
 }
+
+/// Whole-slide segmentation cancelled part-way and restarted again and again leaks nothing: the
+/// wasm memory high-water mark after ten cancelled runs and a full one is what one full run needed.
+#[wasm_bindgen_test]
+async fn cancelling_and_restarting_segmentation_does_not_leak() {
+    use ftuscope::web::{Cancel, WebModel, segment_slide};
+    use wasm_bindgen::JsCast;
+    const BPK: &[u8] = include_bytes!("../www/models/demo/model.bpk");
+    const JSON: &str = include_str!("../www/models/demo/model.json");
+    const SLIDE: &[u8] = include_bytes!("data/synth-3072x2048.tif");
+    let trap = ErrorTrap::install();
+    let mib = || {
+        let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().dyn_into().unwrap();
+        memory.buffer().dyn_into::<js_sys::ArrayBuffer>().unwrap().byte_length() as f64 / 1048576.0
+    };
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(SLIDE))).unwrap();
+    let slide = WebSlide::open(blob.into()).await.unwrap();
+    let model = WebModel::load(BPK.to_vec(), JSON.into(), "cpu".into()).await.unwrap();
+    let full = || async { wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, None, None, &Cancel::new())).await.expect("a full run") };
+    drop(full().await);
+    drop(full().await);
+    let after_full = mib();
+    for round in 0..10 {
+        let cancel = Cancel::new();
+        let stopper = cancel.clone();
+        let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+        let count = seen.clone();
+        let progress = wasm_bindgen::closure::Closure::<dyn FnMut(wasm_bindgen::JsValue)>::new(move |_| {
+            count.set(count.get() + 1);
+            if count.get() == 1 + round % 3 {
+                stopper.cancel();
+            }
+        });
+        let result = wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, None, Some(progress.as_ref().unchecked_ref::<js_sys::Function>().clone()), &cancel)).await;
+        assert!(result.is_err(), "round {round}: the run was cancelled after {} batches", seen.get());
+    }
+    drop(full().await);
+    let after = mib();
+    console_log!("wasm memory after two full runs {after_full:.0} MiB; after ten cancelled runs and another full one {after:.0} MiB");
+    assert!(after <= after_full + 16.0, "memory grew from {after_full:.0} to {after:.0} MiB");
+    trap.assert_clean();
+}
