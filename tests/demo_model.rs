@@ -22,18 +22,7 @@ fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
     assert!(std::fs::metadata(dir.join("model.bpk")).unwrap().len() <= 10_000_000, "the demo model must stay ≤ 10 MB");
 
     let data = tempfile::tempdir().unwrap();
-    let options = DatasetOptions {
-        count: 1,
-        size: (6000, 4000),
-        seed: 424_242,
-        tile: 512,
-        compression: TileCompression::Jpeg(85),
-        pyramid: false,
-        bigtiff: false,
-        hubmap_planes: false,
-        unannotated_fraction: 0.0,
-        tissue_scale: 1.0,
-    };
+    let options = DatasetOptions { size: (6000, 4000), seed: 424_242, compression: TileCompression::Jpeg(85), ..DatasetOptions::default() };
     let id = write_dataset(data.path(), &options, |_, _| {}).unwrap()[0].id.clone();
     let csv = std::fs::read_to_string(data.path().join("train.csv")).unwrap();
     let truth = csv.lines().find_map(|l| l.strip_prefix(&format!("{id},"))).unwrap().to_string();

@@ -38,18 +38,7 @@ impl TileModel for Oracle {
 }
 
 fn synthetic(dir: &Path) -> (String, Vec<Polygon>, String) {
-    let options = DatasetOptions {
-        count: 1,
-        size: (6000, 4000),
-        seed: 7,
-        tile: 512,
-        compression: TileCompression::Jpeg(85),
-        pyramid: false,
-        bigtiff: false,
-        hubmap_planes: false,
-        unannotated_fraction: 0.0,
-        tissue_scale: 1.0,
-    };
+    let options = DatasetOptions { size: (6000, 4000), seed: 7, compression: TileCompression::Jpeg(85), ..DatasetOptions::default() };
     let id = write_dataset(dir, &options, |_, _| {}).unwrap()[0].id.clone();
     let json = std::fs::read_to_string(dir.join("train").join(format!("{id}.json"))).unwrap();
     let polygons = read_annotations(&json).unwrap().into_iter().flat_map(|a| a.polygons).collect();

@@ -5,7 +5,6 @@
 
 use burn::prelude::*;
 use ftuscope::model::{SegmenterConfig, import};
-use ftuscope::slide::TileCompression;
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use ftuscope::train::{AugmentConfig, Event, TrainConfig, export, resume, train};
 use std::path::Path;
@@ -17,18 +16,7 @@ fn go() -> AtomicBool {
 
 /// Two 1536×1536 synthetic slides (ids sorted: one trains, one is held out with --folds 2).
 fn dataset(dir: &Path) {
-    let options = DatasetOptions {
-        count: 2,
-        size: (1536, 1536),
-        seed: 11,
-        tile: 256,
-        compression: TileCompression::Jpeg(90),
-        pyramid: false,
-        bigtiff: false,
-        hubmap_planes: false,
-        unannotated_fraction: 0.0,
-        tissue_scale: 1.0,
-    };
+    let options = DatasetOptions { count: 2, size: (1536, 1536), seed: 11, tile: 256, ..DatasetOptions::default() };
     write_dataset(dir, &options, |_, _| {}).unwrap();
 }
 

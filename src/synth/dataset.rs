@@ -35,6 +35,25 @@ pub struct DatasetOptions {
     pub tissue_scale: f64,
 }
 
+impl Default for DatasetOptions {
+    /// What `ftuscope synth` writes without options: one flat 6000×4000 JPEG (q90) TIFF, 512 px
+    /// tiles, seed 1, every glomerulus annotated.
+    fn default() -> Self {
+        Self {
+            count: 1,
+            size: (6000, 4000),
+            seed: 1,
+            tile: 512,
+            compression: TileCompression::Jpeg(90),
+            pyramid: false,
+            bigtiff: false,
+            hubmap_planes: false,
+            unannotated_fraction: 0.0,
+            tissue_scale: 1.0,
+        }
+    }
+}
+
 /// What was written for one slide.
 #[derive(Debug, Clone)]
 pub struct SlideSummary {
