@@ -7,7 +7,7 @@ mod plan;
 mod prediction;
 mod wsi;
 
-pub use plan::{Plan, PlanConfig, Window, tissue_mask};
+pub use plan::{Plan, PlanConfig, Window, saturation, tissue_mask};
 pub use prediction::{Glomerulus, Prediction, Timings};
 pub use wsi::{Blend, NetModel, Progress, TileModel, Update, WsiConfig, predict_slide, read_resized};
 

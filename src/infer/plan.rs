@@ -66,15 +66,15 @@ pub struct Plan {
 /// Tissue (stained, saturated) against glass: HSV saturation above an Otsu threshold (at least
 /// 0.07), and not near-black. Returns one flag per pixel of `view`.
 pub fn tissue_mask(view: &RgbImage) -> Vec<bool> {
-    let saturation: Vec<u8> = view
-        .pixels()
-        .map(|p| {
-            let (max, min) = (*p.0.iter().max().unwrap_or(&0) as u32, *p.0.iter().min().unwrap_or(&0) as u32);
-            ((max - min) * 255).checked_div(max).unwrap_or(0) as u8
-        })
-        .collect();
+    let saturation: Vec<u8> = view.pixels().map(|p| saturation(p.0)).collect();
     let threshold = otsu(&saturation).max(18);
     view.pixels().zip(&saturation).map(|(p, &s)| s > threshold && p.0.iter().map(|&v| v as u32).sum::<u32>() > 60).collect()
+}
+
+/// HSV saturation of an RGB pixel, 0–255 (0 for black).
+pub fn saturation([r, g, b]: [u8; 3]) -> u8 {
+    let (max, min) = (r.max(g).max(b) as u32, r.min(g).min(b) as u32);
+    ((max - min) * 255).checked_div(max).unwrap_or(0) as u8
 }
 
 /// Otsu's threshold of 8-bit values.

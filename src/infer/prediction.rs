@@ -3,7 +3,7 @@
 //! (streamed column by column, never a full-resolution mask), QuPath GeoJSON and an overview image.
 
 use super::plan::Plan;
-use crate::mask::{Annotation, Components, Polygon, RleStream, components_of_rows};
+use crate::mask::{Annotation, Components, Polygon, RleStream, components_of_rows, row_runs};
 use image::GrayImage;
 use serde::Serialize;
 
@@ -77,18 +77,7 @@ impl Prediction {
         let level = Self::level(threshold);
         let w = self.canvas_width as usize;
         let c = components_of_rows(self.canvas_width, self.canvas_height, |y, runs| {
-            let row = &self.canvas[y as usize * w..(y as usize + 1) * w];
-            let mut x = 0;
-            while x < w {
-                if row[x] >= level {
-                    let start = x;
-                    while x < w && row[x] >= level {
-                        x += 1;
-                    }
-                    runs.push((start as u32, x as u32));
-                }
-                x += 1;
-            }
+            row_runs(&self.canvas[y as usize * w..(y as usize + 1) * w], |&p| p >= level, runs)
         });
         let s2 = self.plan.scale * self.plan.scale;
         let keep = c.objects.iter().map(|o| o.area as f64 * s2 >= min_area).collect();

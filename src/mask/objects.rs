@@ -57,20 +57,22 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
 /// 8-connected components of `mask` (row-major, `width`×`height`).
 pub fn components(mask: &[bool], width: u32, height: u32) -> Components {
     let w = width as usize;
-    components_of_rows(width, height, |y, runs| {
-        let row = &mask[y as usize * w..(y as usize + 1) * w];
-        let mut x = 0;
-        while x < w {
-            if row[x] {
-                let start = x;
-                while x < w && row[x] {
-                    x += 1;
-                }
-                runs.push((start as u32, x as u32));
+    components_of_rows(width, height, |y, runs| row_runs(&mask[y as usize * w..(y as usize + 1) * w], |&m| m, runs))
+}
+
+/// Appends the runs `(x0, x1)` of `row` where `inside` holds (what [`components_of_rows`] takes).
+pub fn row_runs<T>(row: &[T], inside: impl Fn(&T) -> bool, runs: &mut Vec<(u32, u32)>) {
+    let mut x = 0;
+    while x < row.len() {
+        if inside(&row[x]) {
+            let start = x;
+            while x < row.len() && inside(&row[x]) {
+                x += 1;
             }
-            x += 1;
+            runs.push((start as u32, x as u32));
         }
-    })
+        x += 1;
+    }
 }
 
 /// 8-connected components of a grid given row by row: `row(y, runs)` appends row `y`'s object

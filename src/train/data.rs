@@ -4,7 +4,7 @@
 //! sampler that oversamples glomeruli and cortex and can drop tiles the model already gets right.
 
 use super::Error;
-use crate::infer::{Plan, PlanConfig, read_resized, tissue_mask};
+use crate::infer::{Plan, PlanConfig, read_resized, saturation, tissue_mask};
 use crate::mask::{Annotation, read_annotations, rle_runs};
 use crate::rng::SplitMix64;
 use crate::slide::source::open_native;
@@ -31,7 +31,7 @@ async fn read_text(root: &str, relative: &str) -> Result<Option<String>, Error> 
     if location.starts_with("http://") || location.starts_with("https://") {
         let source = match open_native(&location).await {
             Ok(source) => source,
-            Err(e) if e.to_string().contains("404") => return Ok(None),
+            Err(e) if matches!(e.kind(), crate::slide::Error::Http { status: 404 }) => return Ok(None),
             Err(e) => return Err(Error::Data(format!("{location}: {e}"))),
         };
         let bytes = source.read_range(0..source.len()).await.map_err(|e| Error::Data(format!("{location}: {e}")))?;
@@ -243,14 +243,7 @@ pub async fn extract(entry: &SlideEntry, config: &TileConfig, progress: &mut dyn
         progress(i, plan.windows.len());
         let image = read_resized(&slide, &levels, w.x, w.y, config.window, config.size, &mut ignored).await.map_err(slide_error)?;
         let mask = window_mask(&runs, width, height, w.x, w.y, config.window, config.size);
-        let tissue = image
-            .pixels()
-            .filter(|p| {
-                let (max, min) = (*p.0.iter().max().unwrap_or(&0) as u32, *p.0.iter().min().unwrap_or(&0) as u32);
-                max > 0 && (max - min) * 255 / max > config.saturation as u32
-            })
-            .count() as f32
-            / px as f32;
+        let tissue = image.pixels().filter(|p| saturation(p.0) > config.saturation).count() as f32 / px as f32;
         let glomerulus = mask.iter().map(|&m| m as u32).sum::<u32>() as f32 / px as f32;
         if (tissue as f64) < config.min_tissue && glomerulus == 0.0 {
             continue;

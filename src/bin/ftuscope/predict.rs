@@ -75,9 +75,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     };
     let choice: DeviceChoice = args.device.parse()?;
     let (device, info) = select_device(choice)?;
-    let manifest = read_manifest(&args.model)?;
+    let (net, manifest) = load_model(&args.model, &device, args.tta)?;
     let tta = args.tta.unwrap_or(manifest.tta);
-    let (net, manifest) = load_model(&args.model, &device, tta)?;
     let label = match args.model.strip_prefix("untrained:") {
         Some(arch) => format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"),
         None => format!("{} '{}' from {} (trained on {})", manifest.model.arch(), manifest.name, args.model, manifest.trained_on),
@@ -167,7 +166,7 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out:
 pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) -> anyhow::Result<()> {
     let choice: DeviceChoice = device.parse()?;
     let (device, _) = select_device(choice)?;
-    let (net, manifest) = load_model(model, &device, 1)?;
+    let (net, manifest) = load_model(model, &device, Some(1))?;
     let config = &manifest.model;
     let wsi = wsi_config(&manifest, None, None).with_batch(batch).with_threshold(manifest.threshold).with_min_area(manifest.min_area);
     let slide = block_on(Slide::open_with(block_on(open_native(slide_path))?, SlideOptions::new().with_cache_bytes(INFER_CACHE)))?;
@@ -206,28 +205,18 @@ pub fn wsi_config(manifest: &Manifest, window: Option<u32>, overlap: Option<u32>
     wsi
 }
 
-/// The manifest of a model folder, or the seed's defaults for `untrained:ARCH`.
-fn read_manifest(model: &str) -> anyhow::Result<Manifest> {
-    Ok(match model.strip_prefix("untrained:") {
-        Some(arch) => Manifest::new("untrained", SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?),
-        None => {
-            let path = Path::new(model).join("model.json");
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            Manifest::from_json(&text).map_err(|e| anyhow!("{e}: {}", path.display()))?
-        }
-    })
-}
-
-/// A model folder, or `untrained:ARCH` (seeded weights), on `device`.
-pub fn load_model(model: &str, device: &burn::prelude::Device, tta: u8) -> anyhow::Result<(NetModel, Manifest)> {
+/// A model folder, or `untrained:ARCH` (seeded weights with the seed's defaults), on `device`;
+/// `tta` overrides the manifest's.
+pub fn load_model(model: &str, device: &burn::prelude::Device, tta: Option<u8>) -> anyhow::Result<(NetModel, Manifest)> {
     let (net, manifest) = match model.strip_prefix("untrained:") {
-        Some(_) => {
-            let manifest = read_manifest(model)?;
+        Some(arch) => {
+            let manifest = Manifest::new("untrained", SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?);
             (seeded(manifest.model.init(&burn::prelude::Device::flex()), 42).to_device(device), manifest)
         }
         None => import::load(Path::new(model), device)?,
     };
-    Ok((NetModel::new(net, device, tta)?.with_normalisation(manifest.mean, manifest.std), manifest))
+    let net = NetModel::new(net, device, tta.unwrap_or(manifest.tta))?.with_normalisation(manifest.mean, manifest.std);
+    Ok((net, manifest))
 }
 
 /// Reads `id,encoding` rows (a header line starting with `id,` is skipped).
