@@ -157,6 +157,52 @@ async fn slides_stream_from_an_http_server_with_range_and_errors_are_readable() 
     trap.assert_clean();
 }
 
+/// Tells the range server how `/switch/…` behaves from now on (none, wrongrange, drop, slow).
+async fn set_server(mode: &str) {
+    use wasm_bindgen::JsCast;
+    let fetch: js_sys::Function = js_sys::Reflect::get(&js_sys::global(), &"fetch".into()).unwrap().dyn_into().unwrap();
+    let promise: js_sys::Promise = fetch.call1(&js_sys::global(), &format!("{RANGE_SERVER}/set/{mode}").into()).unwrap().dyn_into().unwrap();
+    let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise).await.unwrap().dyn_into().unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The browser transport against a misbehaving server, after the slide opened: a shifted
+/// Content-Range, a connection cut mid-body and a server that stops answering are each a readable
+/// error on every read (nothing corrupt is cached: the same region reads correctly once the server
+/// behaves), a stalled request is aborted after the policy's timeout, and a redirect is followed.
+#[wasm_bindgen_test]
+async fn hostile_servers_are_readable_errors_and_never_a_corrupt_tile() {
+    use ftuscope::slide::source::{FetchSource, RetryPolicy};
+    let trap = ErrorTrap::install();
+    const SYNTH: &[u8] = include_bytes!("data/synth-3072x2048.tif");
+    let memory = Slide::open(Arc::new(MemorySource::new(SYNTH.to_vec(), "memory"))).await.unwrap();
+    let expected = memory.read_region(0, 1000, 900, 300, 200).await.unwrap();
+    set_server("none").await;
+    let redirected = WebSlide::open_source(format!("{RANGE_SERVER}/redirect/synth-3072x2048.tif").into()).await.unwrap();
+    assert!(redirected.slide().read_region(0, 1000, 900, 300, 200).await.unwrap() == expected, "redirect");
+    let url = format!("{RANGE_SERVER}/switch/synth-3072x2048.tif");
+    let policy = RetryPolicy { retries: 1, backoff_ms: 10, timeout_s: 1 };
+    for (mode, words) in [("wrongrange", "Content-Range"), ("drop", ""), ("slow", "timed out")] {
+        set_server("none").await;
+        let slide = Slide::open(Arc::new(FetchSource::open(&url, policy).await.unwrap())).await.unwrap();
+        set_server(mode).await;
+        for attempt in 0..2 {
+            let started = js_sys::Date::now();
+            let err = slide.read_region(0, 1000, 900, 300, 200).await.err().unwrap_or_else(|| panic!("{mode}: a read succeeded")).to_string();
+            let seconds = (js_sys::Date::now() - started) / 1000.0;
+            console_log!("{mode}, read {attempt}: error after {seconds:.1} s: {err}");
+            assert!(err.contains(words) && err.contains(&url), "{mode}: {err}");
+            if mode == "slow" {
+                // Two attempts (one retry) of one second each, plus the backoff.
+                assert!((1.9..6.0).contains(&seconds), "{seconds} s");
+            }
+        }
+        set_server("none").await;
+        assert!(slide.read_region(0, 1000, 900, 300, 200).await.unwrap() == expected, "{mode}: the server behaves again and the pixels are right");
+    }
+    trap.assert_clean();
+}
+
 #[wasm_bindgen_test]
 async fn the_tiny_segmentation_model_runs_on_webgpu_and_matches_the_cpu() {
     let trap = ErrorTrap::install();

@@ -4,6 +4,10 @@
 //   /norange/F ignores Range (200 + whole body)
 //   /flaky/F   answers 503 to every other request, starting with the first
 //   /status/N  answers status N
+//   /redirect/F answers 302 to /range/F
+//   /switch/F  behaves as /range/F until /set/MODE turns on one hostile MODE for it (until /set/none):
+//              wrongrange (206 with Content-Range and bytes shifted by one), drop (the connection is
+//              cut half-way through the body), slow (never answers)
 //   /F         any other path: the file F with Range (`make demo` serves the app this way)
 // Usage: node tests/server/range-server.mjs PORT FOLDER
 import { createServer } from 'node:http';
@@ -12,9 +16,10 @@ import { extname, join, normalize } from 'node:path';
 
 const [port = '8788', root = 'tests/data'] = process.argv.slice(2);
 let flaky = 0;
+let hostile = 'none';
 const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json',
   '.css': 'text/css', '.png': 'image/png', '.svg': 'image/svg+xml', '.tif': 'image/tiff', '.tiff': 'image/tiff' };
-const modes = new Set(['range', 'norange', 'flaky', 'status']);
+const modes = new Set(['range', 'norange', 'flaky', 'status', 'redirect', 'switch', 'set']);
 
 const cors = {
   'Access-Control-Allow-Origin': '*',
@@ -33,6 +38,21 @@ createServer(async (req, res) => {
   if (rest.join('/') === '' && !modes.has(parts[0])) rest.push('index.html');
   if (mode === 'status') {
     res.writeHead(Number(rest[0]) || 500, cors).end();
+    return;
+  }
+  if (mode === 'set') {
+    hostile = rest[0] || 'none';
+    res.writeHead(200, { ...cors, 'Content-Type': 'text/plain' }).end(hostile);
+    return;
+  }
+  if (mode === 'redirect') {
+    res.writeHead(302, { ...cors, Location: `/range/${rest.join('/')}` }).end();
+    return;
+  }
+  const misbehave = mode === 'switch' ? hostile : 'none';
+  if (misbehave === 'slow') {
+    // Never answer; let go of the socket after a minute so the server does not pile them up.
+    setTimeout(() => res.destroy(), 60_000);
     return;
   }
   if (mode === 'flaky' && flaky++ % 2 === 0) {
@@ -76,7 +96,17 @@ createServer(async (req, res) => {
         res.writeHead(416, { ...cors, 'Content-Range': `bytes */${size}` }).end();
         return;
       }
+      if (misbehave === 'wrongrange' && end + 1 < size) {
+        res.writeHead(206, { ...cors, ...type, 'Content-Range': `bytes ${start + 1}-${end + 1}/${size}`, 'Content-Length': end - start + 1 });
+        res.end(await read(start + 1, end + 1));
+        return;
+      }
       res.writeHead(206, { ...cors, ...type, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': end - start + 1 });
+      if (misbehave === 'drop') {
+        const body = await read(start, end);
+        res.write(body.subarray(0, body.length >> 1), () => res.destroy());
+        return;
+      }
       res.end(await read(start, end));
       return;
     }

@@ -61,11 +61,27 @@ pub struct FetchSource {
 impl FetchSource {
     /// Reads the first block and learns the length.
     pub async fn open(url: &str, policy: RetryPolicy) -> Result<Self> {
-        Ok(Self { client: RangeClient::open(Fetch, url, policy).await? })
+        Ok(Self { client: RangeClient::open(Fetch { timeout_s: policy.timeout_s.max(1) }, url, policy).await? })
     }
 }
 
-pub(crate) struct Fetch;
+/// One `fetch` per request, aborted (an `AbortController`) when headers and body have not both
+/// arrived within `timeout_s`: a server that stops answering becomes a "timed out" error, as natively.
+pub(crate) struct Fetch {
+    timeout_s: u32,
+}
+
+/// `setTimeout(f, ms)` in a page or a worker; the timer's id, for [`clear_timer`].
+fn set_timer(f: &JsValue, ms: u32) -> Option<JsValue> {
+    let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    set_timeout.call2(&JsValue::NULL, f, &JsValue::from(ms)).ok()
+}
+
+fn clear_timer(id: &JsValue) {
+    if let Some(clear) = js_sys::Reflect::get(&js_sys::global(), &"clearTimeout".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok()) {
+        let _ = clear.call1(&JsValue::NULL, id);
+    }
+}
 
 fn global_fetch(request: &web_sys::Request) -> Result<js_sys::Promise> {
     let global = js_sys::global();
@@ -81,8 +97,36 @@ fn global_fetch(request: &web_sys::Request) -> Result<js_sys::Promise> {
 #[async_trait::async_trait(?Send)]
 impl Transport for Fetch {
     async fn get(&self, url: &str, range: Option<Range<u64>>, limit: u64) -> Result<Answer> {
+        let controller = web_sys::AbortController::new().map_err(|e| Error::Network(js_message(&e)))?;
+        let signal = controller.signal();
+        // `controller.abort` bound in JS: no Rust closure to leak when the timer is cleared.
+        let abort = js_sys::Reflect::get(&controller, &"abort".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok()).map(|f| f.bind0(&controller));
+        let timer = abort.and_then(|f| set_timer(&f, self.timeout_s.saturating_mul(1000)));
+        let answer = self.get_once(url, range, limit, &signal).await;
+        if let Some(id) = &timer {
+            clear_timer(id);
+        }
+        match answer {
+            Err(_) if signal.aborted() => Err(Error::Network(format!("timed out: no complete answer within {} s", self.timeout_s))),
+            other => other,
+        }
+    }
+
+    async fn sleep(&self, ms: u32) {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            if set_timer(&resolve, ms).is_none() {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        });
+        let _ = JsFuture::from(promise).await;
+    }
+}
+
+impl Fetch {
+    async fn get_once(&self, url: &str, range: Option<Range<u64>>, limit: u64, signal: &web_sys::AbortSignal) -> Result<Answer> {
         let js = |e: JsValue| Error::Network(js_message(&e));
         let init = web_sys::RequestInit::new();
+        init.set_signal(Some(signal));
         init.set_method("GET");
         // The slide is the user's: no cookies to other origins, no cached partial answers.
         init.set_cache(web_sys::RequestCache::NoStore);
@@ -110,21 +154,6 @@ impl Transport for Fetch {
         let body = js_sys::Uint8Array::new(&buffer).to_vec();
         let too_long = body.len() as u64 > limit;
         Ok(Answer { status, content_range, body: if too_long { Bytes::new() } else { body.into() }, too_long })
-    }
-
-    async fn sleep(&self, ms: u32) {
-        let promise = js_sys::Promise::new(&mut |resolve, _| {
-            let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-            match set_timeout {
-                Some(f) => {
-                    let _ = f.call2(&JsValue::NULL, &resolve, &JsValue::from(ms));
-                }
-                None => {
-                    let _ = resolve.call0(&JsValue::NULL);
-                }
-            }
-        });
-        let _ = JsFuture::from(promise).await;
     }
 }
 

@@ -24,7 +24,7 @@ pub struct RetryPolicy {
     /// Wait before the first retry, doubled each time, in milliseconds.
     pub backoff_ms: u32,
     /// Seconds to wait for a response's headers (and twice that for its body) before giving up
-    /// on the attempt with a "timed out" error (natively; browsers apply their own limits).
+    /// on the attempt with a "timed out" error (natively by ureq, in a browser by aborting the `fetch`).
     pub timeout_s: u32,
 }
 
