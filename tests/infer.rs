@@ -3,7 +3,7 @@
 //! and resizing, batching, blending, thresholding, full-resolution RLE) on a synthetic slide; the
 //! result must match `train.csv` with Dice ≥ 0.995.
 
-use ftuscope::infer::{Blend, Error, Plan, PlanConfig, TileModel, Window, WsiConfig, predict_slide};
+use ftuscope::infer::{Blend, Error, Plan, PlanConfig, SlideRun, TileModel, Window, WsiConfig, predict_slide};
 use ftuscope::mask::{Polygon, dice_rle, rasterise, read_annotations};
 use ftuscope::slide::source::FileSource;
 use ftuscope::slide::{Slide, TileCompression};
@@ -92,4 +92,46 @@ fn a_cancelled_run_stops_between_batches() {
     }));
     assert!(matches!(result, Err(Error::Cancelled)));
     assert_eq!(batches, 2);
+}
+
+/// The oracle until its `calls`-th forward pass, then the error a lost GPU gives.
+struct LostAfter {
+    oracle: Oracle,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TileModel for LostAfter {
+    async fn predict(&self, plan: &Plan, windows: &[Window], images: &[RgbImage]) -> Result<Vec<Vec<f32>>, Error> {
+        if self.calls.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+            return Err(Error::Backend("the device was lost (Destroyed)".into()));
+        }
+        self.oracle.predict(plan, windows, images).await
+    }
+}
+
+#[test]
+fn a_run_whose_device_is_lost_continues_on_another_and_keeps_what_was_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, polygons, _) = synthetic(dir.path());
+    let source = Arc::new(FileSource::open(&dir.path().join("train").join(format!("{id}.tiff"))).unwrap());
+    let slide = block_on(Slide::open(source)).unwrap();
+    let config = WsiConfig::new().with_batch(3).with_min_area(0.0);
+    let oracle = Oracle { polygons: polygons.clone() };
+    let whole = block_on(predict_slide(&slide, &oracle, &config, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
+
+    let mut run = block_on(SlideRun::start(&slide, &config)).unwrap();
+    let total = run.total();
+    assert!(total > 8, "{total} windows");
+    let lost = LostAfter { oracle: Oracle { polygons }, calls: 2.into() };
+    let mut seen = Vec::new();
+    let err = block_on(run.run(&slide, &lost, 3, &AtomicBool::new(false), &mut |p, _| seen.push(p.done))).unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err}");
+    assert_eq!(run.done(), 6, "two batches of three were blended before the loss");
+    // The same windows on "the CPU", one at a time: the run carries on from window 6, not from 0.
+    block_on(run.run(&slide, &oracle, 1, &AtomicBool::new(false), &mut |p, _| seen.push(p.done))).unwrap();
+    assert_eq!(seen[..3], [3, 6, 7]);
+    assert_eq!(*seen.last().unwrap(), total);
+    let resumed = run.finish(&slide);
+    assert!(resumed.rle(0.5, 0.0) == whole.rle(0.5, 0.0), "the resumed run gives the uninterrupted run's mask");
 }

@@ -9,7 +9,7 @@ mod wsi;
 
 pub use plan::{Plan, PlanConfig, Window, saturation, tissue_mask};
 pub use prediction::{Glomerulus, Prediction, Timings};
-pub use wsi::{Blend, NetModel, Progress, TileModel, Update, WsiConfig, predict_slide, read_resized};
+pub use wsi::{Blend, NetModel, Progress, SlideRun, TileModel, Update, WsiConfig, predict_slide, read_resized};
 
 use crate::mask::ProbMask;
 use crate::model::{self, TinyUNet, TinyUNetConfig};

@@ -174,56 +174,124 @@ pub async fn predict_slide(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&Progress, &[Update<'_>]),
 ) -> Result<Prediction, Error> {
-    let clock = Clock::start();
-    let slide_error = |e: crate::slide::Error| Error::Slide(e.to_string());
-    slide.build_overviews(&mut |_, _| {}).await.map_err(slide_error)?;
-    let (width, height) = slide.dimensions();
-    let view = slide.thumbnail(config.plan.tissue_view).await.map_err(slide_error)?;
-    let tissue = tissue_mask(&view);
-    let plan = Plan::new(&config.plan, width, height, &tissue, view.dimensions(), width as f64 / view.width() as f64).map_err(Error::Config)?;
-    let mut timings = Timings { plan_s: clock.seconds(), ..Timings::default() };
-    let (mw, mh) = ((width as f64 / plan.scale).ceil() as u32, (height as f64 / plan.scale).ceil() as u32);
-    let mut canvas = vec![0u8; mw as usize * mh as usize];
-    let present: HashSet<(u32, u32)> = plan.windows.iter().map(|w| (w.col, w.row)).collect();
-    // The last window touching each accumulator tile: the tile is final once it has run.
-    let mut last: HashMap<(u32, u32), usize> = HashMap::new();
-    for (i, w) in plan.windows.iter().enumerate() {
-        for tile in tiles_of(&plan, w, mw, mh) {
-            last.insert(tile, i);
+    let mut run = SlideRun::start(slide, config).await?;
+    run.run(slide, model, config.batch, cancel, progress).await?;
+    Ok(run.finish(slide))
+}
+
+/// A whole-slide segmentation that survives a failed model: windows are blended batch by batch,
+/// and a batch whose forward pass fails leaves the run as it was before it. [`SlideRun::run`] can
+/// then continue with another model (the same weights on another device: the CPU after a lost
+/// GPU), keeping every window already computed; [`SlideRun::finish`] gives the prediction.
+pub struct SlideRun {
+    plan: Plan,
+    blend: Blend,
+    width: u32,
+    height: u32,
+    mw: u32,
+    mh: u32,
+    canvas: Vec<u8>,
+    acc: Accumulators,
+    present: HashSet<(u32, u32)>,
+    /// The last window touching each accumulator tile: the tile is final once it has run.
+    last: HashMap<(u32, u32), usize>,
+    done: usize,
+    clock: Clock,
+    timings: Timings,
+}
+
+impl SlideRun {
+    /// Builds overviews if the slide needs them, finds the tissue and plans the windows.
+    pub async fn start(slide: &Slide, config: &WsiConfig) -> Result<Self, Error> {
+        let clock = Clock::start();
+        let slide_error = |e: crate::slide::Error| Error::Slide(e.to_string());
+        slide.build_overviews(&mut |_, _| {}).await.map_err(slide_error)?;
+        let (width, height) = slide.dimensions();
+        let view = slide.thumbnail(config.plan.tissue_view).await.map_err(slide_error)?;
+        let tissue = tissue_mask(&view);
+        let plan = Plan::new(&config.plan, width, height, &tissue, view.dimensions(), width as f64 / view.width() as f64).map_err(Error::Config)?;
+        let timings = Timings { plan_s: clock.seconds(), ..Timings::default() };
+        let (mw, mh) = ((width as f64 / plan.scale).ceil() as u32, (height as f64 / plan.scale).ceil() as u32);
+        let present: HashSet<(u32, u32)> = plan.windows.iter().map(|w| (w.col, w.row)).collect();
+        let mut last: HashMap<(u32, u32), usize> = HashMap::new();
+        for (i, w) in plan.windows.iter().enumerate() {
+            for tile in tiles_of(&plan, w, mw, mh) {
+                last.insert(tile, i);
+            }
         }
+        let canvas = vec![0u8; mw as usize * mh as usize];
+        Ok(Self { plan, blend: config.blend, width, height, mw, mh, canvas, acc: HashMap::new(), present, last, done: 0, clock, timings })
     }
-    let mut acc: Accumulators = HashMap::new();
-    let levels = slide.levels();
-    let batch = config.batch.clamp(1, 64);
-    let mut done = 0;
-    for chunk in plan.windows.chunks(batch) {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let (t, resize_before) = (clock.seconds(), timings.resize_s);
-        let mut images = Vec::with_capacity(chunk.len());
-        for w in chunk {
-            images.push(read_window(slide, &levels, &plan, w, &mut timings).await.map_err(slide_error)?);
-        }
-        timings.read_s += clock.seconds() - t - (timings.resize_s - resize_before);
-        let t = clock.seconds();
-        let probs = model.predict(&plan, chunk, &images).await?;
-        timings.model_s += clock.seconds() - t;
-        let t = clock.seconds();
-        let quantised: Vec<Vec<u8>> = probs.iter().map(|p| p.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()).collect();
-        for (k, (w, p)) in chunk.iter().zip(&probs).enumerate() {
-            accumulate(&plan, w, p, config.blend, &present, &mut acc, mw, mh);
-            finalise(&plan, done + k, &last, &mut acc, &mut canvas, mw, mh);
-        }
-        timings.blend_s += clock.seconds() - t;
-        done += chunk.len();
-        let elapsed = clock.seconds();
-        let rate = done as f64 / elapsed.max(1e-9);
-        let updates: Vec<Update<'_>> = chunk.iter().zip(&quantised).map(|(w, q)| Update { window: *w, probs: q }).collect();
-        progress(&Progress { done, total: plan.windows.len(), tiles_per_s: rate, eta_s: (plan.windows.len() - done) as f64 / rate.max(1e-9) }, &updates);
+
+    /// Windows blended so far.
+    pub fn done(&self) -> usize {
+        self.done
     }
-    timings.total_s = clock.seconds();
-    Ok(Prediction::new(width, height, plan, mw, mh, canvas, slide.pixel_size_um(), timings))
+
+    /// Windows planned.
+    pub fn total(&self) -> usize {
+        self.plan.windows.len()
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Runs the windows not yet done, `batch` at a time, with `model`. On an error (cancelled,
+    /// slide or model) the windows blended before the failing batch stay blended and a later call
+    /// continues from there.
+    pub async fn run(
+        &mut self,
+        slide: &Slide,
+        model: &dyn TileModel,
+        batch: usize,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress, &[Update<'_>]),
+    ) -> Result<(), Error> {
+        let slide_error = |e: crate::slide::Error| Error::Slide(e.to_string());
+        let levels = slide.levels();
+        let batch = batch.clamp(1, 64);
+        let (started, first) = (self.clock.seconds(), self.done);
+        while self.done < self.plan.windows.len() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let chunk = &self.plan.windows[self.done..(self.done + batch).min(self.plan.windows.len())];
+            let (t, resize_before) = (self.clock.seconds(), self.timings.resize_s);
+            let mut images = Vec::with_capacity(chunk.len());
+            for w in chunk {
+                images.push(read_window(slide, &levels, &self.plan, w, &mut self.timings).await.map_err(slide_error)?);
+            }
+            self.timings.read_s += self.clock.seconds() - t - (self.timings.resize_s - resize_before);
+            let t = self.clock.seconds();
+            let probs = model.predict(&self.plan, chunk, &images).await?;
+            if probs.len() != chunk.len() || probs.iter().any(|p| p.len() != (self.plan.model_size * self.plan.model_size) as usize) {
+                return Err(Error::Backend(format!("the model answered {} windows for {}", probs.len(), chunk.len())));
+            }
+            self.timings.model_s += self.clock.seconds() - t;
+            let t = self.clock.seconds();
+            let quantised: Vec<Vec<u8>> = probs.iter().map(|p| p.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()).collect();
+            for (k, (w, p)) in chunk.iter().zip(&probs).enumerate() {
+                accumulate(&self.plan, w, p, self.blend, &self.present, &mut self.acc, self.mw, self.mh);
+                finalise(&self.plan, self.done + k, &self.last, &mut self.acc, &mut self.canvas, self.mw, self.mh);
+            }
+            self.timings.blend_s += self.clock.seconds() - t;
+            self.done += chunk.len();
+            // The rate of this call (a resumed run may be on a slower device).
+            let rate = (self.done - first) as f64 / (self.clock.seconds() - started).max(1e-9);
+            let total = self.plan.windows.len();
+            let updates: Vec<Update<'_>> = chunk.iter().zip(&quantised).map(|(w, q)| Update { window: *w, probs: q }).collect();
+            progress(&Progress { done: self.done, total, tiles_per_s: rate, eta_s: (total - self.done) as f64 / rate.max(1e-9) }, &updates);
+        }
+        Ok(())
+    }
+
+    /// The prediction (windows not run, if any, count as background).
+    pub fn finish(mut self, slide: &Slide) -> Prediction {
+        self.timings.total_s = self.clock.seconds();
+        Prediction::new(self.width, self.height, self.plan, self.mw, self.mh, self.canvas, slide.pixel_size_um(), self.timings)
+    }
 }
 
 /// Reads a window from the level with the largest downsample not above the plan's scale, and
