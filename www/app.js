@@ -45,7 +45,16 @@ const state = {
 const tiles = new Rpc();
 const engine = new Rpc((e) => {
   if (e.event === 'progress' && e.runId === state.running) onProgress(e);
+  if (e.event === 'fallback') onFallback(e);
 });
+
+/** The GPU was lost during a run: the worker continues it on the CPU, keeping the windows done. */
+function onFallback({ manifest, backend, done, total }) {
+  if (state.model) state.model = { ...state.model, manifest, backend };
+  state.fallback = { done, total };
+  showModel({ manifest, backend });
+  $('progress-text').textContent = `${done}/${total} windows kept · continuing on the CPU…`;
+}
 
 function setState(kind, text) {
   document.body.dataset.state = kind;
@@ -223,6 +232,8 @@ async function segment(whole) {
       if (region[2] <= 0 || region[3] <= 0) throw new Error('the view shows no part of the slide');
     }
     clearResults();
+    state.progress = { done: 0, total: 0 };
+    state.fallback = null;
     state.running = runId;
     busy(true);
     setState('running', whole ? 'Segmenting the whole slide…' : 'Segmenting the view…');
@@ -253,6 +264,7 @@ function cancelRun() {
 }
 
 async function onProgress(p) {
+  state.progress = { done: p.done, total: p.total };
   $('progress').value = p.total ? p.done / p.total : 1;
   const eta = Number.isFinite(p.etaS) ? `${fmt(p.etaS)} s left` : '';
   $('progress-text').textContent = `${p.done}/${p.total} windows · ${fmt(p.tilesPerS, 2)}/s · ${eta}`;
@@ -469,4 +481,4 @@ document.addEventListener('drop', (e) => { const f = e.dataTransfer?.files?.[0];
 setState('ready', 'Open a slide (file, URL or demo). Nothing is uploaded.');
 if (params.get('backend')) $('backend').value = params.get('backend');
 if (params.get('url')) { $('url').value = params.get('url'); openSlide(params.get('url'), params.get('url')); }
-window.ftuscope = { state }; // for tests and the console
+window.ftuscope = { state, loseGpu: () => engine.call('loseGpu') }; // for tests and the console

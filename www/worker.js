@@ -2,13 +2,45 @@
 // progress events {event, ...}. The page runs two of these — one decodes viewer tiles, one runs
 // the network — so panning stays smooth while a slide is segmented (on the CPU fallback a forward
 // pass blocks its worker). Slide pixels never leave this machine.
-import init, { WebSlide, WebModel, Cancel, segmentSlide, diceOfAnnotations } from '../pkg/ftuscope.js';
+import init, { WebSlide, WebModel, Cancel, SegmentRun, diceOfAnnotations } from '../pkg/ftuscope.js';
+
+// The WebGPU devices this worker asked for (wgpu requests one through requestDevice), watched so
+// that a lost GPU (driver reset, device removed, tab in the background too long) is noticed: the
+// running segmentation then continues on the CPU, keeping the windows already computed.
+const gpuDevices = [];
+let gpuLost = null;
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    gpuDevices.push(device);
+    device.lost.then((info) => { gpuLost = [info.reason, info.message?.replace(/\.$/, '')].filter(Boolean).join(': ') || 'lost'; });
+    return device;
+  };
+}
+
+/** Whether the GPU is lost (waiting a moment: a failed read-back can come before the lost event). */
+async function lostGpu() {
+  if (!gpuLost && gpuDevices.length) {
+    await Promise.race([Promise.any(gpuDevices.map((d) => d.lost)), new Promise((r) => setTimeout(r, 1000))]);
+  }
+  return gpuLost;
+}
 
 const ready = init();
 let slide = null;
 let model = null;
+let modelFiles = null; // {bpk, json}: reloaded on the CPU if the GPU is lost
 let prediction = null;
 let cancel = null;
+
+async function loadOnCpu(reason) {
+  const loaded = await WebModel.load(modelFiles.bpk, modelFiles.json, 'cpu');
+  model?.free();
+  model = loaded;
+  const notice = `The GPU was lost (${reason}); running on the CPU from now on (slower). Reload the page to use the GPU again.`;
+  return { manifest: model.manifest, backend: { ...model.backend, notice } };
+}
 
 const ops = {
   async open({ source }) {
@@ -29,9 +61,16 @@ const ops = {
     return [bitmap, [bitmap]];
   },
   async loadModel({ bpk, json, backend }) {
-    const loaded = await WebModel.load(new Uint8Array(bpk), json, backend);
+    const files = { bpk: new Uint8Array(bpk), json };
+    // A lost device cannot be started again in this worker: stay on the CPU.
+    if (gpuLost && backend !== 'cpu') {
+      modelFiles = files;
+      return loadOnCpu(gpuLost);
+    }
+    const loaded = await WebModel.load(files.bpk, json, backend);
     model?.free();
     model = loaded;
+    modelFiles = files;
     return { manifest: model.manifest, backend: model.backend };
   },
   async segment({ region, runId }) {
@@ -43,14 +82,35 @@ const ops = {
       postMessage({ event: 'progress', runId, done: p.done, total: p.total, tilesPerS: p.tiles_per_s, etaS: p.eta_s, updates },
         updates.map((u) => u.probs.buffer));
     };
-    const result = await segmentSlide(slide, model, region ?? undefined, onProgress, cancel);
-    prediction?.free();
-    prediction = result;
+    const run = await SegmentRun.start(slide, model, region ?? undefined);
+    try {
+      for (;;) {
+        try {
+          await run.resume(model, onProgress, cancel);
+          break;
+        } catch (err) {
+          const lost = model.backend.backend !== 'cpu' && await lostGpu();
+          if (!lost) throw err;
+          const loaded = await loadOnCpu(lost);
+          postMessage({ event: 'fallback', runId, ...loaded, done: run.done, total: run.total });
+        }
+      }
+      prediction?.free();
+      prediction = run.finish();
+    } finally {
+      run.free();
+    }
     return prediction.summary;
   },
   cancel() {
     cancel?.cancel();
     return true;
+  },
+  // Destroys this worker's GPU devices, as a driver reset would: how the end-to-end test loses
+  // the GPU in the middle of a run.
+  loseGpu() {
+    for (const device of gpuDevices) device.destroy();
+    return gpuDevices.length;
   },
   async export({ kind }) {
     if (!prediction) throw new Error('nothing segmented yet');

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 pub use device::{GpuErrorLog, init_device};
-pub use segment::{Cancel, WebModel, WebPrediction, dice_of_annotations, segment_slide};
+pub use segment::{Cancel, SegmentRun, WebModel, WebPrediction, dice_of_annotations, segment_slide};
 pub use slides::WebSlide;
 
 /// Sets up readable Rust panics, and warnings and errors logged by Rust code (burn and cubecl log

@@ -7,9 +7,10 @@ use super::device::{GpuErrorLog, init_device};
 use super::slides::WebSlide;
 use super::{js_error, js_value};
 use crate::backend::BackendInfo;
-use crate::infer::{Glomerulus, NetModel, Prediction, WsiConfig, predict_slide};
+use crate::infer::{Glomerulus, NetModel, Prediction, SlideRun, WsiConfig};
 use crate::mask::write_annotations;
 use crate::model::{Manifest, load_model_bytes};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasm_bindgen::prelude::*;
@@ -147,53 +148,138 @@ impl WebPrediction {
 /// level-0 pixels: "segment this view"). `progress({done, total, tiles_per_s, eta_s, updates:
 /// [{x, y, window, size, probs}]})` is called after every batch (`probs`: `size`² bytes 0–255 of
 /// the `window`² level-0 square at `x`, `y`). Resolves to a [`WebPrediction`]; rejects on
-/// cancellation ("cancelled"), slide errors or GPU errors.
+/// cancellation ("cancelled"), slide errors or GPU errors. (The app uses [`SegmentRun`], which can
+/// continue on the CPU when the GPU is lost.)
 #[wasm_bindgen(js_name = segmentSlide)]
 pub fn segment_slide(slide: &WebSlide, model: &WebModel, region: Option<Vec<f64>>, progress: Option<js_sys::Function>, cancel: &Cancel) -> js_sys::Promise {
     let (slide, net, manifest, errors, cancel) = (slide.shared(), model.net.clone(), model.manifest.clone(), model.errors.clone(), cancel.0.clone());
-    let gpu = errors.is_some();
     wasm_bindgen_futures::future_to_promise(async move {
-        let mut wsi = WsiConfig::for_model(&manifest);
-        // On the CPU fallback tensors live in wasm memory: one window at a time keeps it small.
-        wsi.batch = if gpu { 4 } else { 1 };
-        if let Some(r) = region {
-            let [x, y, w, h] = <[f64; 4]>::try_from(r.as_slice()).map_err(|_| js_value("region must be [x, y, width, height]"))?;
-            if !(w > 0.0 && h > 0.0) || [x, y, w, h].iter().any(|v| !v.is_finite()) {
-                return Err(js_value("region must have a positive size"));
-            }
-            let clamp = |v: f64| v.max(0.0).min(u32::MAX as f64) as u32;
-            wsi.plan.region = Some([clamp(x), clamp(y), clamp(w).max(1), clamp(h).max(1)]);
-        }
-        let window = wsi.plan.window;
-        let size = wsi.plan.model_size;
-        let mut report = |p: &crate::infer::Progress, updates: &[crate::infer::Update<'_>]| {
-            let Some(f) = &progress else { return };
-            let list = js_sys::Array::new();
-            for u in updates {
-                let item = js_sys::Object::new();
-                let _ = js_sys::Reflect::set(&item, &"x".into(), &(u.window.x as f64).into());
-                let _ = js_sys::Reflect::set(&item, &"y".into(), &(u.window.y as f64).into());
-                let _ = js_sys::Reflect::set(&item, &"window".into(), &window.into());
-                let _ = js_sys::Reflect::set(&item, &"size".into(), &size.into());
-                let _ = js_sys::Reflect::set(&item, &"probs".into(), &js_sys::Uint8Array::from(u.probs).into());
-                list.push(&item);
-            }
-            let event = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&event, &"done".into(), &(p.done as u32).into());
-            let _ = js_sys::Reflect::set(&event, &"total".into(), &(p.total as u32).into());
-            let _ = js_sys::Reflect::set(&event, &"tiles_per_s".into(), &p.tiles_per_s.into());
-            let _ = js_sys::Reflect::set(&event, &"eta_s".into(), &p.eta_s.into());
-            let _ = js_sys::Reflect::set(&event, &"updates".into(), &list);
-            let _ = f.call1(&JsValue::NULL, &event);
-        };
-        let result = predict_slide(&slide, net.as_ref(), &wsi, cancel.as_ref(), &mut report).await;
-        if let Some(errors) = errors.as_ref().map(GpuErrorLog::take).filter(|e| !e.is_empty()) {
-            return Err(js_value(format!("WebGPU reported {} error(s): {}", errors.len(), errors.join(" | "))));
-        }
-        let prediction = result.map_err(js_value)?;
-        let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
-        Ok(WebPrediction { prediction, glomeruli, threshold: wsi.threshold, min_area: wsi.min_area }.into())
+        let wsi = config_for(&manifest, region)?;
+        let mut run = SlideRun::start(&slide, &wsi).await.map_err(js_value)?;
+        let mut report = reporter(progress, &wsi);
+        let result = run.run(&slide, net.as_ref(), batch_for(&errors), cancel.as_ref(), &mut report).await;
+        gpu_errors(&errors)?;
+        result.map_err(js_value)?;
+        Ok(predicted(run.finish(&slide), &wsi).into())
     })
+}
+
+/// A whole-slide segmentation that keeps what it has computed when its device fails: `start`
+/// plans it, `resume(model, progress, cancel)` runs the windows not yet done (rejecting on
+/// cancellation or a device error, with the windows before the failing batch kept), and may be
+/// called again with another model — the same weights loaded on the CPU after the GPU was lost —
+/// which continues where the first stopped; `finish()` gives the [`WebPrediction`].
+#[wasm_bindgen]
+pub struct SegmentRun {
+    slide: Rc<crate::slide::Slide>,
+    wsi: WsiConfig,
+    /// Empty while `resume` runs (a second `resume` at the same time is refused) and once finished.
+    run: Rc<RefCell<Option<SlideRun>>>,
+}
+
+#[wasm_bindgen]
+impl SegmentRun {
+    /// Plans a run of `model`'s settings over `slide` (or `region` of it); resolves to a `SegmentRun`.
+    pub fn start(slide: &WebSlide, model: &WebModel, region: Option<Vec<f64>>) -> js_sys::Promise {
+        let (slide, manifest) = (slide.shared(), model.manifest.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let wsi = config_for(&manifest, region)?;
+            let run = SlideRun::start(&slide, &wsi).await.map_err(js_value)?;
+            Ok(SegmentRun { slide, wsi, run: Rc::new(RefCell::new(Some(run))) }.into())
+        })
+    }
+
+    /// Windows done so far.
+    #[wasm_bindgen(getter)]
+    pub fn done(&self) -> u32 {
+        self.run.borrow().as_ref().map_or(0, |r| r.done() as u32)
+    }
+
+    /// Windows planned.
+    #[wasm_bindgen(getter)]
+    pub fn total(&self) -> u32 {
+        self.run.borrow().as_ref().map_or(0, |r| r.total() as u32)
+    }
+
+    /// Runs the remaining windows with `model` (see [`segment_slide`] for `progress`). Resolves
+    /// when all are done.
+    pub fn resume(&self, model: &WebModel, progress: Option<js_sys::Function>, cancel: &Cancel) -> js_sys::Promise {
+        let (slide, cell, wsi) = (self.slide.clone(), self.run.clone(), self.wsi.clone());
+        let (net, errors, cancel) = (model.net.clone(), model.errors.clone(), cancel.0.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut run = cell.borrow_mut().take().ok_or_else(|| js_value("this segmentation is running or finished"))?;
+            let mut report = reporter(progress, &wsi);
+            let result = run.run(&slide, net.as_ref(), batch_for(&errors), cancel.as_ref(), &mut report).await;
+            *cell.borrow_mut() = Some(run);
+            gpu_errors(&errors)?;
+            result.map_err(js_value)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The prediction from the windows done (normally all of them); the run is then used up.
+    pub fn finish(&self) -> Result<WebPrediction, JsError> {
+        let run = self.run.borrow_mut().take().ok_or_else(|| js_error("this segmentation is running or finished"))?;
+        Ok(predicted(run.finish(&self.slide), &self.wsi))
+    }
+}
+
+/// The manifest's settings, limited to `region` when given.
+fn config_for(manifest: &Manifest, region: Option<Vec<f64>>) -> Result<WsiConfig, JsValue> {
+    let mut wsi = WsiConfig::for_model(manifest);
+    if let Some(r) = region {
+        let [x, y, w, h] = <[f64; 4]>::try_from(r.as_slice()).map_err(|_| js_value("region must be [x, y, width, height]"))?;
+        if !(w > 0.0 && h > 0.0) || [x, y, w, h].iter().any(|v| !v.is_finite()) {
+            return Err(js_value("region must have a positive size"));
+        }
+        let clamp = |v: f64| v.max(0.0).min(u32::MAX as f64) as u32;
+        wsi.plan.region = Some([clamp(x), clamp(y), clamp(w).max(1), clamp(h).max(1)]);
+    }
+    Ok(wsi)
+}
+
+/// Windows per forward pass: 4 on WebGPU; on the CPU fallback tensors live in wasm memory, and
+/// one window at a time keeps it small.
+fn batch_for(errors: &Option<GpuErrorLog>) -> usize {
+    if errors.is_some() { 4 } else { 1 }
+}
+
+/// WebGPU errors raised outside any call during the run, as one rejection.
+fn gpu_errors(errors: &Option<GpuErrorLog>) -> Result<(), JsValue> {
+    match errors.as_ref().map(GpuErrorLog::take).filter(|e| !e.is_empty()) {
+        Some(errors) => Err(js_value(format!("WebGPU reported {} error(s): {}", errors.len(), errors.join(" | ")))),
+        None => Ok(()),
+    }
+}
+
+fn predicted(prediction: Prediction, wsi: &WsiConfig) -> WebPrediction {
+    let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
+    WebPrediction { prediction, glomeruli, threshold: wsi.threshold, min_area: wsi.min_area }
+}
+
+/// Forwards progress to a JS callback as plain objects (each window's bytes as a Uint8Array).
+fn reporter(progress: Option<js_sys::Function>, wsi: &WsiConfig) -> impl FnMut(&crate::infer::Progress, &[crate::infer::Update<'_>]) {
+    let (window, size) = (wsi.plan.window, wsi.plan.model_size);
+    move |p, updates| {
+        let Some(f) = &progress else { return };
+        let list = js_sys::Array::new();
+        for u in updates {
+            let item = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&item, &"x".into(), &(u.window.x as f64).into());
+            let _ = js_sys::Reflect::set(&item, &"y".into(), &(u.window.y as f64).into());
+            let _ = js_sys::Reflect::set(&item, &"window".into(), &window.into());
+            let _ = js_sys::Reflect::set(&item, &"size".into(), &size.into());
+            let _ = js_sys::Reflect::set(&item, &"probs".into(), &js_sys::Uint8Array::from(u.probs).into());
+            list.push(&item);
+        }
+        let event = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&event, &"done".into(), &(p.done as u32).into());
+        let _ = js_sys::Reflect::set(&event, &"total".into(), &(p.total as u32).into());
+        let _ = js_sys::Reflect::set(&event, &"tiles_per_s".into(), &p.tiles_per_s.into());
+        let _ = js_sys::Reflect::set(&event, &"eta_s".into(), &p.eta_s.into());
+        let _ = js_sys::Reflect::set(&event, &"updates".into(), &list);
+        let _ = f.call1(&JsValue::NULL, &event);
+    }
 }
 
 /// Dice between two sets of annotations (GeoJSON text: a FeatureCollection, a Feature or a HuBMAP
