@@ -99,6 +99,7 @@ impl Manifest {
 
     /// Rejects settings no engine can run.
     pub fn check(&self) -> Result<(), String> {
+        self.model.check()?;
         let size = self.model.input_size;
         if size == 0 || !size.is_multiple_of(super::STRIDE) || size > 4096 {
             return Err(format!("model.json: input_size {size} must be a positive multiple of {} up to 4096", super::STRIDE));
@@ -154,7 +155,14 @@ mod tests {
         let read = Manifest::from_json(&bare).unwrap();
         assert_eq!(read.model, m.model);
         assert_eq!(read.window, 768);
-        for bad in ["", "[1]", "{\"format\":\"other/1\"}", &m.to_json().replace("\"tta\": 1", "\"tta\": 3")] {
+        let mut zero_width = m.clone();
+        zero_width.model.tiny_widths[0] = 0;
+        let mut four_stages = m.clone();
+        four_stages.model.decoder_channels.pop();
+        let mut huge = m.clone();
+        huge.model.decoder_channels[0] = 1 << 20;
+        let (zero_width, four_stages, huge) = (zero_width.to_json(), four_stages.to_json(), huge.to_json());
+        for bad in ["", "[1]", "{\"format\":\"other/1\"}", &m.to_json().replace("\"tta\": 1", "\"tta\": 3"), &zero_width, &four_stages, &huge] {
             assert!(Manifest::from_json(bad).is_err(), "{bad}");
         }
     }

@@ -103,6 +103,11 @@ pub struct SegmenterConfig {
 /// Input sides must be multiples of this (five ×2 reductions).
 pub const STRIDE: usize = 32;
 
+/// Most channels any layer of a configured network may have: 4× the widest layer of the seed's
+/// networks, and a bound on what a `model.json` can make the loader allocate (a 3×3 convolution of
+/// this width is 38 MB).
+pub const MAX_CHANNELS: usize = 1024;
+
 /// The tiny encoder.
 #[derive(Module, Debug)]
 pub struct TinyEncoder {
@@ -176,7 +181,31 @@ impl SegmenterConfig {
         }
     }
 
-    /// Builds the network with freshly initialised weights.
+    /// Rejects configurations that cannot be built or run here (a `model.json` is untrusted):
+    /// channel counts of 0 or above [`MAX_CHANNELS`], a U-Net decoder without exactly five
+    /// stages, inputs other than RGB, more than one output class, a drop-path rate outside 0..1.
+    pub fn check(&self) -> Result<(), String> {
+        let widths = |name: &str, values: &[usize]| match values.iter().find(|&&c| c == 0 || c > MAX_CHANNELS) {
+            Some(c) => Err(format!("model.json: {name} has {c} channels; each layer needs 1 to {MAX_CHANNELS}")),
+            None => Ok(()),
+        };
+        if self.decoder_channels.len() != 5 {
+            return Err(format!("model.json: decoder_channels must have 5 stages, not {}", self.decoder_channels.len()));
+        }
+        widths("decoder_channels", &self.decoder_channels)?;
+        widths("tiny_widths", &self.tiny_widths)?;
+        widths("pyramid_channels", &[self.pyramid_channels])?;
+        widths("segmentation_channels", &[self.segmentation_channels])?;
+        if self.in_channels != 3 || self.classes != 1 {
+            return Err(format!("model.json: the network must take 3 channels (RGB) and give 1 class, not {} → {}", self.in_channels, self.classes));
+        }
+        if !(0.0..1.0).contains(&self.drop_path_rate) {
+            return Err(format!("model.json: drop_path_rate {} must be in 0..1", self.drop_path_rate));
+        }
+        Ok(())
+    }
+
+    /// Builds the network with freshly initialised weights (panics on what [`Self::check`] rejects).
     pub fn init(&self, device: &Device) -> SegmentationModel {
         let features = self.feature_channels();
         let encoder = match self.encoder {
