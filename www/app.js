@@ -117,6 +117,8 @@ function slideId(name) {
 
 function showViewer(width, height) {
   state.viewer?.destroy();
+  if (state.tileError) notice('');
+  state.tileError = null;
   const source = new OpenSeadragon.TileSource({ width, height, tileSize: TILE, tileOverlap: 0 });
   const maxLevel = source.maxLevel;
   source.getTileUrl = (level, x, y) => `ftuscope:${state.slide.id}/${level}/${x}/${y}`;
@@ -130,7 +132,14 @@ function showViewer(width, height) {
     const outW = Math.max(1, Math.ceil(w0 * scale)), outH = Math.max(1, Math.ceil(h0 * scale));
     tiles.call('tile', { x: x0, y: y0, w: w0, h: h0, outW, outH })
       .then((bitmap) => job.finish(bitmap, null, 'imageBitmap'))
-      .catch((err) => job.fail(err.message));
+      .catch((err) => {
+        job.fail(err.message);
+        // Once per slide: the rest of the slide stays viewable.
+        if (!state.tileError) {
+          state.tileError = err.message;
+          notice(`Some tiles of this slide cannot be read: ${err.message}`);
+        }
+      });
   };
   source.downloadTileAbort = () => {};
   state.viewer = OpenSeadragon({
