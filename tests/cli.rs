@@ -103,6 +103,9 @@ fn predict_writes_every_output_and_eval_scores_it() {
     let run = ftuscope(&["predict", slide.to_str().unwrap(), "--model", "untrained:unet-tiny", "--out", out.to_str().unwrap(), "--tta", "2"]);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("UNTRAINED"), "the untrained model is named as such");
+    // What it prints is progress and a summary — never pixels or masks (those go to files).
+    let printed = format!("{}{}", String::from_utf8_lossy(&run.stdout), stderr(&run));
+    assert!(printed.len() < 16_384 && printed.lines().all(|l| l.len() < 2000), "{} bytes printed", printed.len());
     for file in [format!("{id}.geojson"), format!("{id}.glomeruli.json"), format!("{id}.mask.png"), "submission.csv".into()] {
         assert!(out.join(&file).is_file(), "{file}");
     }
