@@ -522,6 +522,20 @@ fn hostile_slides_are_typed_errors_in_bounded_time() {
     let entries = tiled(8192, 8192, 8192, tail_at(10), 1000, 1, 1);
     let err = check("tile-bomb", crafted(&entries, &[0u8; 1000], None)).unwrap_err();
     assert!(matches!(err.kind(), Error::Limit(_) | Error::Format(_) | Error::Truncated { .. }), "{err}");
+    // Deflate bombs: one 4096² tile (48 MiB) from 49 KB of zeros is within the limits and decodes
+    // in bounded time; the first 2000 bytes of the same stream claim a ratio over 4096:1 — refused
+    // before inflating.
+    let zeros = {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; 4096 * 4096 * 3]).unwrap();
+        z.finish().unwrap()
+    };
+    let entries = tiled(4096, 4096, 4096, tail_at(10), zeros.len() as u32, 1, 8);
+    assert!(check("deflate-48MiB", crafted(&entries, &zeros, None)).is_ok());
+    let entries = tiled(4096, 4096, 4096, tail_at(10), 2000, 1, 8);
+    let err = check("deflate-bomb", crafted(&entries, &zeros[..2000], None)).unwrap_err();
+    assert!(matches!(err.kind(), Error::Limit(_)), "{err}");
     // Zero-sized tiles.
     let entries = tiled(512, 512, 256, 0, 0, 4, 8);
     assert!(check("zero-tiles", crafted(&entries, &[], None)).is_err());
