@@ -149,7 +149,7 @@ async fn slides_stream_from_an_http_server_with_range_and_errors_are_readable() 
         let slide = WebSlide::open_source(url.clone().into()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(slide.slide().read_region(1, 0, 0, 150, 100).await.unwrap() == expected, "{url}");
     }
-    for (path, words) in [("status/404", "HTTP 404"), ("status/403", "HTTP 403"), ("range/missing.tif", "HTTP 404")] {
+    for (path, words) in [("status/404", "HTTP 404"), ("status/403", "HTTP 403"), ("status/500", "HTTP 500"), ("range/missing.tif", "HTTP 404")] {
         let url = format!("{RANGE_SERVER}/{path}");
         let err = WebSlide::open_source(url.clone().into()).await.err().unwrap();
         assert!(err.contains(words) && err.ends_with(&url), "{err}");
