@@ -37,7 +37,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -143,6 +143,45 @@ test-wasm: setup-wasm setup-browser
 
 test-e2e: web setup-browser setup-npm
 	node --test tests/e2e/
+
+# Fuzzing (issue #9): cargo-fuzz targets in fuzz/ over in-memory bytes. `make fuzz` runs each of
+# FUZZ_TARGETS for FUZZ_SECONDS on one core, starting from the hand-made seeds (fuzz/seeds/<target>)
+# and what earlier runs kept (fuzz/corpus/<target>, where new inputs that reach new code are added),
+# with a 1 s per-input timeout and a 512 MiB allocation limit; a crash leaves its input in
+# fuzz/artifacts/<target>/ (copy it to fuzz/regressions/<target>/ once fixed: tests/fuzz_corpus.rs
+# runs every kept input in `make test`). Logs: target/fuzz/<target>.log.
+# No sanitizer (`-s none`): the crate has no unsafe code of its own; coverage-guided only. Nightly
+# when rustup has it, else stable with RUSTC_BOOTSTRAP=1 for the flags cargo-fuzz passes.
+FUZZ_TARGETS ?= slide rle geojson model
+FUZZ_SECONDS ?= 300
+FUZZ_FLAGS   := -timeout=1 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
+FUZZ_CARGO   := $(if $(shell rustup toolchain list 2>/dev/null | grep ^nightly),cargo +nightly,RUSTC_BOOTSTRAP=1 cargo)
+FUZZ_ENV     := CARGO_TARGET_DIR=$(CACHE)/fuzz
+setup-fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.2 --locked
+	@command -v c++ >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) g++; }
+
+fuzz: setup-fuzz
+	@mkdir -p target/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_ENV) $(FUZZ_CARGO) fuzz run -s none -a --fuzz-dir fuzz $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) > target/fuzz/$$t.log 2>&1 || { tail -40 target/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' target/fuzz/$$t.log; \
+	done
+
+# Shrinks each corpus to the inputs that reach code (edges, not hit counts: -use_counters=0) the
+# seeds do not, so the kept corpus stays small. The seeds are copied into the merge's output first
+# (counted as already kept) and removed after.
+fuzz-merge: setup-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  m=target/fuzz/merged-$$t; rm -rf $$m && mkdir -p $$m fuzz/corpus/$$t && cp fuzz/seeds/$$t/* $$m/; \
+	  $(FUZZ_ENV) $(FUZZ_CARGO) fuzz run -s none -a --fuzz-dir fuzz $$t $$m fuzz/corpus/$$t -- \
+	    -merge=1 -use_counters=0 $(FUZZ_FLAGS) > target/fuzz/merge-$$t.log 2>&1; \
+	  for f in fuzz/seeds/$$t/*; do rm -f $$m/$$(basename $$f); done; \
+	  rm -rf fuzz/corpus/$$t && mv $$m fuzz/corpus/$$t; \
+	  echo "$$t: $$(ls fuzz/corpus/$$t | wc -l) inputs, $$(du -sh fuzz/corpus/$$t | cut -f1)"; \
+	done
 
 # CUDA builds offline with Debian's LLVM 22 standing in for the LLVM 23 that cubecl's build downloads.
 CUDA_ENV := XDG_DATA_HOME=$(CACHE)/xdg CARGO_TARGET_DIR=$(NATIVE_DIR)

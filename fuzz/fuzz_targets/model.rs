@@ -1,0 +1,7 @@
+//! libFuzzer target `model`: see ../harness.rs.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::model(data));
