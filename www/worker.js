@@ -89,7 +89,8 @@ const ops = {
           await run.resume(model, onProgress, cancel);
           break;
         } catch (err) {
-          const lost = model.backend.backend !== 'cpu' && await lostGpu();
+          // Only a run on the GPU falls back, once; any other failure is the run's error.
+          const lost = model.backend.backend.includes('webgpu') && await lostGpu();
           if (!lost) throw err;
           const loaded = await loadOnCpu(lost);
           postMessage({ event: 'fallback', runId, ...loaded, done: run.done, total: run.total });
