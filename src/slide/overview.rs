@@ -31,10 +31,7 @@ impl Slide {
         }
         let (ow, oh) = (base.width.div_ceil(factor), base.height.div_ceil(factor));
         let mut overview = RgbImage::new(ow, oh);
-        // Bands: whole tile rows, a multiple of the factor; pieces at most MAX_REGION_SIDE wide.
-        let band = base.tile_height.max(factor).div_ceil(factor) * factor;
-        let band = band.min(MAX_REGION_SIDE / factor * factor).max(factor);
-        let piece = (MAX_REGION_SIDE / factor * factor).min(base.width.div_ceil(factor) * factor);
+        let (band, piece) = band_and_piece(&base, factor);
         let total = base.height.div_ceil(band);
         for (done, y) in (0..base.height).step_by(band as usize).enumerate() {
             let mut x = 0;
@@ -109,6 +106,17 @@ fn average_into(out: &mut RgbImage, region: &RgbImage, ox: u32, oy: u32, factor:
     }
 }
 
+/// The rows and columns read at a time over `base` for a reduction by `factor`: whole tile rows, a
+/// multiple of the factor, no taller than the image (a strip may declare millions of rows: found by
+/// fuzzing, a 24-row image with one strip was read in 16384-row bands, an 805 MB region of
+/// background), pieces at most [`MAX_REGION_SIDE`] wide.
+fn band_and_piece(base: &Level, factor: u32) -> (u32, u32) {
+    let band = base.tile_height.max(factor).div_ceil(factor) * factor;
+    let band = band.min(MAX_REGION_SIDE / factor * factor).min(base.height.div_ceil(factor) * factor).max(factor);
+    let piece = (MAX_REGION_SIDE / factor * factor).min(base.width.div_ceil(factor) * factor);
+    (band, piece)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +128,14 @@ mod tests {
         average_into(&mut out, &region, 0, 0, 2);
         assert_eq!(out.get_pixel(0, 0).0, [5, 0, 255]);
         assert_eq!(out.get_pixel(1, 0).0, [25, 0, 255]);
+    }
+
+    #[test]
+    fn bands_follow_tile_rows_but_never_exceed_the_image() {
+        let level = |width, height, tile_height| Level { width, height, downsample: 1.0, tile_width: width, tile_height, is_virtual: false, pages: Vec::new() };
+        assert_eq!(band_and_piece(&level(32773, 24, 11_665_432), 2), (24, 16384));
+        assert_eq!(band_and_piece(&level(30000, 40000, 512), 4), (512, 16384));
+        assert_eq!(band_and_piece(&level(6000, 4000, 100_000), 2), (4000, 6000));
+        assert_eq!(band_and_piece(&level(3000, 3001, 7), 2), (8, 3000));
     }
 }
