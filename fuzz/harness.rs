@@ -11,7 +11,47 @@ use ftuscope::mask::{BinaryMask, read_annotations, rle_decode, rle_encode, rle_e
 use ftuscope::model::load_model_bytes;
 use ftuscope::slide::{MemorySource, Slide, SlideOptions};
 use futures_lite::future::block_on;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
+
+/// Largest single allocation allowed while fuzzing: over the reader's own limits (64 MiB per tile,
+/// 256 MiB of metadata) with room for decoding buffers, far under what a hostile size could ask.
+/// libFuzzer's `-malloc_limit_mb` needs a sanitizer's malloc hooks, which `-s none` builds lack, so
+/// the harness enforces it itself — in the fuzz targets and in tests/fuzz_corpus.rs alike.
+pub const MAX_ALLOCATION: usize = 512 << 20;
+
+/// The system allocator, aborting (a crash libFuzzer records) on any allocation over [`MAX_ALLOCATION`].
+pub struct Limited;
+
+fn check_size(size: usize) {
+    if size > MAX_ALLOCATION {
+        // No formatting: it could allocate.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"fuzz harness: an allocation over 512 MiB\n");
+        std::process::abort();
+    }
+}
+
+// SAFETY: every call forwards to `System` with the same arguments after a size check.
+unsafe impl GlobalAlloc for Limited {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        check_size(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        check_size(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        check_size(new_size);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Limited = Limited;
 
 /// Region side read per level: enough to cross tile borders without making every input slow.
 const REGION: u32 = 96;
