@@ -170,14 +170,14 @@ fuzz: setup-fuzz
 	  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' target/fuzz/$$t.log; \
 	done
 
-# Shrinks each corpus to the inputs that reach code (edges, not hit counts: -use_counters=0) the
-# seeds do not, so the kept corpus stays small. The seeds are copied into the merge's output first
-# (counted as already kept) and removed after.
+# Shrinks each corpus to a small set of inputs (a greedy set cover of edges, not hit counts) that
+# reach code the seeds do not. The seeds are copied into the merge's output first (counted as
+# already kept) and removed after.
 fuzz-merge: setup-fuzz
 	@for t in $(FUZZ_TARGETS); do \
 	  m=target/fuzz/merged-$$t; rm -rf $$m && mkdir -p $$m fuzz/corpus/$$t && cp fuzz/seeds/$$t/* $$m/; \
 	  $(FUZZ_ENV) $(FUZZ_CARGO) fuzz run -s none -a --fuzz-dir fuzz $$t $$m fuzz/corpus/$$t -- \
-	    -merge=1 -use_counters=0 $(FUZZ_FLAGS) > target/fuzz/merge-$$t.log 2>&1; \
+	    -set_cover_merge=1 -use_counters=0 $(FUZZ_FLAGS) > target/fuzz/merge-$$t.log 2>&1; \
 	  for f in fuzz/seeds/$$t/*; do rm -f $$m/$$(basename $$f); done; \
 	  rm -rf fuzz/corpus/$$t && mv $$m fuzz/corpus/$$t; \
 	  echo "$$t: $$(ls fuzz/corpus/$$t | wc -l) inputs, $$(du -sh fuzz/corpus/$$t | cut -f1)"; \
