@@ -37,23 +37,23 @@ impl TileModel for Oracle {
     }
 }
 
-fn synthetic(dir: &Path) -> (String, Vec<Polygon>, String) {
+/// A synthetic slide written into `dir`, opened: the slide, its glomeruli and its RLE truth.
+fn synthetic(dir: &Path) -> (Slide, Vec<Polygon>, String) {
     let options = DatasetOptions { size: (6000, 4000), seed: 7, compression: TileCompression::Jpeg(85), ..DatasetOptions::default() };
     let id = write_dataset(dir, &options, |_, _| {}).unwrap()[0].id.clone();
     let json = std::fs::read_to_string(dir.join("train").join(format!("{id}.json"))).unwrap();
     let polygons = read_annotations(&json).unwrap().into_iter().flat_map(|a| a.polygons).collect();
     let csv = std::fs::read_to_string(dir.join("train.csv")).unwrap();
     let truth = csv.lines().find_map(|l| l.strip_prefix(&format!("{id},"))).unwrap().to_string();
-    (id, polygons, truth)
+    let source = Arc::new(FileSource::open(&dir.join("train").join(format!("{id}.tiff"))).unwrap());
+    (block_on(Slide::open(source)).unwrap(), polygons, truth)
 }
 
 #[test]
 fn an_oracle_through_the_whole_engine_reproduces_the_truth() {
     let dir = tempfile::tempdir().unwrap();
-    let (id, polygons, truth) = synthetic(dir.path());
+    let (slide, polygons, truth) = synthetic(dir.path());
     assert!(!polygons.is_empty());
-    let source = Arc::new(FileSource::open(&dir.path().join("train").join(format!("{id}.tiff"))).unwrap());
-    let slide = block_on(Slide::open(source)).unwrap();
     let oracle = Oracle { polygons };
     for blend in [Blend::Centre, Blend::Ramp] {
         let config = WsiConfig::new().with_blend(blend).with_min_area(0.0);
@@ -78,9 +78,7 @@ fn an_oracle_through_the_whole_engine_reproduces_the_truth() {
 #[test]
 fn a_cancelled_run_stops_between_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let (id, polygons, _) = synthetic(dir.path());
-    let source = Arc::new(FileSource::open(&dir.path().join("train").join(format!("{id}.tiff"))).unwrap());
-    let slide = block_on(Slide::open(source)).unwrap();
+    let (slide, polygons, _) = synthetic(dir.path());
     let cancel = AtomicBool::new(false);
     let config = WsiConfig::new().with_batch(1).with_plan(PlanConfig::new());
     let mut batches = 0;
@@ -113,9 +111,7 @@ impl TileModel for LostAfter {
 #[test]
 fn a_run_whose_device_is_lost_continues_on_another_and_keeps_what_was_done() {
     let dir = tempfile::tempdir().unwrap();
-    let (id, polygons, _) = synthetic(dir.path());
-    let source = Arc::new(FileSource::open(&dir.path().join("train").join(format!("{id}.tiff"))).unwrap());
-    let slide = block_on(Slide::open(source)).unwrap();
+    let (slide, polygons, _) = synthetic(dir.path());
     let config = WsiConfig::new().with_batch(3).with_min_area(0.0);
     let oracle = Oracle { polygons: polygons.clone() };
     let whole = block_on(predict_slide(&slide, &oracle, &config, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
