@@ -233,11 +233,6 @@ impl SlideRun {
         self.plan.windows.len()
     }
 
-    /// The plan.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
     /// Runs the windows not yet done, `batch` at a time, with `model`. On an error (cancelled,
     /// slide or model) the windows blended before the failing batch stay blended and a later call
     /// continues from there.
@@ -266,8 +261,10 @@ impl SlideRun {
             self.timings.read_s += self.clock.seconds() - t - (self.timings.resize_s - resize_before);
             let t = self.clock.seconds();
             let probs = model.predict(&self.plan, chunk, &images).await?;
-            if probs.len() != chunk.len() || probs.iter().any(|p| p.len() != (self.plan.model_size * self.plan.model_size) as usize) {
-                return Err(Error::Backend(format!("the model answered {} windows for {}", probs.len(), chunk.len())));
+            let side = self.plan.model_size as usize;
+            if probs.len() != chunk.len() || probs.iter().any(|p| p.len() != side * side) {
+                let sizes: Vec<usize> = probs.iter().map(Vec::len).collect();
+                return Err(Error::Backend(format!("the model answered {} windows of {sizes:?} values for {} of {side}×{side}", probs.len(), chunk.len())));
             }
             self.timings.model_s += self.clock.seconds() - t;
             let t = self.clock.seconds();
