@@ -36,14 +36,7 @@ fn segments_the_bundled_image_into_a_mask_png() {
     let mask = dir.path().join("mask.png");
     let overlay = dir.path().join("overlay.png");
     let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
-    let out = ftuscope(&[
-        "segment",
-        input.to_str().unwrap(),
-        "--out",
-        mask.to_str().unwrap(),
-        "--overlay",
-        overlay.to_str().unwrap(),
-    ]);
+    let out = ftuscope(&["segment", input.to_str().unwrap(), "--out", mask.to_str().unwrap(), "--overlay", overlay.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("flex"));
     let mask = image::open(&mask).unwrap();
@@ -98,9 +91,14 @@ fn predict_writes_every_output_and_eval_scores_it() {
     let out = dir.path().join("out");
     let synth = ftuscope(&["synth", "--out", data.to_str().unwrap(), "--count", "1", "--size", "1400x1000", "--seed", "3"]);
     assert!(synth.status.success(), "{}", stderr(&synth));
-    let slide = std::fs::read_dir(data.join("train")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "tiff")).unwrap();
+    let slide = std::fs::read_dir(data.join("train"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "tiff"))
+        .unwrap();
     let id = slide.file_stem().unwrap().to_string_lossy().to_string();
-    let run = ftuscope(&["predict", slide.to_str().unwrap(), "--model", "untrained:unet-tiny", "--out", out.to_str().unwrap(), "--tta", "2"]);
+    let run =
+        ftuscope(&["predict", slide.to_str().unwrap(), "--model", "untrained:unet-tiny", "--out", out.to_str().unwrap(), "--tta", "2"]);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("UNTRAINED"), "the untrained model is named as such");
     // What it prints is progress and a summary — never pixels or masks (those go to files).
@@ -111,22 +109,48 @@ fn predict_writes_every_output_and_eval_scores_it() {
     }
     let csv = std::fs::read_to_string(out.join("submission.csv")).unwrap();
     assert!(csv.starts_with("id,predicted\n") && csv.contains(&format!("\n{id},")), "{csv}");
-    let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(format!("{id}.glomeruli.json"))).unwrap()).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(format!("{id}.glomeruli.json"))).unwrap()).unwrap();
     assert_eq!(stats["width"], 1400);
     let truth = data.join("train.csv");
     let same = ftuscope(&["eval", "--truth", truth.to_str().unwrap(), "--pred", truth.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&same.stdout).contains("mean,1.000000"));
     let scored = ftuscope(&["eval", "--truth", truth.to_str().unwrap(), "--pred", out.join("submission.csv").to_str().unwrap()]);
     assert!(scored.status.success() && String::from_utf8_lossy(&scored.stdout).contains(&format!("{id},")));
-    assert_one_line_error(&ftuscope(&["predict", slide.to_str().unwrap(), "--model", "untrained:unet-tiny", "--out", out.to_str().unwrap(), "--shard", "2/2"]), "--shard");
-    assert_one_line_error(&ftuscope(&["predict", slide.to_str().unwrap(), "--model", "/no/such/model", "--out", out.to_str().unwrap()]), "model");
+    assert_one_line_error(
+        &ftuscope(&[
+            "predict",
+            slide.to_str().unwrap(),
+            "--model",
+            "untrained:unet-tiny",
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            "2/2",
+        ]),
+        "--shard",
+    );
+    assert_one_line_error(
+        &ftuscope(&["predict", slide.to_str().unwrap(), "--model", "/no/such/model", "--out", out.to_str().unwrap()]),
+        "model",
+    );
 }
 
 #[test]
 fn train_and_export_fail_cleanly_on_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let out = ftuscope(&["train", "--data", dir.path().join("nothing").to_str().unwrap(), "--run", run.to_str().unwrap(), "--arch", "unet-tiny", "--size", "128"]);
+    let out = ftuscope(&[
+        "train",
+        "--data",
+        dir.path().join("nothing").to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--arch",
+        "unet-tiny",
+        "--size",
+        "128",
+    ]);
     if cfg!(feature = "train") {
         assert_one_line_error(&out, "train.csv");
     } else {

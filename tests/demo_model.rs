@@ -18,7 +18,11 @@ use std::sync::atomic::AtomicBool;
 fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/demo");
     let (model, manifest) = import::load(&dir, &Device::flex()).expect("www/models/demo must load into the current architecture");
-    assert!(manifest.trained_on.contains("synthetic"), "the demo manifest must say it was trained on synthetic tissue: {}", manifest.trained_on);
+    assert!(
+        manifest.trained_on.contains("synthetic"),
+        "the demo manifest must say it was trained on synthetic tissue: {}",
+        manifest.trained_on
+    );
     assert!(std::fs::metadata(dir.join("model.bpk")).unwrap().len() <= 10_000_000, "the demo model must stay ≤ 10 MB");
 
     let data = tempfile::tempdir().unwrap();
@@ -34,6 +38,10 @@ fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
     let found = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
     let dice = dice_rle(&truth, &prediction.rle(wsi.threshold, wsi.min_area)).unwrap();
-    println!("demo model on fresh slide {id}: Dice {dice:.4}, {found} glomeruli found, {} windows, {:.1} s", prediction.plan.windows.len(), prediction.timings.total_s);
+    println!(
+        "demo model on fresh slide {id}: Dice {dice:.4}, {found} glomeruli found, {} windows, {:.1} s",
+        prediction.plan.windows.len(),
+        prediction.timings.total_s
+    );
     assert!(dice >= 0.9, "demo model Dice {dice:.4} < 0.9");
 }

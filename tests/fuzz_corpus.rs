@@ -54,7 +54,10 @@ fn model_inputs() {
 fn micro_model() -> Vec<u8> {
     use ftuscope::model::import::save;
     use ftuscope::model::{DecoderKind, EncoderKind, Manifest, SegmenterConfig, seeded};
-    let config = SegmenterConfig::new(EncoderKind::Tiny, DecoderKind::Unet).with_tiny_widths([1, 1, 2, 2, 2]).with_decoder_channels(vec![2, 2, 1, 1, 1]).with_input_size(32);
+    let config = SegmenterConfig::new(EncoderKind::Tiny, DecoderKind::Unet)
+        .with_tiny_widths([1, 1, 2, 2, 2])
+        .with_decoder_channels(vec![2, 2, 1, 1, 1])
+        .with_input_size(32);
     let model = seeded(config.init(&burn::prelude::Device::flex()), 1);
     let dir = tempfile::tempdir().unwrap();
     save(&model, &Manifest::new("micro", config), dir.path()).unwrap();

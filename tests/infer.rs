@@ -28,10 +28,19 @@ impl TileModel for Oracle {
                 let local: Vec<Polygon> = self
                     .polygons
                     .iter()
-                    .map(|p| Polygon { rings: p.rings.iter().map(|r| r.iter().map(|&[x, y]| [(x - w.x as f64) / plan.scale, (y - w.y as f64) / plan.scale]).collect()).collect() })
+                    .map(|p| Polygon {
+                        rings: p
+                            .rings
+                            .iter()
+                            .map(|r| r.iter().map(|&[x, y]| [(x - w.x as f64) / plan.scale, (y - w.y as f64) / plan.scale]).collect())
+                            .collect(),
+                    })
                     .collect();
                 let m = rasterise(&local, plan.model_size, plan.model_size);
-                (0..plan.model_size).flat_map(|y| (0..plan.model_size).map(move |x| (x, y))).map(|(x, y)| if m.get(x, y) { 1.0 } else { 0.0 }).collect()
+                (0..plan.model_size)
+                    .flat_map(|y| (0..plan.model_size).map(move |x| (x, y)))
+                    .map(|(x, y)| if m.get(x, y) { 1.0 } else { 0.0 })
+                    .collect()
             })
             .collect())
     }

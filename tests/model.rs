@@ -40,7 +40,10 @@ fn tiny() -> SegmenterConfig {
 
 fn logits(model: &ftuscope::model::SegmentationModel) -> Vec<f32> {
     let device = Device::flex();
-    let input = Tensor::<4>::from_data(TensorData::new((0..3 * 64 * 64).map(|i| ((i % 97) as f32) / 97.0 - 0.5).collect::<Vec<_>>(), [1, 3, 64, 64]), &device);
+    let input = Tensor::<4>::from_data(
+        TensorData::new((0..3 * 64 * 64).map(|i| ((i % 97) as f32) / 97.0 - 0.5).collect::<Vec<_>>(), [1, 3, 64, 64]),
+        &device,
+    );
     model.forward(input).into_data().try_to_vec::<f32>().unwrap()
 }
 
@@ -74,7 +77,8 @@ fn saved_weights_and_config_rebuild_an_identical_network() {
     // Wrong bytes, truncated bytes, another network: errors.
     assert!(ftuscope::model::load_model_bytes(b"garbage", &json, &Device::flex()).is_err());
     assert!(ftuscope::model::load_model_bytes(&bpk[..bpk.len() / 2], &json, &Device::flex()).is_err());
-    let other = serde_json::to_string(&ftuscope::model::Manifest::new("x", SegmenterConfig::from_arch("unet-efficientnet-b0").unwrap())).unwrap();
+    let other =
+        serde_json::to_string(&ftuscope::model::Manifest::new("x", SegmenterConfig::from_arch("unet-efficientnet-b0").unwrap())).unwrap();
     assert!(ftuscope::model::load_model_bytes(&bpk, &other, &Device::flex()).is_err());
     // A different seed is a different network (the comparison above means something).
     assert_ne!(logits(&seeded(config.init(&Device::flex()), 6)), logits(&model));

@@ -19,15 +19,19 @@ fn floats(path: &Path) -> Vec<f32> {
 fn logits_and_parameter_counts_equal_pytorch() {
     let root = PathBuf::from(std::env::var("FTUSCOPE_PARITY_DIR").expect("FTUSCOPE_PARITY_DIR (make parity sets it)"));
     let device = Device::flex();
-    let mut names: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("facts.json").exists()).collect();
+    let mut names: Vec<_> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("facts.json").exists()).collect();
     names.sort();
-    println!("| model | params (smp) | params (ftuscope) | GFLOPs at 512² | tensors applied | max abs logit | max abs diff, ftuscope f32 | max abs diff, PyTorch f32 |");
+    println!(
+        "| model | params (smp) | params (ftuscope) | GFLOPs at 512² | tensors applied | max abs logit | max abs diff, ftuscope f32 | max abs diff, PyTorch f32 |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut failures = Vec::new();
     for dir in &names {
         let facts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("facts.json")).unwrap()).unwrap();
         let decoder = if facts["decoder"] == "fpn" { DecoderKind::Fpn } else { DecoderKind::Unet };
-        let config = SegmenterConfig::new(facts["encoder"].as_str().unwrap().parse().unwrap(), decoder).with_attention(facts["attention"].as_bool().unwrap());
+        let config = SegmenterConfig::new(facts["encoder"].as_str().unwrap().parse().unwrap(), decoder)
+            .with_attention(facts["attention"].as_bool().unwrap());
         let mut model = config.init(&device);
         let report = import(&mut model, &config, &dir.join("weights.safetensors"), WeightsKind::Full).unwrap();
         let shape: Vec<usize> = facts["input"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
@@ -49,8 +53,16 @@ fn logits_and_parameter_counts_equal_pytorch() {
         // f32 rounding alone moves these random-weight networks' logits by up to ~1e-3 (PyTorch's own
         // f32 run shows it): within 1e-4, or within twice PyTorch's own f32 deviation.
         let torch_f32 = facts["torch_f32_diff"].as_f64().unwrap_or(0.0) as f32;
-        if diff > 1e-4_f32.max(2.0 * torch_f32) || params as u64 != facts["params"].as_u64().unwrap() || !report.missing.is_empty() || !report.unused.is_empty() {
-            failures.push(format!("{name}: diff {diff:e}, params {params}, missing {:?}, unused {:?}", &report.missing[..report.missing.len().min(3)], &report.unused[..report.unused.len().min(3)]));
+        if diff > 1e-4_f32.max(2.0 * torch_f32)
+            || params as u64 != facts["params"].as_u64().unwrap()
+            || !report.missing.is_empty()
+            || !report.unused.is_empty()
+        {
+            failures.push(format!(
+                "{name}: diff {diff:e}, params {params}, missing {:?}, unused {:?}",
+                &report.missing[..report.missing.len().min(3)],
+                &report.unused[..report.unused.len().min(3)]
+            ));
         }
         if let Some(torch_ms) = facts["torch_ms_512"].as_f64() {
             // The .pth path too, and the speed comparison.

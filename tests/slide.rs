@@ -32,7 +32,8 @@ fn run(cmd: &mut Command) {
 }
 
 fn python() -> String {
-    std::env::var("FTUSCOPE_PYTHON").unwrap_or_else(|_| format!("{}/.cache/ftuscope/py/bin/python", std::env::var("HOME").unwrap_or_default()))
+    std::env::var("FTUSCOPE_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.cache/ftuscope/py/bin/python", std::env::var("HOME").unwrap_or_default()))
 }
 
 /// A 500×470 source image (a crop of scikit-image's IHC sample) as PNG and raw RGB.
@@ -88,7 +89,8 @@ fn vips_and_tiffcp_layouts_read_pixel_exact() {
         files.push((path, name));
     }
     let lzw = d.join("tiled-lzw.tif");
-    for (name, args) in [("tiffcp-planar", "-p separate -c none"), ("tiffcp-bigendian-planar-lzw", "-B -p separate -c lzw -t -w 64 -l 64")] {
+    for (name, args) in [("tiffcp-planar", "-p separate -c none"), ("tiffcp-bigendian-planar-lzw", "-B -p separate -c lzw -t -w 64 -l 64")]
+    {
         let path = d.join(format!("{name}.tif"));
         run(Command::new("tiffcp").args(args.split(' ')).arg(&lzw).arg(&path));
         files.push((path, name));
@@ -112,9 +114,11 @@ fn vips_pyramids_and_jpeg_match_libvips_decoding() {
     let d = dir.path();
     source(d);
     let path = d.join("pyr.tif");
-    run(Command::new("vips").arg("tiffsave").arg(d.join("src.png")).arg(&path).args(
-        "--tile --tile-width 64 --tile-height 64 --pyramid --compression jpeg --Q 90 --bigtiff".split(' '),
-    ));
+    run(Command::new("vips")
+        .arg("tiffsave")
+        .arg(d.join("src.png"))
+        .arg(&path)
+        .args("--tile --tile-width 64 --tile-height 64 --pyramid --compression jpeg --Q 90 --bigtiff".split(' ')));
     let slide = open(&path);
     let levels = slide.levels();
     assert!(levels.len() >= 3, "{levels:?}");
@@ -489,8 +493,16 @@ fn hostile_slides_are_typed_errors_in_bounded_time() {
     const ASCII: u16 = 2;
     let tiled = |w: u32, h: u32, tile: u32, offsets: u32, counts: u32, n_tiles: u32, compression: u32| {
         vec![
-            (256, LONG, 1, w), (257, LONG, 1, h), (258, SHORT, 1, 8), (259, SHORT, 1, compression), (262, SHORT, 1, 2),
-            (277, SHORT, 1, 3), (322, LONG, 1, tile), (323, LONG, 1, tile), (324, LONG, n_tiles, offsets), (325, LONG, n_tiles, counts),
+            (256, LONG, 1, w),
+            (257, LONG, 1, h),
+            (258, SHORT, 1, 8),
+            (259, SHORT, 1, compression),
+            (262, SHORT, 1, 2),
+            (277, SHORT, 1, 3),
+            (322, LONG, 1, tile),
+            (323, LONG, 1, tile),
+            (324, LONG, n_tiles, offsets),
+            (325, LONG, n_tiles, counts),
         ]
     };
     let check = |name: &str, bytes: Vec<u8>| {
@@ -561,7 +573,13 @@ fn slides_cut_at_every_byte_are_typed_errors() {
     let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/slide");
     let started = std::time::Instant::now();
     let (mut cuts, mut opened) = (0, 0);
-    for name in ["synth-lzw-pyramid.tif", "synth-deflate-bigtiff.tif", "ome-subifd-pyramid.ome.tif", "grey16-bigendian-strips.tif", "aperio-like.svs"] {
+    for name in [
+        "synth-lzw-pyramid.tif",
+        "synth-deflate-bigtiff.tif",
+        "ome-subifd-pyramid.ome.tif",
+        "grey16-bigendian-strips.tif",
+        "aperio-like.svs",
+    ] {
         let bytes = std::fs::read(seeds.join(name)).unwrap();
         let read_all = |data: Vec<u8>| -> Result<(), Error> {
             let slide = block_on(Slide::open(Arc::new(MemorySource::new(data, name))))?;
@@ -578,6 +596,9 @@ fn slides_cut_at_every_byte_are_typed_errors() {
             opened += outcome.is_ok() as usize;
         }
     }
-    println!("{cuts} cuts in {:.1} s: {opened} still read whole (cut in padding or unused bytes), the rest typed errors", started.elapsed().as_secs_f64());
+    println!(
+        "{cuts} cuts in {:.1} s: {opened} still read whole (cut in padding or unused bytes), the rest typed errors",
+        started.elapsed().as_secs_f64()
+    );
     assert!(opened < cuts / 10);
 }

@@ -64,7 +64,11 @@ fn level_zero_reads_back_as_rendered_and_vips_opens_it() {
     }
     assert_eq!(pages, 5, "level 0 + ÷2, ÷4, ÷8, ÷16");
     // A third-party reader (libvips) agrees on size and page count.
-    let vips = Command::new("vipsheader").args(["-f", "n-pages"]).arg(&path).output().expect("vipsheader (libvips-tools) is installed by make setup");
+    let vips = Command::new("vipsheader")
+        .args(["-f", "n-pages"])
+        .arg(&path)
+        .output()
+        .expect("vipsheader (libvips-tools) is installed by make setup");
     assert_eq!(String::from_utf8_lossy(&vips.stdout).trim(), "5");
     let vips = Command::new("vipsheader").arg(&path).output().unwrap();
     assert!(String::from_utf8_lossy(&vips.stdout).contains("3000x2000"), "{}", String::from_utf8_lossy(&vips.stdout));
@@ -84,7 +88,11 @@ fn same_seed_gives_byte_identical_files_and_jpeg_planes_work() {
         assert!(left == right, "{name:?} differs between two runs with the same seed");
     }
     assert_eq!(std::fs::read(a.path().join("train.csv")).unwrap(), std::fs::read(b.path().join("train.csv")).unwrap());
-    let tiff = std::fs::read_dir(a.path().join("train")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "tiff")).unwrap();
+    let tiff = std::fs::read_dir(a.path().join("train"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "tiff"))
+        .unwrap();
     let pages = Command::new("vipsheader").args(["-f", "n-pages"]).arg(&tiff).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&pages.stdout).trim(), "3", "three single-channel pages");
 }

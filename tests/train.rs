@@ -23,7 +23,12 @@ fn dataset(dir: &Path) {
 /// A small, fast run: 512 px windows at 128 px, a tiny U-Net, 24 tiles an epoch.
 fn config(data: &Path, epochs: usize) -> TrainConfig {
     let model = SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(128).with_decoder_channels(vec![32, 24, 16, 12, 8]);
-    let mut c = TrainConfig::new(data.display().to_string(), model).with_epochs(epochs).with_batch(4).with_folds(2).with_lr(3e-3).with_slide_validation(false);
+    let mut c = TrainConfig::new(data.display().to_string(), model)
+        .with_epochs(epochs)
+        .with_batch(4)
+        .with_folds(2)
+        .with_lr(3e-3)
+        .with_slide_validation(false);
     c.tiles.window = 512;
     c.tiles.size = 128;
     c.tiles.overlap = 256;
@@ -33,7 +38,12 @@ fn config(data: &Path, epochs: usize) -> TrainConfig {
 }
 
 fn metrics(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().skip(1).map(|l| l.split(',').take(8).collect::<Vec<_>>().join(",")).collect()
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(","))
+        .collect()
 }
 
 #[test]
@@ -57,8 +67,22 @@ fn a_run_learns_checkpoints_resumes_and_exports() {
     assert_eq!(epochs.len(), 3);
     println!("epochs: {epochs:#?}");
     assert!(epochs.iter().all(|m| m.train_loss.is_finite() && m.valid_dice.is_some()));
-    assert!(epochs[2].train_loss < epochs[0].train_loss, "the loss does not fall: {:?}", epochs.iter().map(|m| m.train_loss).collect::<Vec<_>>());
-    for file in ["config.json", "metrics.csv", "loss.png", "dice.png", "lr.png", "checkpoint/model.bpk", "checkpoint/optim.bpk", "checkpoint/state.json", "best/model.json"] {
+    assert!(
+        epochs[2].train_loss < epochs[0].train_loss,
+        "the loss does not fall: {:?}",
+        epochs.iter().map(|m| m.train_loss).collect::<Vec<_>>()
+    );
+    for file in [
+        "config.json",
+        "metrics.csv",
+        "loss.png",
+        "dice.png",
+        "lr.png",
+        "checkpoint/model.bpk",
+        "checkpoint/optim.bpk",
+        "checkpoint/state.json",
+        "best/model.json",
+    ] {
         assert!(full.join(file).exists(), "{file} missing");
     }
     assert_eq!(metrics(&full).len(), 3);

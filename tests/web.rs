@@ -3,9 +3,9 @@
 //! and leave no error, panic or WebGPU validation message behind.
 #![cfg(target_arch = "wasm32")]
 
-use ftuscope::slide::test_pattern;
 use burn::prelude::*;
 use ftuscope::model::{DecoderKind, EncoderKind, SegmenterConfig, seeded};
+use ftuscope::slide::test_pattern;
 use ftuscope::slide::{MemorySource, Slide};
 use ftuscope::web::{Engine, WebSlide};
 use std::sync::Arc;
@@ -81,10 +81,7 @@ async fn webgpu_matches_the_cpu_backend() {
     let on_gpu = gpu.segment(image.clone()).await.expect("WebGPU segmentation succeeds without GPU errors");
     let on_cpu = cpu.segment(image.clone()).await.expect("CPU segmentation succeeds");
     let diff = max_abs_diff(on_gpu.mask().data(), on_cpu.mask().data());
-    console_log!(
-        "WebGPU vs CPU: max |Δp| = {diff:.2e}; first run {:.0} ms (shader compilation included)",
-        on_gpu.millis()
-    );
+    console_log!("WebGPU vs CPU: max |Δp| = {diff:.2e}; first run {:.0} ms (shader compilation included)", on_gpu.millis());
     assert!(diff <= 1e-3, "WebGPU and CPU disagree by {diff}");
 
     // A second run reuses the compiled pipelines and must give the same answer.
@@ -131,7 +128,12 @@ async fn slides_stream_from_a_blob_and_from_fetch_with_the_same_pixels_as_native
     assert_eq!(thumb.width(), 64);
     let missing = WebSlide::open_source(format!("{url}-gone").into()).await.err().unwrap();
     assert!(missing.contains("-gone"), "{missing}");
-    let not_tiff = WebSlide::open_source(web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(&b"GIF89a"[..]))).unwrap().into()).await.err().unwrap();
+    let not_tiff = WebSlide::open_source(
+        web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(&b"GIF89a"[..]))).unwrap().into(),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(not_tiff.contains("not a TIFF"), "{not_tiff}");
     trap.assert_clean();
 }
@@ -149,7 +151,9 @@ async fn slides_stream_from_an_http_server_with_range_and_errors_are_readable() 
         let slide = WebSlide::open_source(url.clone().into()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(slide.slide().read_region(1, 0, 0, 150, 100).await.unwrap() == expected, "{url}");
     }
-    for (path, words) in [("status/404", "HTTP 404"), ("status/403", "HTTP 403"), ("status/500", "HTTP 500"), ("range/missing.tif", "HTTP 404")] {
+    for (path, words) in
+        [("status/404", "HTTP 404"), ("status/403", "HTTP 403"), ("status/500", "HTTP 500"), ("range/missing.tif", "HTTP 404")]
+    {
         let url = format!("{RANGE_SERVER}/{path}");
         let err = WebSlide::open_source(url.clone().into()).await.err().unwrap();
         assert!(err.contains(words) && err.ends_with(&url), "{err}");
@@ -161,7 +165,8 @@ async fn slides_stream_from_an_http_server_with_range_and_errors_are_readable() 
 async fn set_server(mode: &str) {
     use wasm_bindgen::JsCast;
     let fetch: js_sys::Function = js_sys::Reflect::get(&js_sys::global(), &"fetch".into()).unwrap().dyn_into().unwrap();
-    let promise: js_sys::Promise = fetch.call1(&js_sys::global(), &format!("{RANGE_SERVER}/set/{mode}").into()).unwrap().dyn_into().unwrap();
+    let promise: js_sys::Promise =
+        fetch.call1(&js_sys::global(), &format!("{RANGE_SERVER}/set/{mode}").into()).unwrap().dyn_into().unwrap();
     let response: web_sys::Response = wasm_bindgen_futures::JsFuture::from(promise).await.unwrap().dyn_into().unwrap();
     assert_eq!(response.status(), 200);
 }
@@ -188,7 +193,8 @@ async fn hostile_servers_are_readable_errors_and_never_a_corrupt_tile() {
         set_server(mode).await;
         for attempt in 0..2 {
             let started = js_sys::Date::now();
-            let err = slide.read_region(0, 1000, 900, 300, 200).await.err().unwrap_or_else(|| panic!("{mode}: a read succeeded")).to_string();
+            let err =
+                slide.read_region(0, 1000, 900, 300, 200).await.err().unwrap_or_else(|| panic!("{mode}: a read succeeded")).to_string();
             let seconds = (js_sys::Date::now() - started) / 1000.0;
             console_log!("{mode}, read {attempt}: error after {seconds:.1} s: {err}");
             assert!(err.contains(words) && err.contains(&url), "{mode}: {err}");
@@ -198,7 +204,10 @@ async fn hostile_servers_are_readable_errors_and_never_a_corrupt_tile() {
             }
         }
         set_server("none").await;
-        assert!(slide.read_region(0, 1000, 900, 300, 200).await.unwrap() == expected, "{mode}: the server behaves again and the pixels are right");
+        assert!(
+            slide.read_region(0, 1000, 900, 300, 200).await.unwrap() == expected,
+            "{mode}: the server behaves again and the pixels are right"
+        );
     }
     trap.assert_clean();
 }
@@ -278,10 +287,17 @@ async fn bench_wasm_memory(webgpu: bool, batch: usize) {
         memory.buffer().dyn_into::<js_sys::ArrayBuffer>().unwrap().byte_length() as f64 / 1048576.0
     };
     let started = js_sys::Date::now();
-    let source = FetchSource::open("http://127.0.0.1:8789/range/big.tiff", RetryPolicy::default()).await.expect("make bench-wasm-memory serves the slide");
+    let source = FetchSource::open("http://127.0.0.1:8789/range/big.tiff", RetryPolicy::default())
+        .await
+        .expect("make bench-wasm-memory serves the slide");
     let slide = Slide::open_with(Arc::new(source), SlideOptions::new().with_cache_bytes(64 << 20)).await.unwrap();
     slide.build_overviews(&mut |_, _| {}).await.unwrap();
-    console_log!("overviews of {:?} in {:.1} s, wasm memory {:.0} MiB", slide.dimensions(), (js_sys::Date::now() - started) / 1000.0, mib());
+    console_log!(
+        "overviews of {:?} in {:.1} s, wasm memory {:.0} MiB",
+        slide.dimensions(),
+        (js_sys::Date::now() - started) / 1000.0,
+        mib()
+    );
     let device = if webgpu { ftuscope::web::init_device("webgpu").await.expect("WebGPU starts").0 } else { Device::flex() };
     let config = SegmenterConfig::new(EncoderKind::Tiny, DecoderKind::Unet);
     let net = NetModel::new(seeded(config.init(&Device::flex()), 42).to_device(&device), &device, 1).unwrap();
@@ -326,8 +342,8 @@ async fn bench_wasm_memory_cpu() {
 async fn a_trained_model_segments_a_slide_in_the_browser() {
     use ftuscope::mask::dice_rle;
     use ftuscope::web::{Cancel, WebModel, segment_slide};
-    use wasm_bindgen::JsValue;
     use wasm_bindgen::JsCast;
+    use wasm_bindgen::JsValue;
     const BPK: &[u8] = include_bytes!("../www/models/demo/model.bpk");
     const JSON: &str = include_str!("../www/models/demo/model.json");
     const SLIDE: &[u8] = include_bytes!("data/synth-3072x2048.tif");
@@ -346,14 +362,19 @@ async fn a_trained_model_segments_a_slide_in_the_browser() {
             let list: js_sys::Array = js_sys::Reflect::get(&event, &"updates".into()).unwrap().dyn_into().unwrap();
             seen.set(seen.get() + list.length());
         });
-        let promise = segment_slide(&slide, &model, None, Some(progress.as_ref().unchecked_ref::<js_sys::Function>().clone()), &Cancel::new());
+        let promise =
+            segment_slide(&slide, &model, None, Some(progress.as_ref().unchecked_ref::<js_sys::Function>().clone()), &Cancel::new());
         let result = wasm_bindgen_futures::JsFuture::from(promise).await.expect("segmentation runs");
-        let prediction: ftuscope::web::WebPrediction = wasm_bindgen::convert::TryFromJsValue::try_from_js_value(result).ok().expect("a WebPrediction");
+        let prediction: ftuscope::web::WebPrediction =
+            wasm_bindgen::convert::TryFromJsValue::try_from_js_value(result).ok().expect("a WebPrediction");
         let summary = prediction.summary().unwrap();
         let count = js_sys::Reflect::get(&summary, &"count".into()).unwrap().as_f64().unwrap() as usize;
         let windows = js_sys::Reflect::get(&summary, &"windows".into()).unwrap().as_f64().unwrap() as u32;
         let dice = dice_rle(TRUTH.trim(), &prediction.rle()).unwrap();
-        console_log!("demo model in the browser ({backend}): {count} glomeruli, Dice {dice:.4}, {windows} windows, {} updates", updates.get());
+        console_log!(
+            "demo model in the browser ({backend}): {count} glomeruli, Dice {dice:.4}, {windows} windows, {} updates",
+            updates.get()
+        );
         assert_eq!(updates.get(), windows, "one update per window");
         assert!(dice >= 0.85, "{backend}: Dice {dice}");
         let geojson = prediction.geojson();
@@ -363,7 +384,8 @@ async fn a_trained_model_segments_a_slide_in_the_browser() {
         // Cancelled before it starts: rejects, nothing else breaks.
         let cancel = Cancel::new();
         cancel.cancel();
-        let cancelled = wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, Some(vec![0.0, 0.0, 1024.0, 1024.0]), None, &cancel)).await;
+        let cancelled =
+            wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, Some(vec![0.0, 0.0, 1024.0, 1024.0]), None, &cancel)).await;
         assert!(cancelled.is_err(), "a cancelled run must reject");
     }
     assert_eq!(counts[0], counts[1], "CPU and WebGPU find the same glomeruli");
@@ -387,7 +409,9 @@ async fn cancelling_and_restarting_segmentation_does_not_leak() {
     let blob = web_sys::Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(SLIDE))).unwrap();
     let slide = WebSlide::open(blob.into()).await.unwrap();
     let model = WebModel::load(BPK.to_vec(), JSON.into(), "cpu".into()).await.unwrap();
-    let full = || async { wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, None, None, &Cancel::new())).await.expect("a full run") };
+    let full = || async {
+        wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, None, None, &Cancel::new())).await.expect("a full run")
+    };
     drop(full().await);
     drop(full().await);
     let after_full = mib();
@@ -402,7 +426,14 @@ async fn cancelling_and_restarting_segmentation_does_not_leak() {
                 stopper.cancel();
             }
         });
-        let result = wasm_bindgen_futures::JsFuture::from(segment_slide(&slide, &model, None, Some(progress.as_ref().unchecked_ref::<js_sys::Function>().clone()), &cancel)).await;
+        let result = wasm_bindgen_futures::JsFuture::from(segment_slide(
+            &slide,
+            &model,
+            None,
+            Some(progress.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+            &cancel,
+        ))
+        .await;
         assert!(result.is_err(), "round {round}: the run was cancelled after {} batches", seen.get());
     }
     drop(full().await);

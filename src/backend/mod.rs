@@ -80,12 +80,7 @@ pub struct BackendInfo {
 impl BackendInfo {
     /// The CPU backend, with an optional notice saying why it was chosen.
     pub fn cpu(notice: Option<String>) -> Self {
-        Self {
-            device: DeviceChoice::Cpu,
-            backend: "flex".into(),
-            adapter: "CPU (burn flex, pure Rust)".into(),
-            notice,
-        }
+        Self { device: DeviceChoice::Cpu, backend: "flex".into(), adapter: "CPU (burn flex, pure Rust)".into(), notice }
     }
 }
 

@@ -34,9 +34,8 @@ pub fn select_devices(choice: DeviceChoice, count: usize) -> Result<(Vec<Device>
 
 #[cfg(feature = "wgpu")]
 fn wgpu() -> Result<(Device, BackendInfo), Error> {
-    let (device, setup) = Device::wgpu_options()
-        .init_with_setup()
-        .map_err(|e| Error::Start { device: DeviceChoice::Wgpu, reason: e.to_string() })?;
+    let (device, setup) =
+        Device::wgpu_options().init_with_setup().map_err(|e| Error::Start { device: DeviceChoice::Wgpu, reason: e.to_string() })?;
     let info = setup.adapter.get_info();
     Ok((
         device,
@@ -81,15 +80,7 @@ fn cuda() -> Result<(Device, BackendInfo), Error> {
             reason: reason.unwrap_or_else(|| "the CUDA runtime failed to start".into()),
         });
     }
-    Ok((
-        device,
-        BackendInfo {
-            device: DeviceChoice::Cuda,
-            backend: "cuda".into(),
-            adapter: "CUDA device 0".into(),
-            notice: None,
-        },
-    ))
+    Ok((device, BackendInfo { device: DeviceChoice::Cuda, backend: "cuda".into(), adapter: "CUDA device 0".into(), notice: None }))
 }
 
 /// The first sentence of a panic's message (cudarc's run on with a long list of library names).

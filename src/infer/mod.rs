@@ -71,10 +71,7 @@ impl Segmenter {
     pub fn new(model: TinyUNet, device: &Device, config: SegmentConfig) -> Result<Self, Error> {
         let stride = TinyUNetConfig::STRIDE;
         if config.tile == 0 || !config.tile.is_multiple_of(stride) || config.tile > 4096 {
-            return Err(Error::Config(format!(
-                "tile {} must be a positive multiple of {stride} up to 4096",
-                config.tile
-            )));
+            return Err(Error::Config(format!("tile {} must be a positive multiple of {stride} up to 4096", config.tile)));
         }
         if config.batch == 0 || config.batch > 64 {
             return Err(Error::Config(format!("batch {} must be within 1..=64", config.batch)));
@@ -94,9 +91,8 @@ impl Segmenter {
     pub async fn segment(&self, image: &RgbImage) -> Result<ProbMask, Error> {
         let (width, height) = image.dimensions();
         let tile = self.config.tile as u32;
-        let origins: Vec<(u32, u32)> = (0..height.div_ceil(tile))
-            .flat_map(|ty| (0..width.div_ceil(tile)).map(move |tx| (tx * tile, ty * tile)))
-            .collect();
+        let origins: Vec<(u32, u32)> =
+            (0..height.div_ceil(tile)).flat_map(|ty| (0..width.div_ceil(tile)).map(move |tx| (tx * tile, ty * tile))).collect();
         let mut mask = ProbMask::zeros(width, height);
         for batch in origins.chunks(self.config.batch) {
             let probs = self.forward_batch(image, batch).await?;

@@ -109,7 +109,14 @@ fn otsu(values: &[u8]) -> u8 {
 impl Plan {
     /// Plans windows over a `width`×`height` slide whose low-resolution `view` has `tissue` flags
     /// (one per view pixel; `view_scale` level-0 pixels per view pixel).
-    pub fn new(config: &PlanConfig, width: u32, height: u32, tissue: &[bool], view_size: (u32, u32), view_scale: f64) -> Result<Self, String> {
+    pub fn new(
+        config: &PlanConfig,
+        width: u32,
+        height: u32,
+        tissue: &[bool],
+        view_size: (u32, u32),
+        view_scale: f64,
+    ) -> Result<Self, String> {
         if config.window == 0 || config.model_size == 0 || config.overlap >= config.window {
             return Err(format!("window {} must be positive and larger than the overlap {}", config.window, config.overlap));
         }

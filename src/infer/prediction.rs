@@ -64,7 +64,16 @@ pub struct Prediction {
 
 impl Prediction {
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(width: u32, height: u32, plan: Plan, canvas_width: u32, canvas_height: u32, canvas: Vec<u8>, pixel_size_um: Option<f64>, timings: Timings) -> Self {
+    pub(super) fn new(
+        width: u32,
+        height: u32,
+        plan: Plan,
+        canvas_width: u32,
+        canvas_height: u32,
+        canvas: Vec<u8>,
+        pixel_size_um: Option<f64>,
+        timings: Timings,
+    ) -> Self {
         Self { width, height, plan, canvas_width, canvas_height, canvas, pixel_size_um, timings }
     }
 
@@ -96,13 +105,20 @@ impl Prediction {
             .enumerate()
             .map(|(i, (o, _))| {
                 let area_px = o.area as f64 * s * s;
-                let outline = c.outline(o.label, 1.0).map(|p| Polygon { rings: p.rings.iter().map(|r| r.iter().map(|&[x, y]| [x * s, y * s]).collect()).collect() });
+                let outline = c
+                    .outline(o.label, 1.0)
+                    .map(|p| Polygon { rings: p.rings.iter().map(|r| r.iter().map(|&[x, y]| [x * s, y * s]).collect()).collect() });
                 Glomerulus {
                     id: i as u32 + 1,
                     area_px,
                     area_um2: self.pixel_size_um.map(|um| area_px * um * um),
                     centroid: [o.centroid[0] * s, o.centroid[1] * s],
-                    bbox: [o.bbox[0] as f64 * s, o.bbox[1] as f64 * s, (o.bbox[2] - o.bbox[0] + 1) as f64 * s, (o.bbox[3] - o.bbox[1] + 1) as f64 * s],
+                    bbox: [
+                        o.bbox[0] as f64 * s,
+                        o.bbox[1] as f64 * s,
+                        (o.bbox[2] - o.bbox[0] + 1) as f64 * s,
+                        (o.bbox[3] - o.bbox[1] + 1) as f64 * s,
+                    ],
                     outline,
                 }
             })
@@ -119,7 +135,12 @@ impl Prediction {
                 if let Some(um2) = g.area_um2 {
                     measurements.push(("Area µm^2".to_string(), um2));
                 }
-                g.outline.clone().map(|p| Annotation { polygons: vec![p], classification: "Glomerulus".into(), locked: false, measurements })
+                g.outline.clone().map(|p| Annotation {
+                    polygons: vec![p],
+                    classification: "Glomerulus".into(),
+                    locked: false,
+                    measurements,
+                })
             })
             .collect()
     }
@@ -202,7 +223,8 @@ impl Prediction {
         if scale >= 1.0 {
             return image;
         }
-        let (w, h) = (((self.canvas_width as f64 * scale).round() as u32).max(1), ((self.canvas_height as f64 * scale).round() as u32).max(1));
+        let (w, h) =
+            (((self.canvas_width as f64 * scale).round() as u32).max(1), ((self.canvas_height as f64 * scale).round() as u32).max(1));
         image::imageops::resize(&image, w, h, image::imageops::FilterType::Triangle)
     }
 }

@@ -55,11 +55,7 @@ fn fixed_seed_output_checksum() {
 #[test]
 fn bad_settings_are_typed_errors() {
     let device = Device::flex();
-    for config in [
-        SegmentConfig::new().with_tile(30),
-        SegmentConfig::new().with_tile(0),
-        SegmentConfig::new().with_batch(0),
-    ] {
+    for config in [SegmentConfig::new().with_tile(30), SegmentConfig::new().with_tile(0), SegmentConfig::new().with_batch(0)] {
         assert!(matches!(Segmenter::placeholder(&device, config), Err(Error::Config(_))));
     }
 }

@@ -3,9 +3,9 @@
 //! model-scale probability canvas (centre crops or linear ramps), reporting progress per batch and
 //! stopping between batches when cancelled.
 
-use super::{Error, MEAN, STD};
 use super::plan::{Plan, PlanConfig, Window, tissue_mask};
 use super::prediction::{Prediction, Timings};
+use super::{Error, MEAN, STD};
 use crate::model::{Manifest, SegmentationModel};
 use crate::slide::Slide;
 use crate::slide::source::MaybeSendSync;
@@ -14,7 +14,6 @@ use burn::tensor::activation::sigmoid;
 use image::RgbImage;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-
 
 /// How overlapping windows are merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,7 +54,12 @@ impl WsiConfig {
     /// minimum area and TTA.
     pub fn for_model(manifest: &Manifest) -> Self {
         Self::new()
-            .with_plan(PlanConfig::new().with_window(manifest.window).with_overlap(manifest.overlap).with_model_size(manifest.model.input_size as u32))
+            .with_plan(
+                PlanConfig::new()
+                    .with_window(manifest.window)
+                    .with_overlap(manifest.overlap)
+                    .with_model_size(manifest.model.input_size as u32),
+            )
             .with_threshold(manifest.threshold)
             .with_min_area(manifest.min_area)
             .with_tta(manifest.tta)
@@ -155,7 +159,12 @@ impl TileModel for NetModel {
             });
         }
         let probs = sum.ok_or_else(|| Error::Config("no TTA view".into()))? / self.tta as f32;
-        let data: Vec<f32> = probs.into_data_async().await.map_err(|e| Error::Backend(e.to_string()))?.try_into_vec().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let data: Vec<f32> = probs
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))?
+            .try_into_vec()
+            .map_err(|e| Error::Backend(format!("{e:?}")))?;
         Ok(data.chunks(s * s).map(<[f32]>::to_vec).collect())
     }
 }
@@ -209,7 +218,8 @@ impl SlideRun {
         let (width, height) = slide.dimensions();
         let view = slide.thumbnail(config.plan.tissue_view).await.map_err(slide_error)?;
         let tissue = tissue_mask(&view);
-        let plan = Plan::new(&config.plan, width, height, &tissue, view.dimensions(), width as f64 / view.width() as f64).map_err(Error::Config)?;
+        let plan = Plan::new(&config.plan, width, height, &tissue, view.dimensions(), width as f64 / view.width() as f64)
+            .map_err(Error::Config)?;
         let timings = Timings { plan_s: clock.seconds(), ..Timings::default() };
         let (mw, mh) = ((width as f64 / plan.scale).ceil() as u32, (height as f64 / plan.scale).ceil() as u32);
         let present: HashSet<(u32, u32)> = plan.windows.iter().map(|w| (w.col, w.row)).collect();
@@ -264,11 +274,16 @@ impl SlideRun {
             let side = self.plan.model_size as usize;
             if probs.len() != chunk.len() || probs.iter().any(|p| p.len() != side * side) {
                 let sizes: Vec<usize> = probs.iter().map(Vec::len).collect();
-                return Err(Error::Backend(format!("the model answered {} windows of {sizes:?} values for {} of {side}×{side}", probs.len(), chunk.len())));
+                return Err(Error::Backend(format!(
+                    "the model answered {} windows of {sizes:?} values for {} of {side}×{side}",
+                    probs.len(),
+                    chunk.len()
+                )));
             }
             self.timings.model_s += self.clock.seconds() - t;
             let t = self.clock.seconds();
-            let quantised: Vec<Vec<u8>> = probs.iter().map(|p| p.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()).collect();
+            let quantised: Vec<Vec<u8>> =
+                probs.iter().map(|p| p.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()).collect();
             for (k, (w, p)) in chunk.iter().zip(&probs).enumerate() {
                 accumulate(&self.plan, w, p, self.blend, &self.present, &mut self.acc, self.mw, self.mh);
                 finalise(&self.plan, self.done + k, &self.last, &mut self.acc, &mut self.canvas, self.mw, self.mh);
@@ -293,7 +308,13 @@ impl SlideRun {
 
 /// Reads a window from the level with the largest downsample not above the plan's scale, and
 /// resizes it to the model's input.
-async fn read_window(slide: &Slide, levels: &[crate::slide::Level], plan: &Plan, w: &Window, timings: &mut Timings) -> Result<RgbImage, crate::slide::Error> {
+async fn read_window(
+    slide: &Slide,
+    levels: &[crate::slide::Level],
+    plan: &Plan,
+    w: &Window,
+    timings: &mut Timings,
+) -> Result<RgbImage, crate::slide::Error> {
     read_resized(slide, levels, w.x, w.y, plan.window, plan.model_size, &mut timings.resize_s).await
 }
 
@@ -301,7 +322,15 @@ async fn read_window(slide: &Slide, levels: &[crate::slide::Level], plan: &Plan,
 /// largest downsample not above `window / size` (the cheapest that still has the resolution);
 /// adds the resizing time to `resize_s`. Training extracts its tiles with it too, so the network
 /// sees pixels prepared exactly as at inference.
-pub async fn read_resized(slide: &Slide, levels: &[crate::slide::Level], x: i64, y: i64, window: u32, size: u32, resize_s: &mut f64) -> Result<RgbImage, crate::slide::Error> {
+pub async fn read_resized(
+    slide: &Slide,
+    levels: &[crate::slide::Level],
+    x: i64,
+    y: i64,
+    window: u32,
+    size: u32,
+    resize_s: &mut f64,
+) -> Result<RgbImage, crate::slide::Error> {
     let scale = window as f64 / size as f64;
     let (index, level) = levels
         .iter()
@@ -335,7 +364,16 @@ fn tiles_of(plan: &Plan, w: &Window, mw: u32, mh: u32) -> Vec<(u32, u32)> {
 
 /// Adds one window's probabilities, weighted by the blend, into the accumulator tiles.
 #[allow(clippy::too_many_arguments)]
-fn accumulate(plan: &Plan, w: &Window, probs: &[f32], blend: Blend, present: &HashSet<(u32, u32)>, acc: &mut Accumulators, mw: u32, mh: u32) {
+fn accumulate(
+    plan: &Plan,
+    w: &Window,
+    probs: &[f32],
+    blend: Blend,
+    present: &HashSet<(u32, u32)>,
+    acc: &mut Accumulators,
+    mw: u32,
+    mh: u32,
+) {
     let s = plan.model_size as i64;
     let half = (plan.window - plan.step) as f64 / plan.scale / 2.0;
     let neighbour = |dc: i64, dr: i64| present.contains(&((w.col as i64 + dc) as u32, (w.row as i64 + dr) as u32));
@@ -365,7 +403,8 @@ fn accumulate(plan: &Plan, w: &Window, probs: &[f32], blend: Blend, present: &Ha
             if wgt <= 0.0 {
                 continue;
             }
-            let tile = acc.entry(((x / t) as u32, (y / t) as u32)).or_insert_with(|| (vec![0.0; (t * t) as usize], vec![0.0; (t * t) as usize]));
+            let tile =
+                acc.entry(((x / t) as u32, (y / t) as u32)).or_insert_with(|| (vec![0.0; (t * t) as usize], vec![0.0; (t * t) as usize]));
             let k = ((y % t) * t + x % t) as usize;
             tile.0[k] += wgt * probs[(j * s + i) as usize];
             tile.1[k] += wgt;

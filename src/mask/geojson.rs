@@ -33,15 +33,10 @@ pub fn read_annotations(json: &str) -> Result<Vec<Annotation>, Error> {
 }
 
 fn annotation(index: usize, feature: &Feature) -> Result<Annotation, Error> {
-    let geometry = feature
-        .geometry
-        .as_ref()
-        .ok_or_else(|| Error::Polygon { feature: index, reason: "no geometry".into() })?;
+    let geometry = feature.geometry.as_ref().ok_or_else(|| Error::Polygon { feature: index, reason: "no geometry".into() })?;
     let polygons = match &geometry.value {
         GeometryValue::Polygon { coordinates } => vec![polygon(index, coordinates)?],
-        GeometryValue::MultiPolygon { coordinates } => {
-            coordinates.iter().map(|p| polygon(index, p)).collect::<Result<_, _>>()?
-        }
+        GeometryValue::MultiPolygon { coordinates } => coordinates.iter().map(|p| polygon(index, p)).collect::<Result<_, _>>()?,
         other => return Err(Error::Geometry(other.type_name().to_string())),
     };
     let properties = feature.properties.as_ref();
@@ -55,11 +50,7 @@ fn annotation(index: usize, feature: &Feature) -> Result<Annotation, Error> {
     let measurements = properties
         .and_then(|p| p.get("measurements"))
         .and_then(JsonValue::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|m| Some((m.get("name")?.as_str()?.to_string(), m.get("value")?.as_f64()?)))
-                .collect()
-        })
+        .map(|list| list.iter().filter_map(|m| Some((m.get("name")?.as_str()?.to_string(), m.get("value")?.as_f64()?))).collect())
         .unwrap_or_default();
     Ok(Annotation { polygons, classification, locked, measurements })
 }
@@ -93,11 +84,7 @@ fn polygon(feature: usize, rings: &[Vec<geojson::Position>]) -> Result<Polygon, 
 /// files' layout) or a FeatureCollection. Rings are written closed.
 pub fn write_annotations(annotations: &[Annotation], collection: bool) -> String {
     let features: Vec<Feature> = annotations.iter().map(feature).collect();
-    let json = if collection {
-        serde_json::to_string(&FeatureCollection::new(features))
-    } else {
-        serde_json::to_string(&features)
-    };
+    let json = if collection { serde_json::to_string(&FeatureCollection::new(features)) } else { serde_json::to_string(&features) };
     // Serialising plain numbers and strings cannot fail.
     json.unwrap_or_default()
 }
@@ -106,9 +93,10 @@ fn feature(annotation: &Annotation) -> Feature {
     let ring = |points: &Vec<[f64; 2]>| {
         let mut ring: Vec<geojson::Position> = points.iter().map(|&p| p.into()).collect();
         if points.first() != points.last()
-            && let Some(&first) = points.first() {
-                ring.push(first.into());
-            }
+            && let Some(&first) = points.first()
+        {
+            ring.push(first.into());
+        }
         ring
     };
     let polygon = |p: &Polygon| p.rings.iter().map(ring).collect::<Vec<_>>();
@@ -121,7 +109,8 @@ fn feature(annotation: &Annotation) -> Feature {
     properties.insert("classification".into(), serde_json::json!({ "name": annotation.classification }));
     properties.insert("isLocked".into(), annotation.locked.into());
     if !annotation.measurements.is_empty() {
-        let list: Vec<JsonValue> = annotation.measurements.iter().map(|(name, value)| serde_json::json!({ "name": name, "value": value })).collect();
+        let list: Vec<JsonValue> =
+            annotation.measurements.iter().map(|(name, value)| serde_json::json!({ "name": name, "value": value })).collect();
         properties.insert("measurements".into(), list.into());
     }
     Feature {

@@ -195,8 +195,8 @@ impl Components {
                 _ => (inside(x - 1, y - 1), inside(x, y - 1)),
             };
             dir = match (left, right) {
-                (true, _) => (dir + 3) % 4, // turn left
-                (false, true) => dir,       // straight on
+                (true, _) => (dir + 3) % 4,      // turn left
+                (false, true) => dir,            // straight on
                 (false, false) => (dir + 1) % 4, // turn right
             };
             match dir {
@@ -222,9 +222,7 @@ pub fn douglas_peucker(ring: &[[f64; 2]], epsilon: f64) -> Vec<[f64; 2]> {
         return ring.to_vec();
     }
     // Split the ring at its first point and the point farthest from it.
-    let far = (1..ring.len())
-        .max_by(|&a, &b| dist2(ring[0], ring[a]).total_cmp(&dist2(ring[0], ring[b])))
-        .unwrap_or(1);
+    let far = (1..ring.len()).max_by(|&a, &b| dist2(ring[0], ring[a]).total_cmp(&dist2(ring[0], ring[b]))).unwrap_or(1);
     let mut first: Vec<[f64; 2]> = ring[..=far].to_vec();
     let mut second: Vec<[f64; 2]> = ring[far..].to_vec();
     second.push(ring[0]);
@@ -248,7 +246,11 @@ fn simplify_open(points: &[[f64; 2]], epsilon: f64) -> Vec<[f64; 2]> {
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let len = (dx * dx + dy * dy).sqrt();
     let distance = |p: [f64; 2]| if len == 0.0 { dist2(a, p).sqrt() } else { ((p[0] - a[0]) * dy - (p[1] - a[1]) * dx).abs() / len };
-    let (index, max) = points[1..points.len() - 1].iter().enumerate().map(|(i, &p)| (i + 1, distance(p))).fold((0, 0.0), |m, v| if v.1 > m.1 { v } else { m });
+    let (index, max) = points[1..points.len() - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (i + 1, distance(p)))
+        .fold((0, 0.0), |m, v| if v.1 > m.1 { v } else { m });
     if max <= epsilon {
         return vec![a, b];
     }
@@ -331,10 +333,14 @@ mod tests {
     #[test]
     fn outlines_reproduce_the_object() {
         // A disc: its traced outline rasterises back to the same pixels.
-        let disc = Polygon::new((0..64).map(|i| {
-            let a = i as f64 / 64.0 * std::f64::consts::TAU;
-            [30.0 + 17.0 * a.cos(), 25.0 + 12.0 * a.sin()]
-        }).collect());
+        let disc = Polygon::new(
+            (0..64)
+                .map(|i| {
+                    let a = i as f64 / 64.0 * std::f64::consts::TAU;
+                    [30.0 + 17.0 * a.cos(), 25.0 + 12.0 * a.sin()]
+                })
+                .collect(),
+        );
         let raster = rasterise(&[disc], 60, 50);
         let mask: Vec<bool> = (0..50).flat_map(|y| (0..60).map(move |x| (x, y))).map(|(x, y)| raster.get(x, y)).collect();
         let c = components(&mask, 60, 50);

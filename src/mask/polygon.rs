@@ -20,8 +20,7 @@ impl Polygon {
     pub fn area(&self) -> f64 {
         let ring_area = |ring: &Vec<[f64; 2]>| {
             let n = ring.len();
-            (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>().abs()
-                / 2.0
+            (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>().abs() / 2.0
         };
         let mut rings = self.rings.iter();
         rings.next().map(ring_area).unwrap_or(0.0) - rings.map(ring_area).sum::<f64>()
@@ -125,16 +124,22 @@ mod tests {
 
     #[test]
     fn points_inside_a_square_with_a_hole() {
-        let p = Polygon { rings: vec![vec![[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]], vec![[4.0, 4.0], [6.0, 4.0], [6.0, 6.0], [4.0, 6.0]]] };
+        let p = Polygon {
+            rings: vec![vec![[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]], vec![[4.0, 4.0], [6.0, 4.0], [6.0, 6.0], [4.0, 6.0]]],
+        };
         assert!(p.contains(1.0, 1.0) && !p.contains(5.0, 5.0) && !p.contains(11.0, 5.0) && !p.contains(-1.0, 5.0));
     }
 
     #[test]
     fn holes_stay_empty_and_area_matches_the_pixel_count_for_a_disc() {
-        let ring = |r: f64| (0..64).map(|i| {
-            let t = i as f64 / 64.0 * std::f64::consts::TAU;
-            [50.0 + r * t.cos(), 50.0 + r * t.sin()]
-        }).collect::<Vec<_>>();
+        let ring = |r: f64| {
+            (0..64)
+                .map(|i| {
+                    let t = i as f64 / 64.0 * std::f64::consts::TAU;
+                    [50.0 + r * t.cos(), 50.0 + r * t.sin()]
+                })
+                .collect::<Vec<_>>()
+        };
         let donut = Polygon { rings: vec![ring(40.0), ring(10.0)] };
         let mask = rasterise(std::slice::from_ref(&donut), 100, 100);
         assert!(!mask.get(50, 50), "the hole is empty");

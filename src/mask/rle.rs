@@ -164,8 +164,7 @@ mod tests {
     fn the_competitions_example_is_column_major_and_crosses_columns() {
         // "1 3 10 5": pixels 1, 2, 3 and 10..=14, numbered down each column, 1-indexed.
         let mask = rle_decode("1 3 10 5", 4, 4).unwrap();
-        let set: Vec<(u32, u32)> =
-            (0..4).flat_map(|x| (0..4).map(move |y| (x, y))).filter(|&(x, y)| mask.get(x, y)).collect();
+        let set: Vec<(u32, u32)> = (0..4).flat_map(|x| (0..4).map(move |y| (x, y))).filter(|&(x, y)| mask.get(x, y)).collect();
         assert_eq!(set, vec![(0, 0), (0, 1), (0, 2), (2, 1), (2, 2), (2, 3), (3, 0), (3, 1)]);
         assert_eq!(rle_encode(&mask), "1 3 10 5");
     }

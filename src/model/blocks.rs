@@ -32,7 +32,10 @@ pub struct SqueezeExcite {
 impl SqueezeExcite {
     /// `channels` gated through `reduced` channels.
     pub fn new(device: &Device, channels: usize, reduced: usize) -> Self {
-        Self { conv_reduce: conv(device, [channels, reduced], 1, 1, 1, true), conv_expand: conv(device, [reduced, channels], 1, 1, 1, true) }
+        Self {
+            conv_reduce: conv(device, [channels, reduced], 1, 1, 1, true),
+            conv_expand: conv(device, [reduced, channels], 1, 1, 1, true),
+        }
     }
 
     /// # Shapes
@@ -75,6 +78,7 @@ pub fn upsample_nearest(x: Tensor<4>, factor: usize) -> Tensor<4> {
 /// Bilinear ×`factor` upsampling, corners aligned or not as PyTorch's `align_corners`.
 pub fn upsample_bilinear(x: Tensor<4>, factor: usize, align_corners: bool) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let options = InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(align_corners).with_output_size([h * factor, w * factor]);
+    let options =
+        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(align_corners).with_output_size([h * factor, w * factor]);
     burn::tensor::module::interpolate(x, options)
 }

@@ -64,7 +64,16 @@ pub struct MbBlock {
 
 impl MbBlock {
     #[allow(clippy::too_many_arguments)]
-    fn new(device: &Device, separable: bool, in_ch: usize, out_ch: usize, kernel: usize, stride: usize, expansion: usize, drop_path: f64) -> Self {
+    fn new(
+        device: &Device,
+        separable: bool,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        expansion: usize,
+        drop_path: f64,
+    ) -> Self {
         let residual = stride == 1 && in_ch == out_ch;
         if separable {
             let reduced = round_half_even(in_ch as f64 * 0.25);

@@ -90,7 +90,12 @@ pub fn import(model: &mut SegmentationModel, config: &SegmenterConfig, path: &Pa
             .map_indices_contiguous(false);
         model.load_from(&mut store).map_err(|e| Error::Read(e.to_string()))?
     } else {
-        let mut store = PytorchStore::from_file(path).remap(remapper(kind)).allow_partial(true).validate(false).skip_enum_variants(true).map_indices_contiguous(false);
+        let mut store = PytorchStore::from_file(path)
+            .remap(remapper(kind))
+            .allow_partial(true)
+            .validate(false)
+            .skip_enum_variants(true)
+            .map_indices_contiguous(false);
         model.load_from(&mut store).map_err(|e| Error::Read(e.to_string()))?
     };
     if let Some(first) = result.errors.first() {

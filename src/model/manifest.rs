@@ -84,7 +84,8 @@ impl Manifest {
             manifest.check()?;
             Ok(manifest)
         } else {
-            let model: SegmenterConfig = serde_json::from_value(value).map_err(|e| format!("model.json is neither a manifest nor a network config: {e}"))?;
+            let model: SegmenterConfig =
+                serde_json::from_value(value).map_err(|e| format!("model.json is neither a manifest nor a network config: {e}"))?;
             let mut manifest = Self::new("imported", model);
             manifest.trained_on = "imported weights (see their source)".into();
             manifest.check()?;
@@ -105,7 +106,10 @@ impl Manifest {
             return Err(format!("model.json: input_size {size} must be a positive multiple of {} up to 4096", super::STRIDE));
         }
         if self.window == 0 || self.overlap >= self.window || self.window > 65_536 {
-            return Err(format!("model.json: window {} must be positive, at most 65536 and larger than the overlap {}", self.window, self.overlap));
+            return Err(format!(
+                "model.json: window {} must be positive, at most 65536 and larger than the overlap {}",
+                self.window, self.overlap
+            ));
         }
         if ![1, 2, 4, 8].contains(&self.tta) {
             return Err(format!("model.json: tta {} must be 1, 2, 4 or 8", self.tta));
@@ -128,7 +132,11 @@ impl Manifest {
 /// Rebuilds a network from the bytes of `model.bpk` and the text of `model.json`, on any target
 /// (the browser has no files): burn's module record reads the burnpack `export` writes, casting f16
 /// weights back to the network's f32. Wrong or truncated files are errors, never a panic.
-pub fn load_model_bytes(bpk: &[u8], manifest_json: &str, device: &burn::prelude::Device) -> Result<(super::SegmentationModel, Manifest), String> {
+pub fn load_model_bytes(
+    bpk: &[u8],
+    manifest_json: &str,
+    device: &burn::prelude::Device,
+) -> Result<(super::SegmentationModel, Manifest), String> {
     use burn::module::Module;
     let manifest = Manifest::from_json(manifest_json)?;
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bpk.to_vec()))
@@ -162,7 +170,9 @@ mod tests {
         let mut huge = m.clone();
         huge.model.decoder_channels[0] = 1 << 20;
         let (zero_width, four_stages, huge) = (zero_width.to_json(), four_stages.to_json(), huge.to_json());
-        for bad in ["", "[1]", "{\"format\":\"other/1\"}", &m.to_json().replace("\"tta\": 1", "\"tta\": 3"), &zero_width, &four_stages, &huge] {
+        for bad in
+            ["", "[1]", "{\"format\":\"other/1\"}", &m.to_json().replace("\"tta\": 1", "\"tta\": 3"), &zero_width, &four_stages, &huge]
+        {
             assert!(Manifest::from_json(bad).is_err(), "{bad}");
         }
     }

@@ -17,9 +17,9 @@ pub use manifest::{MANIFEST_FORMAT, MEAN, Manifest, STD, load_model_bytes};
 pub use net::{DecoderKind, EncoderKind, STRIDE, SegmentationModel, SegmenterConfig};
 pub use tiny::{TinyUNet, TinyUNetConfig};
 
+use crate::rng::SplitMix64;
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
-use crate::rng::SplitMix64;
 
 /// Seed of the placeholder network's weights.
 pub const PLACEHOLDER_SEED: u64 = 42;

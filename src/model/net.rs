@@ -150,7 +150,9 @@ impl SegmenterConfig {
     /// `fpn-resnet34`, `unet-tiny`… (decoder, optional `scse`, encoder).
     pub fn from_arch(arch: &str) -> Result<Self, String> {
         let arch = arch.trim().to_ascii_lowercase();
-        let (decoder, rest) = arch.split_once('-').ok_or_else(|| format!("unknown architecture '{arch}': expected e.g. unet-efficientnet-b0 or fpn-resnet34"))?;
+        let (decoder, rest) = arch
+            .split_once('-')
+            .ok_or_else(|| format!("unknown architecture '{arch}': expected e.g. unet-efficientnet-b0 or fpn-resnet34"))?;
         let decoder = match decoder {
             "unet" => DecoderKind::Unet,
             "fpn" => DecoderKind::Fpn,
@@ -197,7 +199,10 @@ impl SegmenterConfig {
         widths("pyramid_channels", &[self.pyramid_channels])?;
         widths("segmentation_channels", &[self.segmentation_channels])?;
         if self.in_channels != 3 || self.classes != 1 {
-            return Err(format!("model.json: the network must take 3 channels (RGB) and give 1 class, not {} → {}", self.in_channels, self.classes));
+            return Err(format!(
+                "model.json: the network must take 3 channels (RGB) and give 1 class, not {} → {}",
+                self.in_channels, self.classes
+            ));
         }
         if !(0.0..1.0).contains(&self.drop_path_rate) {
             return Err(format!("model.json: drop_path_rate {} must be in 0..1", self.drop_path_rate));
@@ -209,7 +214,9 @@ impl SegmenterConfig {
     pub fn init(&self, device: &Device) -> SegmentationModel {
         let features = self.feature_channels();
         let encoder = match self.encoder {
-            EncoderKind::EfficientNet(n) => Encoder::EfficientNet(EfficientNet::new(device, n as usize, self.in_channels, self.drop_path_rate)),
+            EncoderKind::EfficientNet(n) => {
+                Encoder::EfficientNet(EfficientNet::new(device, n as usize, self.in_channels, self.drop_path_rate))
+            }
             EncoderKind::ResNet(d) => Encoder::ResNet(ResNet::new(device, d as usize, self.in_channels)),
             EncoderKind::Tiny => {
                 let mut in_ch = self.in_channels;
@@ -228,7 +235,10 @@ impl SegmenterConfig {
         let (decoder, head) = match self.decoder {
             DecoderKind::Unet => {
                 let last = *self.decoder_channels.last().unwrap_or(&16);
-                (Decoder::Unet(UnetDecoder::new(device, features, &self.decoder_channels, self.attention)), conv(device, [last, self.classes], 3, 1, 1, true))
+                (
+                    Decoder::Unet(UnetDecoder::new(device, features, &self.decoder_channels, self.attention)),
+                    conv(device, [last, self.classes], 3, 1, 1, true),
+                )
             }
             DecoderKind::Fpn => (
                 Decoder::Fpn(FpnDecoder::new(device, features, self.pyramid_channels, self.segmentation_channels)),

@@ -32,7 +32,8 @@ pub struct ResBlock {
 impl ResBlock {
     fn new(device: &Device, bottleneck: bool, in_ch: usize, width: usize, stride: usize) -> Self {
         let out = if bottleneck { width * 4 } else { width };
-        let downsample = (stride != 1 || in_ch != out).then(|| Downsample { conv: conv(device, [in_ch, out], 1, stride, 1, false), bn: bn(device, out) });
+        let downsample = (stride != 1 || in_ch != out)
+            .then(|| Downsample { conv: conv(device, [in_ch, out], 1, stride, 1, false), bn: bn(device, out) });
         if bottleneck {
             Self {
                 conv1: conv(device, [in_ch, width], 1, 1, 1, false),

@@ -27,9 +27,7 @@ impl TinyUNetConfig {
     /// Builds the network with freshly initialised weights on `device`.
     pub fn init(&self, device: &Device) -> TinyUNet {
         let w = self.width;
-        let conv3 = |i: usize, o: usize| {
-            Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Same).init(device)
-        };
+        let conv3 = |i: usize, o: usize| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Same).init(device);
         TinyUNet {
             enc1: conv3(self.in_channels, w),
             enc2: conv3(w, 2 * w),
@@ -38,10 +36,7 @@ impl TinyUNetConfig {
             dec1: conv3(2 * w, w),
             head: Conv2dConfig::new([w, 1], [1, 1]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            up: Interpolate2dConfig::new()
-                .with_scale_factor(Some([2.0, 2.0]))
-                .with_mode(InterpolateMode::Nearest)
-                .init(),
+            up: Interpolate2dConfig::new().with_scale_factor(Some([2.0, 2.0])).with_mode(InterpolateMode::Nearest).init(),
             relu: Relu::new(),
         }
     }

@@ -4,8 +4,8 @@
 //! everything else to the `tiff` crate. The result is 8-bit RGB.
 
 use super::layout::{MAX_CHUNK_BYTES, Page, decoder_limits};
-use super::sparse::{Blocks, SparseReader, tiff_error};
 use super::source::Bytes;
+use super::sparse::{Blocks, SparseReader, tiff_error};
 use super::{Error, Result};
 use image::RgbImage;
 use std::sync::Arc;
@@ -94,7 +94,12 @@ fn decode_part(blocks: &Arc<Blocks>, len: u64, part: &Part<'_>) -> Result<Sample
     let page = part.page;
     let declared = page.chunk_width as u64 * page.chunk_height as u64 * page.samples.max(1) as u64 * page.bits.div_ceil(8).max(1) as u64;
     if declared > MAX_CHUNK_BYTES {
-        return Err(Error::Limit(format!("a {}×{} chunk is larger than {} MiB", page.chunk_width, page.chunk_height, MAX_CHUNK_BYTES >> 20)));
+        return Err(Error::Limit(format!(
+            "a {}×{} chunk is larger than {} MiB",
+            page.chunk_width,
+            page.chunk_height,
+            MAX_CHUNK_BYTES >> 20
+        )));
     }
     if page.compression == 7 && !page.planar {
         return decode_jpeg(page, &part.bytes);
@@ -169,7 +174,13 @@ fn decode_jpeg(page: &Page, bytes: &[u8]) -> Result<Samples> {
     // Photometric RGB over a stream that looks YCbCr: the components are RGB already (Aperio), so
     // ask for them unconverted; otherwise let the decoder convert (its SIMD path).
     let raw_rgb = page.photometric == 2 && stored == ColorSpace::YCbCr;
-    let out = if grey { ColorSpace::Luma } else if raw_rgb { ColorSpace::YCbCr } else { ColorSpace::RGB };
+    let out = if grey {
+        ColorSpace::Luma
+    } else if raw_rgb {
+        ColorSpace::YCbCr
+    } else {
+        ColorSpace::RGB
+    };
     decoder.set_options(limits.jpeg_set_out_colorspace(out));
     let pixels = decoder.decode().map_err(|e| Error::Format(format!("JPEG chunk: {e:?}")))?;
     let (w, h) = decoder.dimensions().ok_or_else(|| Error::Format("JPEG chunk without a size".into()))?;

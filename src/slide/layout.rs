@@ -1,8 +1,8 @@
 //! A slide's structure: every page (IFD) of the main chain and of SubIFDs, read with the `tiff`
 //! crate, then sorted into pyramid levels and associated images (label, macro, thumbnail).
 
-use super::sparse::{Blocks, SparseReader};
 use super::source::ByteSource;
+use super::sparse::{Blocks, SparseReader};
 use super::{Error, Result};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -372,7 +372,9 @@ fn arrange(pages: &[Page], main_count: usize, format: SlideFormat) -> (Vec<Level
         if same_aspect && smaller && tiled_like_base && named.is_none() {
             levels.push(level(group));
         } else {
-            let name = named.unwrap_or_else(|| if format == SlideFormat::Svs && group[0] == 1 { "thumbnail".into() } else { format!("page {}", group[0]) });
+            let name = named.unwrap_or_else(|| {
+                if format == SlideFormat::Svs && group[0] == 1 { "thumbnail".into() } else { format!("page {}", group[0]) }
+            });
             associated.push(AssociatedImage { name, width: p.width, height: p.height, page: group[0] });
         }
     }
@@ -414,7 +416,10 @@ mod tests {
 
     #[test]
     fn pixel_sizes_come_from_svs_and_ome_descriptions() {
-        assert_eq!(svs_mpp("Aperio Image Library v10.0.50\n2220x2967 [0,100 2220x2967] (240x240) JPEG/RGB Q=70|AppMag = 20|MPP = 0.4990|X"), Some(0.499));
+        assert_eq!(
+            svs_mpp("Aperio Image Library v10.0.50\n2220x2967 [0,100 2220x2967] (240x240) JPEG/RGB Q=70|AppMag = 20|MPP = 0.4990|X"),
+            Some(0.499)
+        );
         assert_eq!(ome_pixel_size(r#"<OME><Image><Pixels PhysicalSizeX="250" PhysicalSizeXUnit="nm"/></Image></OME>"#), Some(0.25));
         assert_eq!(ome_pixel_size(r#"<OME><Pixels PhysicalSizeX="0.5"/></OME>"#), Some(0.5));
         assert_eq!(ome_pixel_size("no xml"), None);

@@ -14,8 +14,8 @@ mod layout;
 mod overview;
 mod picture;
 mod reader;
-mod sparse;
 pub mod source;
+mod sparse;
 #[cfg(not(target_arch = "wasm32"))]
 mod write;
 

@@ -132,7 +132,15 @@ mod tests {
 
     #[test]
     fn bands_follow_tile_rows_but_never_exceed_the_image() {
-        let level = |width, height, tile_height| Level { width, height, downsample: 1.0, tile_width: width, tile_height, is_virtual: false, pages: Vec::new() };
+        let level = |width, height, tile_height| Level {
+            width,
+            height,
+            downsample: 1.0,
+            tile_width: width,
+            tile_height,
+            is_virtual: false,
+            pages: Vec::new(),
+        };
         assert_eq!(band_and_piece(&level(32773, 24, 11_665_432), 2), (24, 16384));
         assert_eq!(band_and_piece(&level(30000, 40000, 512), 4), (512, 16384));
         assert_eq!(band_and_piece(&level(6000, 4000, 100_000), 2), (4000, 6000));

@@ -50,10 +50,7 @@ pub fn rgb_from_rgba(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage, E
         return Err(Error::TooLarge { width, height, max: MAX_IMAGE_SIDE });
     }
     if rgba.len() != expected {
-        return Err(Error::Decode(format!(
-            "expected {expected} RGBA bytes for {width}×{height}, got {}",
-            rgba.len()
-        )));
+        return Err(Error::Decode(format!("expected {expected} RGBA bytes for {width}×{height}, got {}", rgba.len())));
     }
     let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
     RgbImage::from_raw(width, height, rgb).ok_or(Error::Empty)

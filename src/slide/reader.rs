@@ -3,8 +3,8 @@
 use super::cache::{Key, TileCache};
 use super::decode::{Part, decode_chunk};
 use super::layout::{AssociatedImage, Layout, Level, SlideFormat, read_layout};
-use super::sparse::Blocks;
 use super::source::{ByteSource, Bytes};
+use super::sparse::Blocks;
 use super::{Error, Result};
 use burn::config::Config;
 use image::RgbImage;
@@ -153,7 +153,14 @@ impl Slide {
             .read()
             .map(|o| {
                 o.iter()
-                    .map(|(l, _)| LevelInfo { level: l.clone(), compression: "memory".into(), tiled: true, planar: false, bits: 8, samples: 3 })
+                    .map(|(l, _)| LevelInfo {
+                        level: l.clone(),
+                        compression: "memory".into(),
+                        tiled: true,
+                        planar: false,
+                        bits: 8,
+                        samples: 3,
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -197,7 +204,8 @@ impl Slide {
 
     /// A whole associated image (label, macro, thumbnail) by name.
     pub async fn associated_image(&self, name: &str) -> Result<RgbImage> {
-        let found = self.layout.associated.iter().find(|a| a.name == name).ok_or_else(|| Error::NotFound(format!("associated image '{name}'")))?;
+        let found =
+            self.layout.associated.iter().find(|a| a.name == name).ok_or_else(|| Error::NotFound(format!("associated image '{name}'")))?;
         let (w, h) = (found.width, found.height);
         if w > MAX_REGION_SIDE || h > MAX_REGION_SIDE {
             return Err(Error::Limit(format!("associated image {w}×{h}")));
@@ -239,8 +247,9 @@ impl Slide {
         if x0 >= x1 || y0 >= y1 {
             return Ok(out);
         }
-        let chunks: Vec<(u32, u32)> =
-            ((y0 / ch) as u32..=((y1 - 1) / ch) as u32).flat_map(|r| ((x0 / cw) as u32..=((x1 - 1) / cw) as u32).map(move |c| (c, r))).collect();
+        let chunks: Vec<(u32, u32)> = ((y0 / ch) as u32..=((y1 - 1) / ch) as u32)
+            .flat_map(|r| ((x0 / cw) as u32..=((x1 - 1) / cw) as u32).map(move |c| (c, r)))
+            .collect();
         let mut tiles: Vec<Option<Arc<RgbImage>>> = chunks.iter().map(|&(c, r)| self.cache.get((cache_id, r * cols + c))).collect();
         // Fetch what is missing, in as few requests as neighbours allow.
         let missing: Vec<usize> = (0..chunks.len()).filter(|&i| tiles[i].is_none()).collect();
@@ -265,7 +274,8 @@ impl Slide {
                 // A chunk the file leaves out (offset or count 0) is background.
                 return (i, Ok(RgbImage::from_pixel(dw, dh, BACKGROUND)));
             }
-            let parts: Vec<Part<'_>> = parts.into_iter().map(|(page, index, bytes)| Part { page: &self.layout.pages[page], index, bytes }).collect();
+            let parts: Vec<Part<'_>> =
+                parts.into_iter().map(|(page, index, bytes)| Part { page: &self.layout.pages[page], index, bytes }).collect();
             let tile = decode_chunk(&self.blocks, len, &parts, dw, dh).map_err(|e| Error::InTile { col: c, row: r, error: Box::new(e) });
             (i, tile)
         });

@@ -80,7 +80,10 @@ pub fn write_dataset(dir: &Path, options: &DatasetOptions, mut progress: impl Fn
         let seed = mix(options.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
         let id = format!("{:09x}", seed & 0xF_FFFF_FFFF);
         let (w, h) = options.size;
-        let config = SynthConfig::new(w, h).with_seed(seed).with_unannotated_fraction(options.unannotated_fraction).with_tissue_scale(options.tissue_scale);
+        let config = SynthConfig::new(w, h)
+            .with_seed(seed)
+            .with_unannotated_fraction(options.unannotated_fraction)
+            .with_tissue_scale(options.tissue_scale);
         let scene = Scene::new(&config);
         write_slide(&dir.join("train").join(format!("{id}.tiff")), &scene, options)?;
         let glomeruli = scene.glomerulus_annotations();
@@ -91,7 +94,12 @@ pub fn write_dataset(dir: &Path, options: &DatasetOptions, mut progress: impl Fn
             dir.join("train").join(format!("{id}-anatomical-structure.json")),
             write_annotations(&scene.anatomy_annotations(), false),
         )?;
-        writeln!(info, "{id}.tiff,{w},{h},{id}-anatomical-structure.json,{id}.json,{},{},{seed}", scene.glomeruli().len(), glomeruli.len())?;
+        writeln!(
+            info,
+            "{id}.tiff,{w},{h},{id}-anatomical-structure.json,{id}.json,{},{},{seed}",
+            scene.glomeruli().len(),
+            glomeruli.len()
+        )?;
         summaries.push(SlideSummary { id, glomeruli: scene.glomeruli().len(), annotated: glomeruli.len() });
         progress(i + 1, options.count);
     }

@@ -40,12 +40,7 @@ impl Shape {
 
     /// The outline's radius factor at angle `theta` (in the shape's own frame).
     fn factor(&self, theta: f64) -> f64 {
-        1.0 + self
-            .harmonics
-            .iter()
-            .enumerate()
-            .map(|(k, &(a, phase))| a * ((k as f64 + 2.0) * theta + phase).cos())
-            .sum::<f64>()
+        1.0 + self.harmonics.iter().enumerate().map(|(k, &(a, phase))| a * ((k as f64 + 2.0) * theta + phase).cos()).sum::<f64>()
     }
 
     /// Distance from the centre relative to the outline: < 1 inside, 1 on it.
@@ -296,7 +291,12 @@ impl Scene {
                         locked: false,
                         measurements: Vec::new(),
                     },
-                    Annotation { polygons: vec![Polygon::new(inner)], classification: "Medulla".into(), locked: false, measurements: Vec::new() },
+                    Annotation {
+                        polygons: vec![Polygon::new(inner)],
+                        classification: "Medulla".into(),
+                        locked: false,
+                        measurements: Vec::new(),
+                    },
                 ]
             })
             .collect()

@@ -78,7 +78,10 @@ fn render_speed_2000_square() {
 fn tissue_scale_sets_how_much_of_the_slide_is_tissue() {
     let fraction = |scale: f64| {
         let scene = Scene::new(&SynthConfig::new(4000, 4000).with_seed(11).with_tissue_scale(scale));
-        let hits = (0..100).flat_map(|i| (0..100).map(move |j| (i, j))).filter(|&(i, j)| super::scene::on_tissue(&scene.pieces, i as f64 * 40.0 + 20.0, j as f64 * 40.0 + 20.0)).count();
+        let hits = (0..100)
+            .flat_map(|i| (0..100).map(move |j| (i, j)))
+            .filter(|&(i, j)| super::scene::on_tissue(&scene.pieces, i as f64 * 40.0 + 20.0, j as f64 * 40.0 + 20.0))
+            .count();
         hits as f64 / 10_000.0
     };
     let (small, default, large) = (fraction(0.7), fraction(1.0), fraction(1.25));

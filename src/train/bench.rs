@@ -38,10 +38,16 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
     // Tiles: windows of 3·s level-0 pixels (the seed's 1536 → 512) around glomeruli of a synthetic slide.
     let scene = Scene::new(&SynthConfig::new(8000, 6000).with_seed(99));
     let window = 3 * s as u32;
-    let centres: Vec<[f64; 2]> = scene.glomerulus_annotations().iter().filter_map(|a| a.polygons.first()).filter_map(|p| p.rings.first()).map(|r| {
-        let n = r.len().max(1) as f64;
-        [r.iter().map(|p| p[0]).sum::<f64>() / n, r.iter().map(|p| p[1]).sum::<f64>() / n]
-    }).collect();
+    let centres: Vec<[f64; 2]> = scene
+        .glomerulus_annotations()
+        .iter()
+        .filter_map(|a| a.polygons.first())
+        .filter_map(|p| p.rings.first())
+        .map(|r| {
+            let n = r.len().max(1) as f64;
+            [r.iter().map(|p| p[0]).sum::<f64>() / n, r.iter().map(|p| p[1]).sum::<f64>() / n]
+        })
+        .collect();
     let polygons: Vec<Polygon> = scene.glomerulus_annotations().into_iter().flat_map(|a| a.polygons).collect();
     let pool = batch.clamp(4, 16);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
@@ -50,7 +56,12 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
         let x0 = (cx as i64 - window as i64 / 2 + (k as i64 * 97) % 300).clamp(0, 8000 - window as i64) as u32;
         let y0 = (cy as i64 - window as i64 / 2).clamp(0, 6000 - window as i64) as u32;
         let image = scene.render_scaled(x0 / 3, y0 / 3, s as u32, s as u32, 3);
-        let moved: Vec<Polygon> = polygons.iter().map(|p| Polygon { rings: p.rings.iter().map(|r| r.iter().map(|q| [(q[0] - x0 as f64) / 3.0, (q[1] - y0 as f64) / 3.0]).collect()).collect() }).collect();
+        let moved: Vec<Polygon> = polygons
+            .iter()
+            .map(|p| Polygon {
+                rings: p.rings.iter().map(|r| r.iter().map(|q| [(q[0] - x0 as f64) / 3.0, (q[1] - y0 as f64) / 3.0]).collect()).collect(),
+            })
+            .collect();
         let mask = rasterise(&moved, s as u32, s as u32);
         let n = s * s;
         let mut x = vec![0f32; 3 * n];
@@ -76,7 +87,8 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
         let x = Tensor::<4>::from_data(TensorData::new(x, [batch, 3, s, s]), &train_device);
         let y = Tensor::<4>::from_data(TensorData::new(y, [batch, 1, s, s]), &train_device);
         let loss = loss_config.loss(net.forward(x), y);
-        let value = loss.clone().detach().into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?[0];
+        let value =
+            loss.clone().detach().into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?[0];
         losses.push(value as f64);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(1e-3, net, grads);
@@ -86,5 +98,13 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(TrainBench { arch: model.arch(), size: s, batch, steps, images_per_s: (steps * batch) as f64 / seconds.max(1e-9), first_step_s, losses })
+    Ok(TrainBench {
+        arch: model.arch(),
+        size: s,
+        batch,
+        steps,
+        images_per_s: (steps * batch) as f64 / seconds.max(1e-9),
+        first_step_s,
+        losses,
+    })
 }

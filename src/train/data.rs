@@ -50,7 +50,9 @@ fn join(root: &str, relative: &str) -> String {
 
 /// The slides of a Kaggle-layout dataset at `root` (a folder or an http(s) URL), in train.csv's order.
 pub async fn read_dataset(root: &str) -> Result<Vec<SlideEntry>, Error> {
-    let csv = read_text(root, "train.csv").await?.ok_or_else(|| Error::Data(format!("{} not found (expected the Kaggle layout: train.csv, train/<id>.tiff)", join(root, "train.csv"))))?;
+    let csv = read_text(root, "train.csv").await?.ok_or_else(|| {
+        Error::Data(format!("{} not found (expected the Kaggle layout: train.csv, train/<id>.tiff)", join(root, "train.csv")))
+    })?;
     let mut entries = Vec::new();
     for (n, line) in csv.lines().enumerate() {
         if line.trim().is_empty() || (n == 0 && line.starts_with("id,")) {
@@ -168,7 +170,12 @@ fn cache_path(dir: &Path, entry: &SlideEntry, config: &TileConfig) -> PathBuf {
 
 /// The tiles of one slide: from the cache when present, else extracted (with `progress(done, total)`)
 /// and cached (written to a temporary file and renamed, so an interrupted run never leaves half a file).
-pub async fn slide_tiles(entry: &SlideEntry, config: &TileConfig, cache: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<Tiles, Error> {
+pub async fn slide_tiles(
+    entry: &SlideEntry,
+    config: &TileConfig,
+    cache: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Tiles, Error> {
     let path = cache_path(cache, entry, config);
     if let Ok(tiles) = read_cache(&path, config.size) {
         return Ok(tiles);
@@ -233,7 +240,8 @@ pub async fn extract(entry: &SlideEntry, config: &TileConfig, progress: &mut dyn
     }
     let view = slide.thumbnail(1024).await.map_err(slide_error)?;
     let plan_config = PlanConfig::new().with_window(config.window).with_model_size(config.size).with_overlap(config.overlap);
-    let plan = Plan::new(&plan_config, width, height, &tissue_mask(&view), view.dimensions(), width as f64 / view.width() as f64).map_err(Error::Config)?;
+    let plan = Plan::new(&plan_config, width, height, &tissue_mask(&view), view.dimensions(), width as f64 / view.width() as f64)
+        .map_err(Error::Config)?;
     let levels = slide.levels();
     let cortex: Vec<&Annotation> = entry.anatomy.iter().filter(|a| a.classification.to_ascii_lowercase().contains("cortex")).collect();
     let px = (config.size * config.size) as usize;

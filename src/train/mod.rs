@@ -121,7 +121,10 @@ impl TrainConfig {
             return bad(format!("tile size {} must be a positive multiple of {}", self.tiles.size, crate::model::STRIDE));
         }
         if self.tiles.window < self.tiles.size || self.tiles.overlap >= self.tiles.window {
-            return bad(format!("window {} must be at least the tile size {} and larger than the overlap {}", self.tiles.window, self.tiles.size, self.tiles.overlap));
+            return bad(format!(
+                "window {} must be at least the tile size {} and larger than the overlap {}",
+                self.tiles.window, self.tiles.size, self.tiles.overlap
+            ));
         }
         if self.epochs == 0 || self.batch == 0 || self.accumulate == 0 {
             return bad("epochs, batch and accumulate must be positive".into());

@@ -127,7 +127,14 @@ struct State {
 ///
 /// `cancel` is checked between batches: a cancelled run returns [`Error::Cancelled`] and keeps its
 /// last checkpoint, as a killed one does.
-pub fn train(config: TrainConfig, run: &Path, devices: &[Device], cache: &Path, cancel: &AtomicBool, events: &mut dyn FnMut(Event<'_>)) -> Result<Vec<SlideScore>, Error> {
+pub fn train(
+    config: TrainConfig,
+    run: &Path,
+    devices: &[Device],
+    cache: &Path,
+    cancel: &AtomicBool,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<SlideScore>, Error> {
     config.check()?;
     if run.join("config.json").exists() {
         return Err(Error::Config(format!("{} already holds a run: use --resume {0}, or another --run folder", run.display())));
@@ -138,13 +145,22 @@ pub fn train(config: TrainConfig, run: &Path, devices: &[Device], cache: &Path, 
 }
 
 /// Continues the run in `run` from its last checkpoint, with the config it was started with.
-pub fn resume(run: &Path, devices: &[Device], cache: &Path, cancel: &AtomicBool, events: &mut dyn FnMut(Event<'_>)) -> Result<Vec<SlideScore>, Error> {
+pub fn resume(
+    run: &Path,
+    devices: &[Device],
+    cache: &Path,
+    cancel: &AtomicBool,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<SlideScore>, Error> {
     let text = std::fs::read_to_string(run.join("config.json")).map_err(|e| io_error(&run.join("config.json"), e))?;
-    let config: TrainConfig = serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", run.join("config.json").display())))?;
+    let config: TrainConfig =
+        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", run.join("config.json").display())))?;
     config.check()?;
     let checkpoint = run.join("checkpoint");
     let state = match std::fs::read_to_string(checkpoint.join("state.json")) {
-        Ok(text) => Some(serde_json::from_str::<State>(&text).map_err(|e| Error::Io(format!("{}: {e}", checkpoint.join("state.json").display())))?),
+        Ok(text) => {
+            Some(serde_json::from_str::<State>(&text).map_err(|e| Error::Io(format!("{}: {e}", checkpoint.join("state.json").display())))?)
+        }
         Err(_) => None,
     };
     execute(&config, run, devices, cache, state, cancel, events)
@@ -168,7 +184,11 @@ async fn describe_data(config: &TrainConfig) -> String {
     }
     let info = format!("{}/HuBMAP-20-dataset_information.csv", config.data.trim_end_matches('/'));
     let header = match open_native(&info).await {
-        Ok(source) => source.read_range(0..source.len().min(4096)).await.ok().map(|b| String::from_utf8_lossy(&b).lines().next().unwrap_or("").to_string()),
+        Ok(source) => source
+            .read_range(0..source.len().min(4096))
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).lines().next().unwrap_or("").to_string()),
         Err(_) => None,
     };
     match header {
@@ -178,7 +198,15 @@ async fn describe_data(config: &TrainConfig) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn execute(config: &TrainConfig, run: &Path, devices: &[Device], cache: &Path, state: Option<State>, cancel: &AtomicBool, events: &mut dyn FnMut(Event<'_>)) -> Result<Vec<SlideScore>, Error> {
+fn execute(
+    config: &TrainConfig,
+    run: &Path,
+    devices: &[Device],
+    cache: &Path,
+    state: Option<State>,
+    cancel: &AtomicBool,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<SlideScore>, Error> {
     let first = devices.first().ok_or_else(|| Error::Config("no device".into()))?.clone();
     if devices.len() > 1 && config.accumulate > 1 {
         return Err(Error::Config("gradient accumulation with several devices is not supported: raise --batch instead".into()));
@@ -190,13 +218,20 @@ fn execute(config: &TrainConfig, run: &Path, devices: &[Device], cache: &Path, s
     let mut train_tiles = Tiles::default();
     let mut valid_tiles = Tiles::default();
     for entry in &entries {
-        let tiles = block_on(slide_tiles(entry, &config.tiles, cache, &mut |done, total| events(Event::Extracting { slide: &entry.id, done, total })))?;
+        let tiles = block_on(slide_tiles(entry, &config.tiles, cache, &mut |done, total| {
+            events(Event::Extracting { slide: &entry.id, done, total })
+        }))?;
         if valid_ids.contains(&entry.id) { valid_tiles.extend(tiles) } else { train_tiles.extend(tiles) }
     }
     if train_tiles.is_empty() {
         return Err(Error::Data("no training tile has tissue or glomeruli".into()));
     }
-    events(Event::Tiles { train: train_tiles.len(), valid: valid_tiles.len(), train_slides: train_ids.len(), valid_slides: valid_ids.len() });
+    events(Event::Tiles {
+        train: train_tiles.len(),
+        valid: valid_tiles.len(),
+        train_slides: train_ids.len(),
+        valid_slides: valid_ids.len(),
+    });
 
     // Model and optimiser, fresh or from the checkpoint.
     let train_device = first.clone().autodiff();
@@ -295,7 +330,9 @@ fn execute(config: &TrainConfig, run: &Path, devices: &[Device], cache: &Path, s
             }
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        let (valid_loss, valid_dice) = if valid_tiles.is_empty() { (None, None) } else {
+        let (valid_loss, valid_dice) = if valid_tiles.is_empty() {
+            (None, None)
+        } else {
             let (l, d) = evaluate_tiles(&model.valid(), &valid_tiles, config, &first)?;
             (Some(l), Some(d))
         };
@@ -318,7 +355,11 @@ fn execute(config: &TrainConfig, run: &Path, devices: &[Device], cache: &Path, s
         let mut manifest = manifest_for(config, &data_label);
         if state.best.is_none_or(|best| score >= best) {
             state.best = Some(score);
-            manifest.validation = format!("epoch {}: tile Dice {score:.4} on {}", epoch + 1, if valid_dice.is_some() { "held-out slides" } else { "training tiles (no held-out fold)" });
+            manifest.validation = format!(
+                "epoch {}: tile Dice {score:.4} on {}",
+                epoch + 1,
+                if valid_dice.is_some() { "held-out slides" } else { "training tiles (no held-out fold)" }
+            );
             import::save(&model.valid(), &manifest, &run.join("best")).map_err(|e| Error::Io(e.to_string()))?;
         }
         save_checkpoint(run, &model, &optim, &state, &manifest)?;
@@ -330,7 +371,9 @@ fn execute(config: &TrainConfig, run: &Path, devices: &[Device], cache: &Path, s
     let mut scores = Vec::new();
     if config.slide_validation && !valid_ids.is_empty() {
         let (best, mut manifest) = import::load(&run.join("best"), &first).map_err(|e| Error::Io(e.to_string()))?;
-        let net = NetModel::new(best.clone(), &first, 1).map_err(|e| Error::Infer(e.to_string()))?.with_normalisation(manifest.mean, manifest.std);
+        let net = NetModel::new(best.clone(), &first, 1)
+            .map_err(|e| Error::Infer(e.to_string()))?
+            .with_normalisation(manifest.mean, manifest.std);
         for entry in entries.iter().filter(|e| valid_ids.contains(&e.id)) {
             let score = score_slide(entry, &net, &manifest)?;
             events(Event::Slide(&score));
@@ -451,7 +494,13 @@ fn score_slide(entry: &SlideEntry, net: &NetModel, manifest: &Manifest) -> Resul
 }
 
 /// Writes the checkpoint into `checkpoint.partial/`, then swaps it in.
-fn save_checkpoint(run: &Path, model: &SegmentationModel, optim: &ModuleOptimizer, state: &State, manifest: &Manifest) -> Result<(), Error> {
+fn save_checkpoint(
+    run: &Path,
+    model: &SegmentationModel,
+    optim: &ModuleOptimizer,
+    state: &State,
+    manifest: &Manifest,
+) -> Result<(), Error> {
     let partial = run.join("checkpoint.partial");
     let _ = std::fs::remove_dir_all(&partial);
     import::save(&model.valid(), manifest, &partial).map_err(|e| Error::Io(e.to_string()))?;
@@ -477,18 +526,30 @@ fn write_metrics(run: &Path, history: &[EpochMetrics]) -> Result<(), Error> {
     for m in history {
         csv.push_str(&format!(
             "{},{},{:.6e},{:.6},{:.6},{},{},{},{:.1},{:.2}\n",
-            m.epoch, m.step, m.lr, m.train_loss, m.train_dice, opt(m.valid_loss), opt(m.valid_dice), m.dropped, m.seconds, m.images_per_s
+            m.epoch,
+            m.step,
+            m.lr,
+            m.train_loss,
+            m.train_dice,
+            opt(m.valid_loss),
+            opt(m.valid_dice),
+            m.dropped,
+            m.seconds,
+            m.images_per_s
         ));
     }
     write_atomic(&run.join("metrics.csv"), csv.as_bytes())?;
     if history.is_empty() {
         return Ok(());
     }
-    let points = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| history.iter().filter_map(|m| f(m).map(|v| (m.epoch as f64, v))).collect::<Vec<_>>();
+    let points =
+        |f: &dyn Fn(&EpochMetrics) -> Option<f64>| history.iter().filter_map(|m| f(m).map(|v| (m.epoch as f64, v))).collect::<Vec<_>>();
     let (tl, vl) = (points(&|m| Some(m.train_loss)), points(&|m| m.valid_loss));
     let (td, vd) = (points(&|m| Some(m.train_dice)), points(&|m| m.valid_dice));
     let lr = points(&|m| Some(m.lr));
-    let chart = |name: &str, title: &str, series: &[Series<'_>], unit: bool| line_chart(&run.join(name), title, "epoch", series, unit).map_err(|e| Error::Io(format!("{name}: {e}")));
+    let chart = |name: &str, title: &str, series: &[Series<'_>], unit: bool| {
+        line_chart(&run.join(name), title, "epoch", series, unit).map_err(|e| Error::Io(format!("{name}: {e}")))
+    };
     chart("loss.png", "loss", &[Series { name: "train", points: &tl }, Series { name: "held-out", points: &vl }], false)?;
     chart("dice.png", "tile Dice", &[Series { name: "train", points: &td }, Series { name: "held-out", points: &vd }], true)?;
     chart("lr.png", "learning rate", &[Series { name: "lr", points: &lr }], false)
@@ -498,7 +559,8 @@ fn write_metrics(run: &Path, history: &[EpochMetrics]) -> Result<(), Error> {
 /// best/) as a model folder, f32 or f16, with the manifest filled in.
 pub fn export(run: &Path, out: &Path, name: &str, f16: bool) -> Result<Manifest, Error> {
     let source = if run.join("best/model.bpk").exists() { run.join("best") } else { run.join("checkpoint") };
-    let (model, mut manifest) = import::load(&source, &Device::flex()).map_err(|e| Error::Io(format!("{e} (is {} a training run?)", run.display())))?;
+    let (model, mut manifest) =
+        import::load(&source, &Device::flex()).map_err(|e| Error::Io(format!("{e} (is {} a training run?)", run.display())))?;
     manifest.name = name.to_string();
     manifest.precision = if f16 { "f16" } else { "f32" }.into();
     manifest.date = utc_now();
@@ -542,7 +604,8 @@ mod resume_tests {
     #[test]
     fn a_reloaded_model_and_optimiser_step_exactly_as_the_originals() {
         let dev = Device::flex().autodiff();
-        let cfg = crate::model::SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(64).with_decoder_channels(vec![8, 8, 8, 8, 8]);
+        let cfg =
+            crate::model::SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(64).with_decoder_channels(vec![8, 8, 8, 8, 8]);
         struct Untracked(usize);
         impl burn::module::ModuleVisitor for Untracked {
             fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {

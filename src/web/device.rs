@@ -55,7 +55,9 @@ pub async fn init_device(backend: &str) -> Result<(Device, BackendInfo, Option<G
         }
         Err(reason) if !strict => Ok((
             Device::flex(),
-            BackendInfo::cpu(Some(format!("WebGPU unavailable ({reason}); running on the CPU instead (slower than a GPU on large images)"))),
+            BackendInfo::cpu(Some(format!(
+                "WebGPU unavailable ({reason}); running on the CPU instead (slower than a GPU on large images)"
+            ))),
             None,
         )),
         Err(reason) => Err(format!("WebGPU unavailable: {reason}")),
@@ -66,23 +68,17 @@ async fn start_webgpu() -> Result<(Device, BackendInfo, GpuErrorLog), String> {
     if !has_navigator_gpu() {
         return Err("this browser has no navigator.gpu".into());
     }
-    let (device, setup) = Device::wgpu_options()
-        .graphics_api(WgpuBackend::WebGpu)
-        .init_with_setup_async()
-        .await
-        .map_err(|e| match e {
-            WgpuInitError::AdapterUnavailable { .. } => "the browser offers no WebGPU adapter".to_string(),
-            other => other.to_string(),
-        })?;
+    let (device, setup) = Device::wgpu_options().graphics_api(WgpuBackend::WebGpu).init_with_setup_async().await.map_err(|e| match e {
+        WgpuInitError::AdapterUnavailable { .. } => "the browser offers no WebGPU adapter".to_string(),
+        other => other.to_string(),
+    })?;
     // Replace cubecl's handler, which panics on any uncaptured error: in wasm a panic in an event
     // handler leaves the module unsound. Errors are collected and reported by the engine instead.
     let log = GpuErrorLog::default();
     let sink = log.clone();
     setup.device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| sink.push(error.to_string())));
     // wgpu reports no adapter name on WebGPU; the browser's GPUAdapterInfo has what it exposes.
-    let adapter = browser_adapter_info()
-        .await
-        .unwrap_or_else(|| "WebGPU adapter (the browser does not name it)".into());
+    let adapter = browser_adapter_info().await.unwrap_or_else(|| "WebGPU adapter (the browser does not name it)".into());
     let info = BackendInfo { device: DeviceChoice::Wgpu, backend: "wgpu/webgpu".into(), adapter, notice: None };
     Ok((device, info, log))
 }

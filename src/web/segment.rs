@@ -108,7 +108,10 @@ impl WebPrediction {
         let glomeruli = self
             .glomeruli
             .iter()
-            .map(|g| GlomerulusOut { glomerulus: g, outline: g.outline.as_ref().and_then(|o| o.rings.first().cloned()).unwrap_or_default() })
+            .map(|g| GlomerulusOut {
+                glomerulus: g,
+                outline: g.outline.as_ref().and_then(|o| o.rings.first().cloned()).unwrap_or_default(),
+            })
             .collect();
         to_js(&Summary {
             width: p.width,
@@ -151,8 +154,15 @@ impl WebPrediction {
 /// cancellation ("cancelled"), slide errors or GPU errors. (The app uses [`SegmentRun`], which can
 /// continue on the CPU when the GPU is lost.)
 #[wasm_bindgen(js_name = segmentSlide)]
-pub fn segment_slide(slide: &WebSlide, model: &WebModel, region: Option<Vec<f64>>, progress: Option<js_sys::Function>, cancel: &Cancel) -> js_sys::Promise {
-    let (slide, net, manifest, errors, cancel) = (slide.shared(), model.net.clone(), model.manifest.clone(), model.errors.clone(), cancel.0.clone());
+pub fn segment_slide(
+    slide: &WebSlide,
+    model: &WebModel,
+    region: Option<Vec<f64>>,
+    progress: Option<js_sys::Function>,
+    cancel: &Cancel,
+) -> js_sys::Promise {
+    let (slide, net, manifest, errors, cancel) =
+        (slide.shared(), model.net.clone(), model.manifest.clone(), model.errors.clone(), cancel.0.clone());
     wasm_bindgen_futures::future_to_promise(async move {
         let wsi = config_for(&manifest, region)?;
         let mut run = SlideRun::start(&slide, &wsi).await.map_err(js_value)?;
@@ -291,7 +301,8 @@ pub fn dice_of_annotations(a: &str, b: &str, width: u32, height: u32) -> Result<
         Ok(crate::mask::read_annotations(text).map_err(js_error)?.into_iter().flat_map(|x| x.polygons).collect())
     };
     let (pa, pb) = (polygons(a)?, polygons(b)?);
-    crate::mask::dice_rle(&crate::mask::rle_encode_polygons(&pa, width, height), &crate::mask::rle_encode_polygons(&pb, width, height)).map_err(js_error)
+    crate::mask::dice_rle(&crate::mask::rle_encode_polygons(&pa, width, height), &crate::mask::rle_encode_polygons(&pb, width, height))
+        .map_err(js_error)
 }
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {

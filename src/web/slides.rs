@@ -60,7 +60,11 @@ impl WebSlide {
                 .unwrap_or((0, 1.0));
             let (lw, lh) = (((w / d).round() as u32).clamp(1, 16_384), ((h / d).round() as u32).clamp(1, 16_384));
             let region = slide.read_region(index, (x / d).round() as i64, (y / d).round() as i64, lw, lh).await.map_err(js_value)?;
-            let scaled = if (lw, lh) == (out_w, out_h) { region } else { image::imageops::resize(&region, out_w, out_h, image::imageops::FilterType::Triangle) };
+            let scaled = if (lw, lh) == (out_w, out_h) {
+                region
+            } else {
+                image::imageops::resize(&region, out_w, out_h, image::imageops::FilterType::Triangle)
+            };
             Ok(js_sys::Uint8Array::from(rgba(&scaled).as_slice()).into())
         })
     }

@@ -301,9 +301,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Region { slide, level, rect, out } => {
-            let parts: Vec<i64> = rect.split(',').map(|v| v.trim().parse::<i64>()).collect::<Result<_, _>>().map_err(|_| anyhow!("invalid --rect '{rect}': expected X,Y,W,H"))?;
+            let parts: Vec<i64> = rect
+                .split(',')
+                .map(|v| v.trim().parse::<i64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| anyhow!("invalid --rect '{rect}': expected X,Y,W,H"))?;
             let [x, y, w, h] = parts[..] else { return Err(anyhow!("invalid --rect '{rect}': expected X,Y,W,H")) };
-            let (w, h) = (u32::try_from(w).map_err(|_| anyhow!("negative width"))?, u32::try_from(h).map_err(|_| anyhow!("negative height"))?);
+            let (w, h) =
+                (u32::try_from(w).map_err(|_| anyhow!("negative width"))?, u32::try_from(h).map_err(|_| anyhow!("negative height"))?);
             let slide = open_slide(&slide)?;
             let image = block(slide.read_region(level, x, y, w, h))?;
             save_png(&out, |p| image.save_with_format(p, image::ImageFormat::Png))?;
@@ -326,11 +331,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}×{} → {}", image.width(), image.height(), out.display());
             Ok(())
         }
-        Command::Bench { what: Bench::Train { arch, model, size, batch, steps, device } } => crate::train::bench(&arch, model.as_deref(), size, batch, steps, &device),
+        Command::Bench { what: Bench::Train { arch, model, size, batch, steps, device } } => {
+            crate::train::bench(&arch, model.as_deref(), size, batch, steps, &device)
+        }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
-        Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, &device, batch),
+        Command::Bench { what: Bench::Infer { slide, model, device, batch } } => {
+            crate::predict::bench_infer(&slide, &model, &device, batch)
+        }
         Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap } => {
-            crate::predict::predict(crate::predict::PredictArgs { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap })
+            crate::predict::predict(crate::predict::PredictArgs {
+                slides,
+                model,
+                out,
+                device,
+                batch,
+                tta,
+                shard,
+                threshold,
+                min_area,
+                blend,
+                window,
+                overlap,
+            })
         }
         Command::Eval { truth, pred } => crate::predict::eval(&truth, &pred),
         Command::Train(args) => crate::train::train(*args),
@@ -352,7 +374,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             for (what, list) in [("missing", &report.missing), ("unused", &report.unused)] {
                 if !list.is_empty() {
-                    println!("  {what}: {}{}", list.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if list.len() > 5 { ", …" } else { "" });
+                    println!(
+                        "  {what}: {}{}",
+                        list.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                        if list.len() > 5 { ", …" } else { "" }
+                    );
                 }
             }
             let mut manifest = ftuscope::model::Manifest::new("imported", config);
@@ -379,7 +405,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !(0.0..=1.0).contains(&unannotated) {
                 return Err(anyhow!("--unannotated {unannotated} must be within 0..=1"));
             }
-            let options = DatasetOptions { count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated_fraction: unannotated, tissue_scale };
+            let options = DatasetOptions {
+                count,
+                size,
+                seed,
+                tile,
+                compression,
+                pyramid,
+                bigtiff,
+                hubmap_planes,
+                unannotated_fraction: unannotated,
+                tissue_scale,
+            };
             let started = Instant::now();
             let slides = write_dataset(&out, &options, |done, of| eprintln!("slide {done}/{of} written"))
                 .map_err(|e| anyhow!("cannot write the data set: {e}: {}", out.display()))?;

@@ -2,18 +2,18 @@
 //! `ftuscope eval` (the competition's Dice from two CSVs).
 
 use anyhow::{Context, anyhow};
+use burn::module::Module;
 use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{Blend, NetModel, Prediction, WsiConfig, predict_slide};
 use ftuscope::mask::{dice_rle, write_annotations};
 use ftuscope::model::{Manifest, SegmenterConfig, import, seeded};
-use ftuscope::slide::{Slide, SlideOptions};
 use ftuscope::slide::source::open_native;
+use ftuscope::slide::{Slide, SlideOptions};
 use futures_lite::future::block_on;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use burn::module::Module;
 use std::sync::atomic::AtomicBool;
 
 /// Tile cache while predicting: windows run in raster order, so a band of tiles is all that is
@@ -89,7 +89,13 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         .with_min_area(args.min_area.unwrap_or(manifest.min_area));
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mine = shard_of(&args.slides, shard, shards);
-    eprintln!("model: {label}; device: {} [{}]; shard {shard}/{shards}: {} of {} slides", info.backend, info.adapter, mine.len(), args.slides.len());
+    eprintln!(
+        "model: {label}; device: {} [{}]; shard {shard}/{shards}: {} of {} slides",
+        info.backend,
+        info.adapter,
+        mine.len(),
+        args.slides.len()
+    );
     let csv_name = if shards > 1 { format!("submission-{shard}-of-{shards}.csv") } else { "submission.csv".into() };
     let mut rows = Vec::new();
     let mut failed = 0;
@@ -124,7 +130,11 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out:
     let source = block_on(open_native(slide_path))?;
     let slide = block_on(Slide::open_with(source, SlideOptions::new().with_cache_bytes(INFER_CACHE)))?;
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} windows {msg} ETA {eta}").map_err(|e| anyhow!(e))?.progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} windows {msg} ETA {eta}")
+            .map_err(|e| anyhow!(e))?
+            .progress_chars("=> "),
+    );
     bar.set_prefix(id.to_string());
     let prediction = block_on(predict_slide(&slide, net, wsi, &AtomicBool::new(false), &mut |p, _| {
         bar.set_length(p.total as u64);

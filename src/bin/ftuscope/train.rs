@@ -120,7 +120,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     });
     let bars = MultiProgress::new();
     let style = |t: &str| ProgressStyle::with_template(t).map(|s| s.progress_chars("=> ")).map_err(|e| anyhow!(e));
-    let extract_bar = bars.add(ProgressBar::new(0).with_style(style("{prefix:>12} [{bar:30}] {pos}/{len} windows, tiles cut once and cached, ETA {eta}")?));
+    let extract_bar = bars
+        .add(ProgressBar::new(0).with_style(style("{prefix:>12} [{bar:30}] {pos}/{len} windows, tiles cut once and cached, ETA {eta}")?));
     let epoch_bar = bars.add(ProgressBar::new(0).with_style(style("{prefix:>12} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}")?));
     let mut events = |event: Event<'_>| match event {
         Event::Extracting { slide, done, total } => {
@@ -143,16 +144,19 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 (Some(l), Some(d)) => format!(", held-out loss {l:.4} Dice {d:.4}"),
                 _ => String::new(),
             };
-            say(&bars, format!(
-                "epoch {:>3}: loss {:.4} Dice {:.4}{valid}, lr {:.2e}, {:.1} img/s, {:.0} s{}",
-                m.epoch,
-                m.train_loss,
-                m.train_dice,
-                m.lr,
-                m.images_per_s,
-                m.seconds,
-                if m.dropped > 0 { format!(", {} tiles dropped", m.dropped) } else { String::new() }
-            ));
+            say(
+                &bars,
+                format!(
+                    "epoch {:>3}: loss {:.4} Dice {:.4}{valid}, lr {:.2e}, {:.1} img/s, {:.0} s{}",
+                    m.epoch,
+                    m.train_loss,
+                    m.train_dice,
+                    m.lr,
+                    m.images_per_s,
+                    m.seconds,
+                    if m.dropped > 0 { format!(", {} tiles dropped", m.dropped) } else { String::new() }
+                ),
+            );
         }
         Event::Slide(s) => {
             say(&bars, format!("held-out slide {}: Dice {:.4}, {} glomeruli, {:.0} s", s.id, s.dice, s.count, s.seconds));
@@ -211,15 +215,30 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         if args.trained_on.is_some() {
             config.trained_on = args.trained_on.clone();
         }
-        println!("training {} at {}→{} px for {} epochs into {}", config.model.arch(), config.tiles.window, config.tiles.size, config.epochs, run.display());
+        println!(
+            "training {} at {}→{} px for {} epochs into {}",
+            config.model.arch(),
+            config.tiles.window,
+            config.tiles.size,
+            config.epochs,
+            run.display()
+        );
         (run.clone(), train(config, &run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
     };
     epoch_bar.finish_and_clear();
     if !scores.is_empty() {
         let mean = scores.iter().map(|s| s.dice).sum::<f64>() / scores.len() as f64;
-        println!("held-out whole-slide Dice (competition metric): {mean:.4} over {} slides → {}", scores.len(), run.join("validation.csv").display());
+        println!(
+            "held-out whole-slide Dice (competition metric): {mean:.4} over {} slides → {}",
+            scores.len(),
+            run.join("validation.csv").display()
+        );
     }
-    println!("run: {} (metrics.csv, loss.png, dice.png, lr.png, best/); export with: ftuscope export {} --out DIR", run.display(), run.display());
+    println!(
+        "run: {} (metrics.csv, loss.png, dice.png, lr.png, best/); export with: ftuscope export {} --out DIR",
+        run.display(),
+        run.display()
+    );
     Ok(())
 }
 

@@ -78,7 +78,9 @@ fn set_timer(f: &JsValue, ms: u32) -> Option<JsValue> {
 }
 
 fn clear_timer(id: &JsValue) {
-    if let Some(clear) = js_sys::Reflect::get(&js_sys::global(), &"clearTimeout".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok()) {
+    if let Some(clear) =
+        js_sys::Reflect::get(&js_sys::global(), &"clearTimeout".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    {
         let _ = clear.call1(&JsValue::NULL, id);
     }
 }
@@ -100,7 +102,10 @@ impl Transport for Fetch {
         let controller = web_sys::AbortController::new().map_err(|e| Error::Network(js_message(&e)))?;
         let signal = controller.signal();
         // `controller.abort` bound in JS: no Rust closure to leak when the timer is cleared.
-        let abort = js_sys::Reflect::get(&controller, &"abort".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok()).map(|f| f.bind0(&controller));
+        let abort = js_sys::Reflect::get(&controller, &"abort".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+            .map(|f| f.bind0(&controller));
         let timer = abort.and_then(|f| set_timer(&f, self.timeout_s.saturating_mul(1000)));
         let answer = self.get_once(url, range, limit, &signal).await;
         if let Some(id) = &timer {
@@ -136,9 +141,9 @@ impl Fetch {
         }
         init.set_headers(&headers);
         let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js)?;
-        let response = JsFuture::from(global_fetch(&request)?)
-            .await
-            .map_err(|e| Error::Network(format!("{} (the server is unreachable or does not allow this page's origin: CORS)", js_message(&e))))?;
+        let response = JsFuture::from(global_fetch(&request)?).await.map_err(|e| {
+            Error::Network(format!("{} (the server is unreachable or does not allow this page's origin: CORS)", js_message(&e)))
+        })?;
         let response: web_sys::Response = response.dyn_into().map_err(js)?;
         let status = response.status();
         let header = |name: &str| response.headers().get(name).ok().flatten();
@@ -150,7 +155,9 @@ impl Fetch {
             }
             return Ok(Answer { status, content_range, body: Bytes::new(), too_long: true });
         }
-        let buffer = JsFuture::from(response.array_buffer().map_err(js)?).await.map_err(|e| Error::Network(format!("reading the body: {}", js_message(&e))))?;
+        let buffer = JsFuture::from(response.array_buffer().map_err(js)?)
+            .await
+            .map_err(|e| Error::Network(format!("reading the body: {}", js_message(&e))))?;
         let body = js_sys::Uint8Array::new(&buffer).to_vec();
         let too_long = body.len() as u64 > limit;
         Ok(Answer { status, content_range, body: if too_long { Bytes::new() } else { body.into() }, too_long })

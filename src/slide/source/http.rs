@@ -155,9 +155,8 @@ impl<T: Transport> RangeClient<T> {
             return Ok(Bytes::new());
         }
         let want = range.end - range.start;
-        let answer = Self::get_with_retry(&self.transport, &self.url, self.policy, Some(range.clone()), want)
-            .await
-            .map_err(|e| e.at(&self.url))?;
+        let answer =
+            Self::get_with_retry(&self.transport, &self.url, self.policy, Some(range.clone()), want).await.map_err(|e| e.at(&self.url))?;
         let bad = |why: String| Error::BadResponse(why).at(&self.url);
         if answer.status != 206 {
             return Err(bad(format!("asked for bytes {}-{} and got status {} instead of 206", range.start, range.end - 1, answer.status)));
