@@ -8,7 +8,7 @@
 
 use burn::prelude::Device;
 use ftuscope::mask::{BinaryMask, read_annotations, rle_decode, rle_encode, rle_encode_polygons, rle_runs, write_annotations};
-use ftuscope::model::load_model_bytes;
+use ftuscope::model::folder::load_bytes;
 use ftuscope::slide::{MemorySource, Slide, SlideOptions};
 use futures_lite::future::block_on;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -123,7 +123,7 @@ pub fn model(data: &[u8]) {
     let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     let Ok(json) = std::str::from_utf8(&data[..split]) else { return };
     let bpk = data.get(split + 1..).unwrap_or(&[]);
-    let _ = load_model_bytes(bpk, json, &Device::flex());
+    let _ = load_bytes(bpk, json, &Device::flex());
 }
 
 fn same(a: &BinaryMask, b: &BinaryMask) -> bool {

@@ -4,7 +4,6 @@
 //! native CLI. Data flows one way through the modules:
 //! [`slide`] (pixels in) → [`infer`] (tiling, batching) → [`model`] (networks) → [`mask`] (masks,
 //! overlays) → `web` (the wasm facade) or the `ftuscope` binary.
-#![warn(missing_docs)]
 
 pub mod backend;
 pub mod infer;

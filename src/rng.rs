@@ -1,5 +1,5 @@
 //! A tiny deterministic random stream (SplitMix64) for everything ftuscope generates from a seed:
-//! placeholder weights and synthetic slides. Its values never change between versions or platforms
+//! seeded untrained weights and synthetic slides. Its values never change between versions or platforms
 //! (a library RNG's stream may), which is what makes "same seed → byte-identical output" hold.
 
 /// SplitMix64 (Steele, Lea & Flood 2014).

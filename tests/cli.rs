@@ -1,4 +1,5 @@
-//! End-to-end tests of the native `ftuscope` binary: help, version, segmentation and clean failures.
+//! End-to-end tests of the native `ftuscope` binary: help, version, segmentation through the real
+//! engine, prediction and evaluation, and clean one-line failures.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::Path;
@@ -30,24 +31,50 @@ fn help_and_version() {
     assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("ftuscope {}", env!("CARGO_PKG_VERSION")));
 }
 
+fn data(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).to_string_lossy().into_owned()
+}
+
+/// `segment` runs the whole-slide engine on a plain image (a one-level slide): on the synthetic
+/// test slide saved as a PNG, the demo model's probabilities match the slide's truth.
 #[test]
-fn segments_the_bundled_image_into_a_mask_png() {
+fn segments_an_image_with_the_model_through_the_whole_slide_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let mask = dir.path().join("mask.png");
-    let overlay = dir.path().join("overlay.png");
-    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
-    let out = ftuscope(&["segment", input.to_str().unwrap(), "--out", mask.to_str().unwrap(), "--overlay", overlay.to_str().unwrap()]);
+    let (png, mask, overlay) = (dir.path().join("slide.png"), dir.path().join("mask.png"), dir.path().join("overlay.png"));
+    let slide = data("tests/data/synth-3072x2048.tif");
+    let region = ftuscope(&["region", &slide, "--rect", "0,0,3072,2048", "--out", png.to_str().unwrap()]);
+    assert!(region.status.success(), "{}", stderr(&region));
+    let model = data("www/models/demo");
+    let out = ftuscope(&[
+        "segment",
+        png.to_str().unwrap(),
+        "--model",
+        &model,
+        "--out",
+        mask.to_str().unwrap(),
+        "--overlay",
+        overlay.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("flex"));
-    let mask = image::open(&mask).unwrap();
-    assert_eq!((mask.width(), mask.height()), (512, 512));
-    let levels: std::collections::BTreeSet<u8> = mask.to_luma8().pixels().map(|p| p.0[0]).collect();
-    assert!(levels.len() > 4, "the mask is not flat: {levels:?}");
-    let input = image::open(&input).unwrap().to_rgb8();
-    let overlay = image::open(&overlay).unwrap().to_rgb8();
-    assert_eq!(overlay.dimensions(), (512, 512));
-    let changed = overlay.pixels().zip(input.pixels()).filter(|(a, b)| a != b).count();
-    assert!(changed > 512 * 512 / 10, "the overlay changes pixels: only {changed} changed");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("flex") && printed.contains("4 glomeruli"), "{printed}");
+    let probs = image::open(&mask).unwrap().to_luma8();
+    assert_eq!(probs.dimensions(), (3072, 2048));
+    let mut predicted = ftuscope::mask::BinaryMask::new(3072, 2048);
+    for (x, y, p) in probs.enumerate_pixels() {
+        predicted.set(x, y, p.0[0] >= 128);
+    }
+    let rle = std::fs::read_to_string(data("tests/data/synth-3072x2048.rle")).unwrap();
+    let truth = ftuscope::mask::rle_decode(rle.trim(), 3072, 2048).unwrap();
+    let dice = ftuscope::mask::dice(&truth, &predicted);
+    println!("segment on the synthetic test slide: Dice {dice:.4}");
+    assert!(dice >= 0.9, "Dice {dice}");
+    let (input, overlay) = (image::open(&png).unwrap().to_rgb8(), image::open(&overlay).unwrap().to_rgb8());
+    let tinted = overlay.pixels().zip(input.pixels()).filter(|(a, b)| a != b).count() as u64;
+    assert!(tinted >= truth.count() / 2, "the overlay tints the glomeruli: {tinted} pixels changed");
+    // The bundled image (not kidney) runs too: the check command.
+    let ihc = ftuscope(&["segment", &data("assets/ihc.png"), "--model", &model, "--out", mask.to_str().unwrap()]);
+    assert!(ihc.status.success() && String::from_utf8_lossy(&ihc.stdout).contains("glomeruli"), "{}", stderr(&ihc));
 }
 
 #[test]
@@ -55,22 +82,37 @@ fn unknown_device_missing_file_and_not_an_image_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let out_png = dir.path().join("m.png");
     let out_png = out_png.to_str().unwrap();
-    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
-    let input = input.to_str().unwrap();
+    let input = data("assets/ihc.png");
+    let input = input.as_str();
+    let model = data("www/models/demo");
+    let segment = |args: &[&str]| {
+        let mut all = vec!["segment"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--model", &model, "--out", out_png]);
+        ftuscope(&all)
+    };
 
-    assert_one_line_error(&ftuscope(&["segment", input, "--out", out_png, "--device", "tpu"]), "unknown device 'tpu'");
-    assert_one_line_error(&ftuscope(&["segment", "/no/such/file.png", "--out", out_png]), "/no/such/file.png");
+    assert_one_line_error(&segment(&[input, "--device", "tpu"]), "unknown device 'tpu'");
+    assert_one_line_error(&segment(&["/no/such/file.png"]), "/no/such/file.png");
 
     let text = dir.path().join("notes.png");
     std::fs::write(&text, "not an image at all").unwrap();
-    assert_one_line_error(&ftuscope(&["segment", text.to_str().unwrap(), "--out", out_png]), "cannot decode image");
+    assert_one_line_error(&segment(&[text.to_str().unwrap()]), "cannot decode image");
 
     let truncated = dir.path().join("truncated.png");
     let bytes = std::fs::read(input).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    assert_one_line_error(&ftuscope(&["segment", truncated.to_str().unwrap(), "--out", out_png]), "truncated.png");
+    assert_one_line_error(&segment(&[truncated.to_str().unwrap()]), "truncated.png");
 
-    assert_one_line_error(&ftuscope(&["segment", input, "--out", out_png, "--tile", "30"]), "tile 30");
+    assert_one_line_error(&segment(&[input, "--tta", "3"]), "--tta 3");
+    assert_one_line_error(&ftuscope(&["segment", input, "--model", "/no/such/model", "--out", out_png]), "/no/such/model");
+    let wrong = dir.path().join("wrong-model");
+    std::fs::create_dir_all(&wrong).unwrap();
+    std::fs::write(wrong.join("model.json"), "{\"format\": \"ftuscope-model/1\"}").unwrap();
+    std::fs::write(wrong.join("model.bpk"), b"not weights").unwrap();
+    assert_one_line_error(&ftuscope(&["segment", input, "--model", wrong.to_str().unwrap(), "--out", out_png]), "model.json");
+    assert_one_line_error(&ftuscope(&["info", "/no/such/slide.tiff"]), "/no/such/slide.tiff");
+    assert_one_line_error(&ftuscope(&["info", text.to_str().unwrap()]), "notes.png");
     assert!(!Path::new(out_png).exists(), "no output after a failure");
 }
 
@@ -80,7 +122,8 @@ fn cuda_without_the_feature_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let out_png = dir.path().join("m.png");
     let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
-    let out = ftuscope(&["segment", input.to_str().unwrap(), "--out", out_png.to_str().unwrap(), "--device", "cuda"]);
+    let model = data("www/models/demo");
+    let out = ftuscope(&["segment", input.to_str().unwrap(), "--model", &model, "--out", out_png.to_str().unwrap(), "--device", "cuda"]);
     assert_one_line_error(&out, "--features cuda");
 }
 

@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use ftuscope::infer::{NetModel, WsiConfig, predict_slide};
 use ftuscope::mask::dice_rle;
-use ftuscope::model::import;
+use ftuscope::model::folder;
 use ftuscope::slide::source::open_native;
 use ftuscope::slide::{Slide, TileCompression};
 use ftuscope::synth::{DatasetOptions, write_dataset};
@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 #[test]
 fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/demo");
-    let (model, manifest) = import::load(&dir, &Device::flex()).expect("www/models/demo must load into the current architecture");
+    let (model, manifest) = folder::load(&dir, &Device::flex()).expect("www/models/demo must load into the current architecture");
     assert!(
         manifest.trained_on.contains("synthetic"),
         "the demo manifest must say it was trained on synthetic tissue: {}",
@@ -33,7 +33,7 @@ fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
 
     let path = data.path().join("train").join(format!("{id}.tiff"));
     let slide = block_on(Slide::open(block_on(open_native(path.to_str().unwrap())).unwrap())).unwrap();
-    let net = NetModel::new(model, &Device::flex(), manifest.tta).unwrap().with_normalisation(manifest.mean, manifest.std);
+    let net = NetModel::new(model, &manifest, &Device::flex(), None).unwrap();
     let wsi = WsiConfig::for_model(&manifest);
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
     let found = prediction.glomeruli(wsi.threshold, wsi.min_area).len();

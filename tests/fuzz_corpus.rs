@@ -4,6 +4,8 @@
 //! (`fuzz/harness.rs`), so a fixed crash stays fixed without cargo-fuzz. `make fuzz` runs the
 //! fuzzers themselves.
 
+// The harness's global allocator (a size limit forwarding to `System`) is the crate's one unsafe code.
+#[allow(unsafe_code)]
 #[path = "../fuzz/harness.rs"]
 mod harness;
 
@@ -52,7 +54,7 @@ fn model_inputs() {
 /// The model target's seed: a whole model folder (manifest, a zero byte, weights) of a U-Net with
 /// one channel per stage — small enough for libFuzzer, valid so that mutations start deep inside.
 fn micro_model() -> Vec<u8> {
-    use ftuscope::model::import::save;
+    use ftuscope::model::folder::save;
     use ftuscope::model::{DecoderKind, EncoderKind, Manifest, SegmenterConfig, seeded};
     let config = SegmenterConfig::new(EncoderKind::Tiny, DecoderKind::Unet)
         .with_tiny_widths([1, 1, 2, 2, 2])
@@ -72,7 +74,7 @@ fn the_model_seed_is_a_model_that_loads() {
     let kept = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/model/micro-unet")).unwrap();
     let split = kept.iter().position(|&b| b == 0).unwrap();
     let (json, bpk) = (std::str::from_utf8(&kept[..split]).unwrap(), &kept[split + 1..]);
-    ftuscope::model::load_model_bytes(bpk, json, &burn::prelude::Device::flex()).expect("the seed loads");
+    ftuscope::model::folder::load_bytes(bpk, json, &burn::prelude::Device::flex()).expect("the seed loads");
 }
 
 /// Writes the model seed (run by hand: `cargo test --test fuzz_corpus -- --ignored`).

@@ -36,9 +36,9 @@ impl TileModel for Oracle {
                             .collect(),
                     })
                     .collect();
-                let m = rasterise(&local, plan.model_size, plan.model_size);
-                (0..plan.model_size)
-                    .flat_map(|y| (0..plan.model_size).map(move |x| (x, y)))
+                let m = rasterise(&local, plan.input_size, plan.input_size);
+                (0..plan.input_size)
+                    .flat_map(|y| (0..plan.input_size).map(move |x| (x, y)))
                     .map(|(x, y)| if m.get(x, y) { 1.0 } else { 0.0 })
                     .collect()
             })

@@ -3,8 +3,10 @@
 //! errors. (Parity with PyTorch: tests/parity.rs, run by `make parity`.)
 
 use burn::prelude::*;
-use ftuscope::model::import::{Error, WeightsKind, import, load, save};
+use ftuscope::model::folder::{load, load_bytes, save};
+use ftuscope::model::import::{WeightsKind, import};
 use ftuscope::model::{DecoderKind, SegmenterConfig, seeded};
+use ftuscope::model::{Error, Precision};
 
 const ENCODERS: [&str; 11] = [
     "tiny",
@@ -59,7 +61,7 @@ fn saved_weights_and_config_rebuild_an_identical_network() {
     assert_eq!(logits(&back), logits(&model));
     // f16 weights: half the conv bytes, logits close to the f32 network's.
     let half = dir.path().join("f16");
-    save(&model, &ftuscope::model::Manifest { precision: "f16".into(), ..manifest.clone() }, &half).unwrap();
+    save(&model, &ftuscope::model::Manifest { precision: Precision::F16, ..manifest.clone() }, &half).unwrap();
     let (back16, _) = load(&half, &Device::flex()).unwrap();
     let size = |d: &std::path::Path| std::fs::metadata(d.join("model.bpk")).unwrap().len();
     assert!(size(&half) < size(dir.path()) * 7 / 10, "f16 {} vs f32 {}", size(&half), size(dir.path()));
@@ -68,18 +70,18 @@ fn saved_weights_and_config_rebuild_an_identical_network() {
     // The same files read from bytes (how the browser loads them), f32 and f16.
     let read = |d: &std::path::Path| (std::fs::read(d.join("model.bpk")).unwrap(), std::fs::read_to_string(d.join("model.json")).unwrap());
     let (bpk, json) = read(dir.path());
-    let (from_bytes, m) = ftuscope::model::load_model_bytes(&bpk, &json, &Device::flex()).unwrap();
+    let (from_bytes, m) = load_bytes(&bpk, &json, &Device::flex()).unwrap();
     assert_eq!(m, manifest);
     assert_eq!(logits(&from_bytes), logits(&model));
     let (bpk16, json16) = read(&half);
-    let (from_bytes16, _) = ftuscope::model::load_model_bytes(&bpk16, &json16, &Device::flex()).unwrap();
+    let (from_bytes16, _) = load_bytes(&bpk16, &json16, &Device::flex()).unwrap();
     assert_eq!(logits(&from_bytes16), logits(&back16));
     // Wrong bytes, truncated bytes, another network: errors.
-    assert!(ftuscope::model::load_model_bytes(b"garbage", &json, &Device::flex()).is_err());
-    assert!(ftuscope::model::load_model_bytes(&bpk[..bpk.len() / 2], &json, &Device::flex()).is_err());
+    assert!(load_bytes(b"garbage", &json, &Device::flex()).is_err());
+    assert!(load_bytes(&bpk[..bpk.len() / 2], &json, &Device::flex()).is_err());
     let other =
         serde_json::to_string(&ftuscope::model::Manifest::new("x", SegmenterConfig::from_arch("unet-efficientnet-b0").unwrap())).unwrap();
-    assert!(ftuscope::model::load_model_bytes(&bpk, &other, &Device::flex()).is_err());
+    assert!(load_bytes(&bpk, &other, &Device::flex()).is_err());
     // A different seed is a different network (the comparison above means something).
     assert_ne!(logits(&seeded(config.init(&Device::flex()), 6)), logits(&model));
 }

@@ -4,7 +4,7 @@
 #![cfg(feature = "train")]
 
 use burn::prelude::*;
-use ftuscope::model::{SegmenterConfig, import};
+use ftuscope::model::{SegmenterConfig, folder};
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use ftuscope::train::{AugmentConfig, Event, TrainConfig, export, resume, train};
 use std::path::Path;
@@ -113,7 +113,7 @@ fn a_run_learns_checkpoints_resumes_and_exports() {
     let manifest = export(&full, &out, "test", false).unwrap();
     assert_eq!((manifest.window, manifest.model.input_size, manifest.name.as_str()), (512, 128, "test"));
     assert!(manifest.trained_on.contains("synthetic"), "{}", manifest.trained_on);
-    let (_, back) = import::load(&out, &Device::flex()).unwrap();
+    let (_, back) = folder::load(&out, &Device::flex()).unwrap();
     assert_eq!(back, manifest);
     let half = dir.path().join("model16");
     export(&full, &half, "test", true).unwrap();

@@ -1,6 +1,10 @@
 //! Where to look: a tissue mask from a low-resolution view (saturation, Otsu threshold), then
-//! windows on a regular overlapping grid, kept only where they touch tissue.
+//! windows on a regular overlapping grid, kept only where they touch tissue. [`plan_slide`] does it
+//! all for an open slide; inference (native and web) and training's tile extraction all call it.
 
+use super::Error;
+use crate::model::Manifest;
+use crate::slide::Slide;
 use burn::config::Config;
 use image::RgbImage;
 
@@ -12,7 +16,7 @@ pub struct PlanConfig {
     pub window: u32,
     /// Side of the network's input; each window is resized to it (the seed: 512).
     #[config(default = 512)]
-    pub model_size: u32,
+    pub input_size: u32,
     /// Overlap between neighbouring windows in level-0 pixels.
     #[config(default = 384)]
     pub overlap: u32,
@@ -25,6 +29,22 @@ pub struct PlanConfig {
     /// Only windows meeting this level-0 rectangle (x, y, width, height): "segment this region".
     #[config(default = "None")]
     pub region: Option<[u32; 4]>,
+}
+
+impl PlanConfig {
+    /// The windows a model's manifest asks for: its window, overlap and input size.
+    pub fn for_model(manifest: &Manifest) -> Self {
+        Self::new().with_window(manifest.window).with_overlap(manifest.overlap).with_input_size(manifest.model.input_size as u32)
+    }
+}
+
+/// Plans `slide`: builds overview levels if it has no small ones (a flat slide), computes the
+/// tissue mask on a low-resolution view and keeps the windows of `config` that touch tissue.
+pub async fn plan_slide(slide: &Slide, config: &PlanConfig) -> Result<Plan, Error> {
+    slide.build_overviews(&mut |_, _| {}).await?;
+    let (width, height) = slide.dimensions();
+    let view = slide.thumbnail(config.tissue_view).await?;
+    Plan::new(config, width, height, &tissue_mask(&view), view.dimensions(), width as f64 / view.width() as f64)
 }
 
 /// One window: its top-left corner in level-0 pixels and its place in the grid.
@@ -47,14 +67,14 @@ pub struct Plan {
     pub windows: Vec<Window>,
     /// Grid size (columns, rows) before the tissue filter.
     pub grid: (u32, u32),
-    /// Level-0 pixels per model pixel.
+    /// Level-0 pixels per network pixel (`window / input_size`).
     pub scale: f64,
     /// Window side (level 0).
     pub window: u32,
     /// Distance between window origins (level 0).
     pub step: u32,
     /// Network input side.
-    pub model_size: u32,
+    pub input_size: u32,
     /// Level-0 size.
     pub width: u32,
     /// Level-0 size.
@@ -116,9 +136,9 @@ impl Plan {
         tissue: &[bool],
         view_size: (u32, u32),
         view_scale: f64,
-    ) -> Result<Self, String> {
-        if config.window == 0 || config.model_size == 0 || config.overlap >= config.window {
-            return Err(format!("window {} must be positive and larger than the overlap {}", config.window, config.overlap));
+    ) -> Result<Self, Error> {
+        if config.window == 0 || config.input_size == 0 || config.overlap >= config.window {
+            return Err(Error::Config(format!("window {} must be positive and larger than the overlap {}", config.window, config.overlap)));
         }
         let step = config.window - config.overlap;
         let cols = width.saturating_sub(config.overlap).div_ceil(step).max(1);
@@ -150,10 +170,10 @@ impl Plan {
         Ok(Self {
             windows,
             grid: (cols, rows),
-            scale: config.window as f64 / config.model_size as f64,
+            scale: config.window as f64 / config.input_size as f64,
             window: config.window,
             step,
-            model_size: config.model_size,
+            input_size: config.input_size,
             width,
             height,
             tissue_fraction: tissue_px as f64 / (vw as f64 * vh as f64).max(1.0),
@@ -174,7 +194,7 @@ mod tests {
 
     #[test]
     fn windows_cover_the_slide_and_skip_glass() {
-        let config = PlanConfig::new().with_window(100).with_model_size(50).with_overlap(20);
+        let config = PlanConfig::new().with_window(100).with_input_size(50).with_overlap(20);
         // A 10×10 view of a 1000×1000 slide with tissue only in the top-left view pixel.
         let mut tissue = vec![false; 100];
         tissue[0] = true;

@@ -63,20 +63,6 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        width: u32,
-        height: u32,
-        plan: Plan,
-        canvas_width: u32,
-        canvas_height: u32,
-        canvas: Vec<u8>,
-        pixel_size_um: Option<f64>,
-        timings: Timings,
-    ) -> Self {
-        Self { width, height, plan, canvas_width, canvas_height, canvas, pixel_size_um, timings }
-    }
-
     fn level(threshold: f32) -> u8 {
         (threshold.clamp(0.0, 1.0) * 255.0).round().clamp(1.0, 255.0) as u8
     }
@@ -214,6 +200,13 @@ impl Prediction {
             }
         }
         out.finish()
+    }
+
+    /// The probabilities at `width`×`height` (level 0 for a plain image), resized bilinearly from
+    /// the canvas: for images, not whole slides, whose level 0 would not fit in memory.
+    pub fn probability_image(&self, width: u32, height: u32) -> GrayImage {
+        let image = GrayImage::from_raw(self.canvas_width, self.canvas_height, self.canvas.clone()).unwrap_or_default();
+        image::imageops::resize(&image, width.max(1), height.max(1), image::imageops::FilterType::Triangle)
     }
 
     /// The probability canvas as a grey image, scaled to fit `max_side`.

@@ -1,20 +1,20 @@
-//! Masks and what people do with them: probability masks and overlays, binary masks, the Kaggle
+//! Masks and what people do with them: overlays of probabilities, binary masks, the Kaggle
 //! HuBMAP run-length encoding, the competition's Dice, polygon rasterisation and QuPath GeoJSON.
 
 mod binary;
 mod geojson;
 mod metrics;
 mod objects;
+mod overlay;
 mod polygon;
-mod prob;
 mod rle;
 
 pub use binary::BinaryMask;
 pub use geojson::{Annotation, read_annotations, write_annotations};
 pub use metrics::{dice, dice_rle, mean_dice};
 pub use objects::{Components, Object, Run, components, components_of_rows, douglas_peucker, row_runs};
+pub use overlay::{OVERLAY_COLOUR, overlay};
 pub use polygon::{Polygon, rasterise};
-pub use prob::{OVERLAY_COLOUR, ProbMask};
 pub use rle::{RleStream, rle_decode, rle_encode, rle_encode_polygons, rle_runs};
 
 /// Errors in mask formats: run-length encodings and GeoJSON annotations.

@@ -1,37 +1,11 @@
 //! Loading PyTorch weights (smp U-Net/FPN state dicts, timm/torchvision encoder-only ImageNet
-//! weights) into a [`SegmentationModel`] with burn-store, and saving/loading ftuscope's own format:
-//! `model.bpk` (burnpack) + `model.json` (the [`Manifest`]).
+//! weights) into a [`SegmentationModel`] with burn-store. ftuscope's own format, the model folder, is
+//! read and written by [`super::folder`].
 
-use super::Manifest;
+use super::Error;
 use super::net::{SegmentationModel, SegmenterConfig};
-use burn::prelude::*;
-use burn_store::{BurnpackStore, HalfPrecisionAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn_store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 use std::path::Path;
-
-/// Errors while importing, saving or loading weights.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The file cannot be read as PyTorch or safetensors weights.
-    #[error("cannot read weights: {0}")]
-    Read(String),
-    /// Tensors exist under the right names but with other shapes: a different architecture.
-    #[error("{count} tensor(s) do not fit this architecture, e.g. {first}")]
-    Shape {
-        /// How many.
-        count: usize,
-        /// The first one, described.
-        first: String,
-    },
-    /// Nothing in the file matched the network: a wrong file or architecture.
-    #[error("no tensor in the file matches the {arch} network (is it the right file and --arch?)")]
-    NothingApplied {
-        /// The architecture asked for.
-        arch: String,
-    },
-    /// Saving or loading ftuscope's own files failed.
-    #[error("{0}")]
-    Io(String),
-}
 
 /// What an import did.
 #[derive(Debug, Clone)]
@@ -119,43 +93,4 @@ pub fn trainable_params(model: &SegmentationModel) -> usize {
         .filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var"))
         .map(|t| t.shape.iter().product::<usize>())
         .sum()
-}
-
-/// Writes `dir/model.bpk` (f32, or f16 for conv weights when `manifest.precision` is "f16";
-/// BatchNorm stays f32) and `dir/model.json`, each through a temporary file and a rename.
-pub fn save(model: &SegmentationModel, manifest: &Manifest, dir: &Path) -> Result<(), Error> {
-    let io = |e: &dyn std::fmt::Display| Error::Io(format!("cannot save the model: {e}: {}", dir.display()));
-    manifest.check().map_err(|e| io(&e))?;
-    std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
-    let tmp = dir.join("model.bpk.partial");
-    let mut store = BurnpackStore::from_file(&tmp).overwrite(true);
-    if manifest.precision == "f16" {
-        store = store.with_to_adapter(HalfPrecisionAdapter::new());
-    }
-    model.save_into(&mut store).map_err(|e| io(&e))?;
-    std::fs::rename(&tmp, dir.join("model.bpk")).map_err(|e| io(&e))?;
-    let tmp = dir.join("model.json.partial");
-    std::fs::write(&tmp, manifest.to_json()).map_err(|e| io(&e))?;
-    std::fs::rename(&tmp, dir.join("model.json")).map_err(|e| io(&e))
-}
-
-/// Reads `dir/model.json` (a manifest, or a bare network config) and `dir/model.bpk`, and
-/// rebuilds the network on `device`.
-pub fn load(dir: &Path, device: &Device) -> Result<(SegmentationModel, Manifest), Error> {
-    let io = |e: &dyn std::fmt::Display| Error::Io(format!("cannot load the model: {e}: {}", dir.display()));
-    let text = std::fs::read_to_string(dir.join("model.json")).map_err(|e| io(&e))?;
-    let manifest = Manifest::from_json(&text).map_err(|e| io(&e))?;
-    let mut model = manifest.model.init(device);
-    let mut store = BurnpackStore::from_file(dir.join("model.bpk")).validate(false);
-    if manifest.precision == "f16" {
-        store = store.with_from_adapter(HalfPrecisionAdapter::new());
-    }
-    let result = model.load_from(&mut store).map_err(|e| io(&e))?;
-    if let Some(first) = result.errors.first() {
-        return Err(Error::Shape { count: result.errors.len(), first: first.to_string() });
-    }
-    if !result.missing.is_empty() {
-        return Err(io(&format!("{} tensors missing, e.g. {}", result.missing.len(), result.missing[0].0)));
-    }
-    Ok((model, manifest))
 }

@@ -4,16 +4,31 @@
 //! A bare `SegmenterConfig` (as `ftuscope import` wrote before manifests existed) is still read,
 //! with the seed's defaults for the rest.
 
-use super::SegmenterConfig;
+use super::{Error, IMAGENET_MEAN, IMAGENET_STD, Normaliser, Result, SegmenterConfig};
 use serde::{Deserialize, Serialize};
 
 /// The format tag of manifests this version writes.
 pub const MANIFEST_FORMAT: &str = "ftuscope-model/1";
 
-/// ImageNet normalisation, which every network here is trained with.
-pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet normalisation.
-pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// How the weights in `model.bpk` are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// Convolution weights as 16-bit floats (half the size; BatchNorm stays f32).
+    F16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        })
+    }
+}
 
 /// Everything `model.json` says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,8 +53,8 @@ pub struct Manifest {
     pub min_area: f64,
     /// Flip test-time augmentation views (1, 2, 4 or 8).
     pub tta: u8,
-    /// Weight precision in model.bpk: "f32" or "f16".
-    pub precision: String,
+    /// Weight precision in model.bpk.
+    pub precision: Precision,
     /// What the weights were trained on, in words (e.g. "synthetic tissue (ftuscope synth)").
     pub trained_on: String,
     /// Full-slide Dice on held-out slides, when measured.
@@ -51,7 +66,19 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// A manifest with the seed's defaults for `model`.
+    /// Probability threshold unless a model says otherwise.
+    pub const DEFAULT_THRESHOLD: f32 = 0.5;
+    /// Smallest object kept unless a model says otherwise, level-0 pixels² (about a 45 px disc:
+    /// far below any glomerulus at 0.25–1 µm/px).
+    pub const DEFAULT_MIN_AREA: f64 = 2000.0;
+
+    /// The overlap used with a window of `window` level-0 pixels unless one is given: a quarter.
+    pub fn overlap_for(window: u32) -> u32 {
+        window / 4
+    }
+
+    /// A manifest with the seed's defaults for `model`: windows 3× the input (1536 → 512), a
+    /// quarter overlap, ImageNet normalisation, threshold 0.5, no TTA, f32.
     pub fn new(name: &str, model: SegmenterConfig) -> Self {
         let window = (model.input_size as u32) * 3;
         Self {
@@ -59,13 +86,13 @@ impl Manifest {
             name: name.into(),
             model,
             window,
-            overlap: window / 4,
-            mean: MEAN,
-            std: STD,
-            threshold: 0.5,
-            min_area: 2000.0,
+            overlap: Self::overlap_for(window),
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+            threshold: Self::DEFAULT_THRESHOLD,
+            min_area: Self::DEFAULT_MIN_AREA,
             tta: 1,
-            precision: "f32".into(),
+            precision: Precision::F32,
             trained_on: "unknown".into(),
             validation_dice: None,
             validation: String::new(),
@@ -74,23 +101,24 @@ impl Manifest {
     }
 
     /// Parses `model.json`: a manifest, or a bare network config (imported weights).
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("model.json is not JSON: {e}"))?;
-        if value.get("format").is_some() {
-            let manifest: Manifest = serde_json::from_value(value).map_err(|e| format!("model.json is not an ftuscope manifest: {e}"))?;
+    pub fn from_json(text: &str) -> Result<Self> {
+        let manifest_error = |what: &str, e: serde_json::Error| Error::Manifest(format!("model.json {what}: {e}"));
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| manifest_error("is not JSON", e))?;
+        let manifest = if value.get("format").is_some() {
+            let manifest: Manifest = serde_json::from_value(value).map_err(|e| manifest_error("is not an ftuscope manifest", e))?;
             if !manifest.format.starts_with("ftuscope-model/") {
-                return Err(format!("model.json has format '{}', expected {MANIFEST_FORMAT}", manifest.format));
+                return Err(Error::Manifest(format!("model.json has format '{}', expected {MANIFEST_FORMAT}", manifest.format)));
             }
-            manifest.check()?;
-            Ok(manifest)
+            manifest
         } else {
             let model: SegmenterConfig =
-                serde_json::from_value(value).map_err(|e| format!("model.json is neither a manifest nor a network config: {e}"))?;
+                serde_json::from_value(value).map_err(|e| manifest_error("is neither a manifest nor a network config", e))?;
             let mut manifest = Self::new("imported", model);
             manifest.trained_on = "imported weights (see their source)".into();
-            manifest.check()?;
-            Ok(manifest)
-        }
+            manifest
+        };
+        manifest.check()?;
+        Ok(manifest)
     }
 
     /// Pretty JSON.
@@ -99,26 +127,21 @@ impl Manifest {
     }
 
     /// Rejects settings no engine can run.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<()> {
         self.model.check()?;
+        let invalid = |text: String| Err(Error::Invalid(format!("model.json: {text}")));
         let size = self.model.input_size;
         if size == 0 || !size.is_multiple_of(super::STRIDE) || size > 4096 {
-            return Err(format!("model.json: input_size {size} must be a positive multiple of {} up to 4096", super::STRIDE));
+            return invalid(format!("input_size {size} must be a positive multiple of {} up to 4096", super::STRIDE));
         }
         if self.window == 0 || self.overlap >= self.window || self.window > 65_536 {
-            return Err(format!(
-                "model.json: window {} must be positive, at most 65536 and larger than the overlap {}",
-                self.window, self.overlap
-            ));
+            return invalid(format!("window {} must be positive, at most 65536 and larger than the overlap {}", self.window, self.overlap));
         }
         if ![1, 2, 4, 8].contains(&self.tta) {
-            return Err(format!("model.json: tta {} must be 1, 2, 4 or 8", self.tta));
+            return invalid(format!("tta {} must be 1, 2, 4 or 8", self.tta));
         }
         if !(0.0..=1.0).contains(&self.threshold) || self.std.iter().any(|&s| s <= 0.0 || !s.is_finite()) {
-            return Err("model.json: threshold must be in 0..1 and std positive".into());
-        }
-        if self.precision != "f32" && self.precision != "f16" {
-            return Err(format!("model.json: precision '{}' must be f32 or f16", self.precision));
+            return invalid("threshold must be in 0..1 and std positive".into());
         }
         Ok(())
     }
@@ -127,27 +150,11 @@ impl Manifest {
     pub fn scale(&self) -> f64 {
         self.window as f64 / self.model.input_size as f64
     }
-}
 
-/// Rebuilds a network from the bytes of `model.bpk` and the text of `model.json`, on any target
-/// (the browser has no files): burn's module record reads the burnpack `export` writes, casting f16
-/// weights back to the network's f32. Wrong or truncated files are errors, never a panic.
-pub fn load_model_bytes(
-    bpk: &[u8],
-    manifest_json: &str,
-    device: &burn::prelude::Device,
-) -> Result<(super::SegmentationModel, Manifest), String> {
-    use burn::module::Module;
-    let manifest = Manifest::from_json(manifest_json)?;
-    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bpk.to_vec()))
-        .map_err(|e| format!("model.bpk is not a burnpack file: {e:?}"))?
-        .cast_to_module_dtype();
-    let model = manifest
-        .model
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| format!("model.bpk does not fit the {} network of model.json: {e:?}", manifest.model.arch()))?;
-    Ok((model, manifest))
+    /// The input normalisation the model was trained with.
+    pub fn normaliser(&self) -> Normaliser {
+        Normaliser::new().with_mean(self.mean).with_std(self.std)
+    }
 }
 
 #[cfg(test)]
@@ -170,9 +177,16 @@ mod tests {
         let mut huge = m.clone();
         huge.model.decoder_channels[0] = 1 << 20;
         let (zero_width, four_stages, huge) = (zero_width.to_json(), four_stages.to_json(), huge.to_json());
-        for bad in
-            ["", "[1]", "{\"format\":\"other/1\"}", &m.to_json().replace("\"tta\": 1", "\"tta\": 3"), &zero_width, &four_stages, &huge]
-        {
+        for bad in [
+            "",
+            "[1]",
+            "{\"format\":\"other/1\"}",
+            &m.to_json().replace("\"tta\": 1", "\"tta\": 3"),
+            &m.to_json().replace("\"f32\"", "\"f8\""),
+            &zero_width,
+            &four_stages,
+            &huge,
+        ] {
             assert!(Manifest::from_json(bad).is_err(), "{bad}");
         }
     }

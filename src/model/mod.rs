@@ -1,37 +1,31 @@
 //! Segmentation networks: the seed's encoders (EfficientNet b0–b7, ResNet-34/50, tiny) under U-Net
 //! or FPN decoders, built from a [`SegmenterConfig`] with smp's structure and parameter names
-//! ([`SegmentationModel`]); and the small placeholder U-Net the app runs until a trained model is
-//! bundled ([`TinyUNet`]).
+//! ([`SegmentationModel`]); the [`Manifest`] that travels with the weights in a model folder
+//! ([`folder`]); and the input [`Normaliser`] training and inference share.
 
 mod blocks;
 mod decoders;
 mod efficientnet;
+mod error;
+pub mod folder;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
 mod manifest;
 mod net;
+mod normalise;
 mod resnet;
-mod tiny;
 
-pub use manifest::{MANIFEST_FORMAT, MEAN, Manifest, STD, load_model_bytes};
+pub use error::{Error, Result};
+pub use manifest::{MANIFEST_FORMAT, Manifest, Precision};
 pub use net::{DecoderKind, EncoderKind, STRIDE, SegmentationModel, SegmenterConfig};
-pub use tiny::{TinyUNet, TinyUNetConfig};
+pub use normalise::{IMAGENET_MEAN, IMAGENET_STD, Normaliser};
 
 use crate::rng::SplitMix64;
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 
-/// Seed of the placeholder network's weights.
-pub const PLACEHOLDER_SEED: u64 = 42;
-
-/// The placeholder network with fixed, untrained weights, on `device`.
-///
-/// The weights come from a local seeded stream rather than the backend's random generator (which
-/// is global and shared between threads), so every build, thread and device — native CPU, CUDA,
-/// WebGPU — gets exactly the same numbers and their outputs can be compared.
-pub fn placeholder(device: &Device) -> TinyUNet {
-    seeded(TinyUNetConfig::new().init(&Device::flex()), PLACEHOLDER_SEED).to_device(device)
-}
+/// Seed of the weights of networks run untrained (`untrained:ARCH`: pipeline checks, benchmarks).
+pub const UNTRAINED_SEED: u64 = 42;
 
 /// `module` with its weights redrawn from a seeded stream: identical on every device and thread
 /// (for untrained networks that must be compared across backends). Norm layers keep their
@@ -119,11 +113,11 @@ mod tests {
     }
 
     #[test]
-    fn placeholder_weights_are_identical_across_threads() {
+    fn seeded_weights_are_identical_across_threads() {
         let weights = || {
-            let model = placeholder(&Device::flex());
-            let input = Tensor::<4>::ones([1, 3, 8, 8], &Device::flex());
-            model.forward(input).into_data().try_into_vec::<f32>().unwrap()
+            let config = SegmenterConfig::from_arch("unet-tiny").unwrap().with_decoder_channels(vec![8; 5]);
+            let model = seeded(config.init(&Device::flex()), UNTRAINED_SEED);
+            model.forward(Tensor::<4>::ones([1, 3, 32, 32], &Device::flex())).into_data().try_to_vec::<f32>().unwrap()
         };
         let here = weights();
         let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(weights)).collect();

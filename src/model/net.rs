@@ -26,10 +26,10 @@ pub enum EncoderKind {
 }
 
 impl std::str::FromStr for EncoderKind {
-    type Err = String;
+    type Err = super::Error;
 
     /// `efficientnet-b0`…`efficientnet-b7` (or `timm-efficientnet-bN`), `resnet34`, `resnet50`, `tiny`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, super::Error> {
         let s = s.trim().to_ascii_lowercase();
         let s = s.strip_prefix("timm-").unwrap_or(&s);
         match s {
@@ -38,7 +38,9 @@ impl std::str::FromStr for EncoderKind {
             "tiny" => Ok(Self::Tiny),
             _ => match s.strip_prefix("efficientnet-b").and_then(|n| n.parse::<u8>().ok()) {
                 Some(n) if n <= 7 => Ok(Self::EfficientNet(n)),
-                _ => Err(format!("unknown encoder '{s}': expected efficientnet-b0…b7, resnet34, resnet50 or tiny")),
+                _ => Err(super::Error::UnknownArch(format!(
+                    "unknown encoder '{s}': expected efficientnet-b0…b7, resnet34, resnet50 or tiny"
+                ))),
             },
         }
     }
@@ -148,15 +150,16 @@ pub struct SegmentationModel {
 impl SegmenterConfig {
     /// A network from its short name: `unet-efficientnet-b0`, `unet-scse-efficientnet-b4`,
     /// `fpn-resnet34`, `unet-tiny`… (decoder, optional `scse`, encoder).
-    pub fn from_arch(arch: &str) -> Result<Self, String> {
+    pub fn from_arch(arch: &str) -> super::Result<Self> {
+        use super::Error::UnknownArch;
         let arch = arch.trim().to_ascii_lowercase();
         let (decoder, rest) = arch
             .split_once('-')
-            .ok_or_else(|| format!("unknown architecture '{arch}': expected e.g. unet-efficientnet-b0 or fpn-resnet34"))?;
+            .ok_or_else(|| UnknownArch(format!("unknown architecture '{arch}': expected e.g. unet-efficientnet-b0 or fpn-resnet34")))?;
         let decoder = match decoder {
             "unet" => DecoderKind::Unet,
             "fpn" => DecoderKind::Fpn,
-            other => return Err(format!("unknown decoder '{other}' in '{arch}': expected unet or fpn")),
+            other => return Err(UnknownArch(format!("unknown decoder '{other}' in '{arch}': expected unet or fpn"))),
         };
         let (attention, encoder) = match rest.strip_prefix("scse-") {
             Some(encoder) if decoder == DecoderKind::Unet => (true, encoder),
@@ -186,26 +189,27 @@ impl SegmenterConfig {
     /// Rejects configurations that cannot be built or run here (a `model.json` is untrusted):
     /// channel counts of 0 or above [`MAX_CHANNELS`], a U-Net decoder without exactly five
     /// stages, inputs other than RGB, more than one output class, a drop-path rate outside 0..1.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> super::Result<()> {
+        let invalid = |text: String| Err(super::Error::Invalid(format!("model.json: {text}")));
         let widths = |name: &str, values: &[usize]| match values.iter().find(|&&c| c == 0 || c > MAX_CHANNELS) {
-            Some(c) => Err(format!("model.json: {name} has {c} channels; each layer needs 1 to {MAX_CHANNELS}")),
+            Some(c) => invalid(format!("{name} has {c} channels; each layer needs 1 to {MAX_CHANNELS}")),
             None => Ok(()),
         };
         if self.decoder_channels.len() != 5 {
-            return Err(format!("model.json: decoder_channels must have 5 stages, not {}", self.decoder_channels.len()));
+            return invalid(format!("decoder_channels must have 5 stages, not {}", self.decoder_channels.len()));
         }
         widths("decoder_channels", &self.decoder_channels)?;
         widths("tiny_widths", &self.tiny_widths)?;
         widths("pyramid_channels", &[self.pyramid_channels])?;
         widths("segmentation_channels", &[self.segmentation_channels])?;
         if self.in_channels != 3 || self.classes != 1 {
-            return Err(format!(
-                "model.json: the network must take 3 channels (RGB) and give 1 class, not {} → {}",
+            return invalid(format!(
+                "the network must take 3 channels (RGB) and give 1 class, not {} → {}",
                 self.in_channels, self.classes
             ));
         }
         if !(0.0..1.0).contains(&self.drop_path_rate) {
-            return Err(format!("model.json: drop_path_rate {} must be in 0..1", self.drop_path_rate));
+            return invalid(format!("drop_path_rate {} must be in 0..1", self.drop_path_rate));
         }
         Ok(())
     }

@@ -28,6 +28,15 @@ pub struct SlideOptions {
     pub overview_bytes: u64,
 }
 
+impl SlideOptions {
+    /// For one pass over a slide in raster order (inference, training's tile extraction): the
+    /// windows reuse only a band of tiles (their overlap), and 64 MiB keeps a 30000-px-wide band of
+    /// 512² JPEG tiles.
+    pub fn one_pass() -> Self {
+        Self::new().with_cache_bytes(64 << 20)
+    }
+}
+
 /// A whole-slide image, streamed: only the tiles a region needs are fetched and decoded.
 pub struct Slide {
     source: Arc<dyn ByteSource>,
@@ -94,6 +103,13 @@ impl Slide {
         let layout = read_layout(source.as_ref(), &blocks).await.map_err(|e| e.at(&name))?;
         let cache = TileCache::new(options.cache_bytes);
         Ok(Self { source, blocks, layout, overviews: RwLock::new(Vec::new()), cache, options })
+    }
+
+    /// Opens a file path or an http(s) URL (natively; the browser opens Blobs and URLs through its
+    /// own sources).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn open_location(location: &str, options: SlideOptions) -> Result<Self> {
+        Self::open_with(super::source::open_native(location).await?, options).await
     }
 
     /// Pyramid levels, largest first: the file's, then overviews built by [`Slide::build_overviews`].
@@ -235,6 +251,39 @@ impl Slide {
         Ok(image::imageops::resize(&image, tw, th, image::imageops::FilterType::Triangle))
     }
 
+    /// The level a read at `downsample` level-0 pixels per output pixel comes from: the one with
+    /// the largest downsample not above it (the cheapest that still has the detail), overviews
+    /// included. Returns its index and downsample.
+    pub fn level_for(&self, downsample: f64) -> (usize, f64) {
+        self.levels()
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.downsample <= downsample * 1.000_001)
+            .map(|(i, l)| (i, l.downsample))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 1.0))
+    }
+
+    /// The level-0 rectangle (`x`, `y`, `w`, `h`) as read from [`Slide::level_for`] the scale of
+    /// an `out_w`×`out_h` output, at that level's resolution (resize it with [`resize`]).
+    /// [`Slide::read_scaled`] in two steps, for callers that time them apart.
+    pub async fn read_for_scale(&self, x: f64, y: f64, w: f64, h: f64, out_w: u32, out_h: u32) -> Result<RgbImage> {
+        if !(w > 0.0 && h > 0.0 && out_w > 0 && out_h > 0 && x.is_finite() && y.is_finite()) {
+            return Err(Error::Limit(format!("a scaled read needs a positive rectangle and output size, not {w}×{h} → {out_w}×{out_h}")));
+        }
+        let (index, d) = self.level_for((w / out_w as f64).min(h / out_h as f64));
+        let side = |v: f64| ((v / d).round() as u32).clamp(1, MAX_REGION_SIDE);
+        self.read_region(index, (x / d).round() as i64, (y / d).round() as i64, side(w), side(h)).await
+    }
+
+    /// The level-0 rectangle (`x`, `y`, `w`, `h`) scaled to `out_w`×`out_h`: read from the
+    /// cheapest level with enough detail, then resized. What the viewer asks for per tile, and how
+    /// inference and training read every window, so the network always sees pixels prepared
+    /// the same way.
+    pub async fn read_scaled(&self, x: f64, y: f64, w: f64, h: f64, out_w: u32, out_h: u32) -> Result<RgbImage> {
+        Ok(resize(self.read_for_scale(x, y, w, h, out_w, out_h).await?, out_w, out_h))
+    }
+
     /// Reads a region of the image stored in `pages` (one page, or three planes), through the cache.
     #[allow(clippy::too_many_arguments)]
     async fn read_pages(&self, pages: &[usize], cache_id: usize, x: i64, y: i64, w: u32, h: u32, keep: bool) -> Result<RgbImage> {
@@ -355,4 +404,13 @@ fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) ->
 #[cfg(target_arch = "wasm32")]
 fn par_map<T, R>(items: Vec<T>, f: impl Fn(T) -> R) -> Vec<R> {
     items.into_iter().map(f).collect()
+}
+
+/// `image` resized to `width`×`height` with a triangle (bilinear) filter; returned as it is when
+/// it has that size already.
+pub fn resize(image: RgbImage, width: u32, height: u32) -> RgbImage {
+    if image.dimensions() == (width, height) {
+        return image;
+    }
+    image::imageops::resize(&image, width, height, image::imageops::FilterType::Triangle)
 }

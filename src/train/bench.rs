@@ -4,7 +4,7 @@
 
 use super::{Error, LossConfig};
 use crate::mask::{Polygon, rasterise};
-use crate::model::{MEAN, STD, SegmenterConfig, seeded};
+use crate::model::{Normaliser, SegmenterConfig, seeded};
 use crate::synth::{Scene, SynthConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -64,13 +64,7 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
             .collect();
         let mask = rasterise(&moved, s as u32, s as u32);
         let n = s * s;
-        let mut x = vec![0f32; 3 * n];
-        for (j, p) in image.pixels().enumerate() {
-            for c in 0..3 {
-                x[c * n + j] = (p.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-            }
-        }
-        xs.push(x);
+        xs.push(image.into_raw());
         ys.push((0..n).map(|j| mask.get((j % s) as u32, (j / s) as u32) as u8 as f32).collect::<Vec<f32>>());
     }
     let train_device = device.clone().autodiff();
@@ -82,9 +76,9 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
     for step in 0..=steps {
         let t = Instant::now();
         let pick: Vec<usize> = (0..batch).map(|b| (step * batch + b) % pool).collect();
-        let x: Vec<f32> = pick.iter().flat_map(|&i| xs[i].iter().copied()).collect();
+        let x: Vec<u8> = pick.iter().flat_map(|&i| xs[i].iter().copied()).collect();
         let y: Vec<f32> = pick.iter().flat_map(|&i| ys[i].iter().copied()).collect();
-        let x = Tensor::<4>::from_data(TensorData::new(x, [batch, 3, s, s]), &train_device);
+        let x = Normaliser::new().input(&x, batch, s, &train_device);
         let y = Tensor::<4>::from_data(TensorData::new(y, [batch, 1, s, s]), &train_device);
         let loss = loss_config.loss(net.forward(x), y);
         let value =

@@ -4,7 +4,7 @@
 //! sampler that oversamples glomeruli and cortex and can drop tiles the model already gets right.
 
 use super::Error;
-use crate::infer::{Plan, PlanConfig, read_resized, saturation, tissue_mask};
+use crate::infer::{PlanConfig, plan_slide, saturation};
 use crate::mask::{Annotation, read_annotations, rle_runs};
 use crate::rng::SplitMix64;
 use crate::slide::source::open_native;
@@ -228,9 +228,7 @@ fn read_cache(path: &Path, size: u32) -> std::io::Result<Tiles> {
 /// are dropped.
 pub async fn extract(entry: &SlideEntry, config: &TileConfig, progress: &mut dyn FnMut(usize, usize)) -> Result<Tiles, Error> {
     let slide_error = |e: crate::slide::Error| Error::Data(format!("{}: {e}", entry.location));
-    let source = open_native(&entry.location).await.map_err(slide_error)?;
-    let slide = Slide::open_with(source, SlideOptions::new().with_cache_bytes(64 << 20)).await.map_err(slide_error)?;
-    slide.build_overviews(&mut |_, _| {}).await.map_err(slide_error)?;
+    let slide = Slide::open_location(&entry.location, SlideOptions::one_pass()).await.map_err(slide_error)?;
     let (width, height) = slide.dimensions();
     let runs = rle_runs(&entry.rle).map_err(|e| Error::Data(format!("{}: {e}", entry.id)))?;
     if let Some(&(_, end)) = runs.last()
@@ -238,18 +236,15 @@ pub async fn extract(entry: &SlideEntry, config: &TileConfig, progress: &mut dyn
     {
         return Err(Error::Data(format!("{}: the RLE runs past the {width}×{height} slide", entry.id)));
     }
-    let view = slide.thumbnail(1024).await.map_err(slide_error)?;
-    let plan_config = PlanConfig::new().with_window(config.window).with_model_size(config.size).with_overlap(config.overlap);
-    let plan = Plan::new(&plan_config, width, height, &tissue_mask(&view), view.dimensions(), width as f64 / view.width() as f64)
-        .map_err(Error::Config)?;
-    let levels = slide.levels();
+    let plan_config = PlanConfig::new().with_window(config.window).with_input_size(config.size).with_overlap(config.overlap);
+    let plan = plan_slide(&slide, &plan_config).await.map_err(|e| Error::Data(format!("{}: {e}", entry.location)))?;
     let cortex: Vec<&Annotation> = entry.anatomy.iter().filter(|a| a.classification.to_ascii_lowercase().contains("cortex")).collect();
     let px = (config.size * config.size) as usize;
     let mut tiles = Tiles { size: config.size, ..Tiles::default() };
-    let mut ignored = 0.0;
     for (i, w) in plan.windows.iter().enumerate() {
         progress(i, plan.windows.len());
-        let image = read_resized(&slide, &levels, w.x, w.y, config.window, config.size, &mut ignored).await.map_err(slide_error)?;
+        let window = config.window as f64;
+        let image = slide.read_scaled(w.x as f64, w.y as f64, window, window, config.size, config.size).await.map_err(slide_error)?;
         let mask = window_mask(&runs, width, height, w.x, w.y, config.window, config.size);
         let tissue = image.pixels().filter(|p| saturation(p.0) > config.saturation).count() as f32 / px as f32;
         let glomerulus = mask.iter().map(|&m| m as u32).sum::<u32>() as f32 / px as f32;

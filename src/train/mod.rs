@@ -20,7 +20,7 @@ pub use loss::LossConfig;
 pub use run::{EpochMetrics, Event, SlideScore, export, resume, train};
 pub use schedule::Schedule;
 
-use crate::model::SegmenterConfig;
+use crate::model::{Manifest, Normaliser, SegmenterConfig};
 use burn::config::Config;
 
 /// Errors while training or exporting.
@@ -44,6 +44,9 @@ pub enum Error {
     /// Whole-slide validation failed.
     #[error("validation: {0}")]
     Infer(String),
+    /// A model folder cannot be read or written.
+    #[error(transparent)]
+    Model(#[from] crate::model::Error),
 }
 
 /// Everything a training run is made of; saved as `config.json` in the run folder.
@@ -95,11 +98,15 @@ pub struct TrainConfig {
     /// Seed of weights, sampling and augmentations.
     #[config(default = 0)]
     pub seed: u64,
+    /// Input normalisation, used for every training and validation batch and written into the
+    /// exported manifest, so inference feeds the network exactly as it was trained.
+    #[config(default = "Normaliser::new()")]
+    pub normaliser: Normaliser,
     /// Probability threshold for Dice and the exported manifest.
-    #[config(default = 0.5)]
+    #[config(default = "Manifest::DEFAULT_THRESHOLD")]
     pub threshold: f32,
     /// Smallest object kept at inference, level-0 pixels².
-    #[config(default = 2000.0)]
+    #[config(default = "Manifest::DEFAULT_MIN_AREA")]
     pub min_area: f64,
     /// At the end, run the held-out slides through the whole-slide engine and score them with
     /// the competition's Dice.

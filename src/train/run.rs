@@ -12,7 +12,7 @@ use super::schedule::learning_rate;
 use super::{Error, TrainConfig};
 use crate::infer::{NetModel, WsiConfig, predict_slide};
 use crate::mask::dice_rle;
-use crate::model::{MEAN, Manifest, STD, SegmentationModel, import, seeded};
+use crate::model::{Manifest, Precision, SegmentationModel, folder, seeded};
 use crate::rng::{SplitMix64, mix};
 use crate::slide::source::open_native;
 use crate::slide::{Slide, SlideOptions};
@@ -290,7 +290,7 @@ fn execute(
                 }
                 let device = if k == 0 { train_device.clone() } else { device.clone().autodiff() };
                 let local = if k == 0 { model.clone() } else { model.clone().fork(&device) };
-                let xs = Tensor::<4>::from_data(TensorData::new(x[lo * 3 * s * s..hi * 3 * s * s].to_vec(), [hi - lo, 3, s, s]), &device);
+                let xs = config.normaliser.input(&x[lo * 3 * s * s..hi * 3 * s * s], hi - lo, s, &device);
                 let ys = Tensor::<4>::from_data(TensorData::new(y[lo * s * s..hi * s * s].to_vec(), [hi - lo, 1, s, s]), &device);
                 let logits = local.forward(xs);
                 let loss = config.loss.loss(logits.clone(), ys.clone());
@@ -360,7 +360,7 @@ fn execute(
                 epoch + 1,
                 if valid_dice.is_some() { "held-out slides" } else { "training tiles (no held-out fold)" }
             );
-            import::save(&model.valid(), &manifest, &run.join("best")).map_err(|e| Error::Io(e.to_string()))?;
+            folder::save(&model.valid(), &manifest, &run.join("best"))?;
         }
         save_checkpoint(run, &model, &optim, &state, &manifest)?;
         write_metrics(run, &state.history)?;
@@ -370,10 +370,8 @@ fn execute(
     // Whole-slide validation of the best model on the held-out slides.
     let mut scores = Vec::new();
     if config.slide_validation && !valid_ids.is_empty() {
-        let (best, mut manifest) = import::load(&run.join("best"), &first).map_err(|e| Error::Io(e.to_string()))?;
-        let net = NetModel::new(best.clone(), &first, 1)
-            .map_err(|e| Error::Infer(e.to_string()))?
-            .with_normalisation(manifest.mean, manifest.std);
+        let (best, mut manifest) = folder::load(&run.join("best"), &first)?;
+        let net = NetModel::new(best.clone(), &manifest, &first, Some(1)).map_err(|e| Error::Infer(e.to_string()))?;
         for entry in entries.iter().filter(|e| valid_ids.contains(&e.id)) {
             let score = score_slide(entry, &net, &manifest)?;
             events(Event::Slide(&score));
@@ -394,7 +392,7 @@ fn execute(
             config.folds,
             scores.iter().map(|s| format!("{} {:.4}", s.id, s.dice)).collect::<Vec<_>>().join(", ")
         );
-        import::save(&best, &manifest, &run.join("best")).map_err(|e| Error::Io(e.to_string()))?;
+        folder::save(&best, &manifest, &run.join("best"))?;
     }
     Ok(scores)
 }
@@ -403,7 +401,8 @@ fn execute(
 fn manifest_for(config: &TrainConfig, data_label: &str) -> Manifest {
     let mut m = Manifest::new("model", config.model.clone());
     m.window = config.tiles.window;
-    m.overlap = config.tiles.window / 4;
+    m.overlap = Manifest::overlap_for(config.tiles.window);
+    (m.mean, m.std) = (config.normaliser.mean, config.normaliser.std);
     m.threshold = config.threshold;
     m.min_area = config.min_area;
     m.trained_on = data_label.to_string();
@@ -411,12 +410,12 @@ fn manifest_for(config: &TrainConfig, data_label: &str) -> Manifest {
     m
 }
 
-/// Augmented, normalised inputs `[n, 3, s, s]` and 0/1 targets `[n, 1, s, s]` of tiles `chunk`;
-/// each sample's augmentation seeded by its position, so threads do not change the result.
-fn make_batch(tiles: &Tiles, chunk: &[usize], config: &TrainConfig, seed: u64) -> (Vec<f32>, Vec<f32>) {
+/// Augmented 8-bit RGB tiles (one after another, for [`crate::model::Normaliser::input`]) and 0/1
+/// targets `[n, 1, s, s]` of tiles `chunk`; each sample's augmentation seeded by its position, so
+/// threads do not change the result.
+fn make_batch(tiles: &Tiles, chunk: &[usize], config: &TrainConfig, seed: u64) -> (Vec<u8>, Vec<f32>) {
     let s = tiles.size;
-    let n = (s * s) as usize;
-    let samples: Vec<(Vec<f32>, Vec<f32>)> = chunk
+    let samples: Vec<(Vec<u8>, Vec<f32>)> = chunk
         .par_iter()
         .enumerate()
         .map(|(k, &i)| {
@@ -424,15 +423,10 @@ fn make_batch(tiles: &Tiles, chunk: &[usize], config: &TrainConfig, seed: u64) -
             let mask = GrayImage::from_raw(s, s, tiles.mask(i).iter().map(|&m| m * 255).collect()).unwrap_or_else(|| GrayImage::new(s, s));
             let mut rng = SplitMix64::new(mix(seed ^ (k as u64 + 1)));
             let (image, mask) = augment(&image, &mask, &config.augment, &mut rng);
-            let mut x = vec![0f32; 3 * n];
-            for (j, p) in image.pixels().enumerate() {
-                for c in 0..3 {
-                    x[c * n + j] = (p.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-                }
-            }
-            (x, mask.as_raw().iter().map(|&m| (m > 127) as u8 as f32).collect())
+            (image.into_raw(), mask.as_raw().iter().map(|&m| (m > 127) as u8 as f32).collect())
         })
         .collect();
+    let n = (s * s) as usize;
     let mut x = Vec::with_capacity(chunk.len() * 3 * n);
     let mut y = Vec::with_capacity(chunk.len() * n);
     for (a, b) in samples {
@@ -465,7 +459,7 @@ fn evaluate_tiles(model: &SegmentationModel, tiles: &Tiles, config: &TrainConfig
     let s = tiles.size as usize;
     for chunk in all.chunks(config.batch) {
         let (x, y) = make_batch(tiles, chunk, &plain, 0);
-        let xs = Tensor::<4>::from_data(TensorData::new(x, [chunk.len(), 3, s, s]), device);
+        let xs = config.normaliser.input(&x, chunk.len(), s, device);
         let ys = Tensor::<4>::from_data(TensorData::new(y, [chunk.len(), 1, s, s]), device);
         let logits = model.forward(xs);
         let (value, stats) = batch_stats(config.loss.loss(logits.clone(), ys.clone()), logits, ys)?;
@@ -483,8 +477,7 @@ fn evaluate_tiles(model: &SegmentationModel, tiles: &Tiles, config: &TrainConfig
 fn score_slide(entry: &SlideEntry, net: &NetModel, manifest: &Manifest) -> Result<SlideScore, Error> {
     let started = Instant::now();
     let error = |e: &dyn std::fmt::Display| Error::Infer(format!("{}: {e}", entry.id));
-    let source = block_on(open_native(&entry.location)).map_err(|e| error(&e))?;
-    let slide = block_on(Slide::open_with(source, SlideOptions::new().with_cache_bytes(64 << 20))).map_err(|e| error(&e))?;
+    let slide = block_on(Slide::open_location(&entry.location, SlideOptions::one_pass())).map_err(|e| error(&e))?;
     let wsi = WsiConfig::for_model(manifest);
     let prediction = block_on(predict_slide(&slide, net, &wsi, &AtomicBool::new(false), &mut |_, _| {})).map_err(|e| error(&e))?;
     let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
@@ -503,7 +496,7 @@ fn save_checkpoint(
 ) -> Result<(), Error> {
     let partial = run.join("checkpoint.partial");
     let _ = std::fs::remove_dir_all(&partial);
-    import::save(&model.valid(), manifest, &partial).map_err(|e| Error::Io(e.to_string()))?;
+    folder::save(&model.valid(), manifest, &partial)?;
     model.clone().save_file(partial.join("train.bpk")).map_err(|e| io_error(&partial.join("train.bpk"), format!("{e:?}")))?;
     optim.save(partial.join("optim.bpk")).map_err(|e| io_error(&partial.join("optim.bpk"), format!("{e:?}")))?;
     let json = serde_json::to_vec(state).map_err(|e| Error::Io(e.to_string()))?;
@@ -560,11 +553,11 @@ fn write_metrics(run: &Path, history: &[EpochMetrics]) -> Result<(), Error> {
 pub fn export(run: &Path, out: &Path, name: &str, f16: bool) -> Result<Manifest, Error> {
     let source = if run.join("best/model.bpk").exists() { run.join("best") } else { run.join("checkpoint") };
     let (model, mut manifest) =
-        import::load(&source, &Device::flex()).map_err(|e| Error::Io(format!("{e} (is {} a training run?)", run.display())))?;
+        folder::load(&source, &Device::flex()).map_err(|e| Error::Io(format!("{e} (is {} a training run?)", run.display())))?;
     manifest.name = name.to_string();
-    manifest.precision = if f16 { "f16" } else { "f32" }.into();
+    manifest.precision = if f16 { Precision::F16 } else { Precision::F32 };
     manifest.date = utc_now();
-    import::save(&model, &manifest, out).map_err(|e| Error::Io(e.to_string()))?;
+    folder::save(&model, &manifest, out)?;
     Ok(manifest)
 }
 
@@ -586,6 +579,40 @@ fn utc_now() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Training and inference feed the network the same tensors for the same pixels: tiles are cut
+    /// with the engine's scaled read, and batches are normalised with the statistics the exported
+    /// manifest carries, through the one normaliser inference uses.
+    #[test]
+    fn training_tiles_and_inference_windows_of_the_same_pixels_give_the_same_tensors() {
+        let slide_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/synth-3072x2048.tif");
+        let entry = SlideEntry { id: "s".into(), location: slide_path.into(), rle: String::new(), anatomy: Vec::new() };
+        let tile_config = super::super::TileConfig::new().with_window(1024).with_size(128).with_min_tissue(0.0);
+        let tiles = block_on(super::super::data::extract(&entry, &tile_config, &mut |_, _| {})).unwrap();
+        assert!(tiles.len() >= 4, "{} tiles", tiles.len());
+        let model = crate::model::SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(128);
+        let odd = crate::model::Normaliser::new().with_mean([0.3, 0.5, 0.7]).with_std([0.2, 0.3, 0.4]);
+        let config = TrainConfig::new(String::new(), model)
+            .with_tiles(tile_config)
+            .with_normaliser(odd.clone())
+            .with_augment(super::super::AugmentConfig::none());
+        let manifest = manifest_for(&config, "test");
+        assert_eq!(manifest.normaliser(), odd, "the manifest carries the training normalisation");
+        let device = Device::flex();
+        let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass())).unwrap();
+        block_on(slide.build_overviews(&mut |_, _| {})).unwrap();
+        for i in [0, tiles.len() - 1] {
+            let (x, _) = make_batch(&tiles, &[i], &config, 0);
+            let trained = config.normaliser.input(&x, 1, 128, &device).into_data().try_to_vec::<f32>().unwrap();
+            let meta = &tiles.meta[i];
+            let window = slide.read_scaled(meta.x as f64, meta.y as f64, 1024.0, 1024.0, 128, 128);
+            let window = block_on(window).unwrap();
+            let inferred = manifest.normaliser().input(window.as_raw(), 1, 128, &device).into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(trained, inferred, "tile {i} at ({}, {})", meta.x, meta.y);
+        }
+    }
+
     #[test]
     fn utc_dates_are_iso() {
         let now = super::utc_now();

@@ -40,8 +40,8 @@ impl WebSlide {
     }
 
     /// Resolves to the level-0 rectangle (`x`, `y`, `w`, `h`) scaled to `out_w`×`out_h`, as RGBA
-    /// bytes: read from the level with the largest downsample not above the requested one (the
-    /// cheapest that still has the detail), then resized. What a pan/zoom viewer asks for per tile.
+    /// bytes ([`crate::slide::Slide::read_scaled`]: the cheapest level with the detail, resized).
+    /// What a pan/zoom viewer asks for per tile.
     #[wasm_bindgen(js_name = readScaled)]
     pub fn read_scaled_js(&self, x: f64, y: f64, w: f64, h: f64, out_w: u32, out_h: u32) -> js_sys::Promise {
         let slide = self.slide.clone();
@@ -49,22 +49,7 @@ impl WebSlide {
             if !(w > 0.0 && h > 0.0 && out_w > 0 && out_h > 0 && x.is_finite() && y.is_finite()) || out_w > 4096 || out_h > 4096 {
                 return Err(js_value("readScaled: the rectangle and output size must be positive (output at most 4096²)"));
             }
-            let wanted = (w / out_w as f64).min(h / out_h as f64);
-            let levels = slide.levels();
-            let (index, d) = levels
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.downsample <= wanted * 1.000_001)
-                .map(|(i, l)| (i, l.downsample))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .unwrap_or((0, 1.0));
-            let (lw, lh) = (((w / d).round() as u32).clamp(1, 16_384), ((h / d).round() as u32).clamp(1, 16_384));
-            let region = slide.read_region(index, (x / d).round() as i64, (y / d).round() as i64, lw, lh).await.map_err(js_value)?;
-            let scaled = if (lw, lh) == (out_w, out_h) {
-                region
-            } else {
-                image::imageops::resize(&region, out_w, out_h, image::imageops::FilterType::Triangle)
-            };
+            let scaled = slide.read_scaled(x, y, w, h, out_w, out_h).await.map_err(js_value)?;
             Ok(js_sys::Uint8Array::from(rgba(&scaled).as_slice()).into())
         })
     }

@@ -2,9 +2,7 @@
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
-use ftuscope::backend::{DeviceChoice, select_device};
-use ftuscope::infer::{SegmentConfig, Segmenter};
-use ftuscope::slide::{Slide, SlideOptions, TileCompression, decode_image, source::open_native};
+use ftuscope::slide::{Slide, SlideOptions, TileCompression};
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,35 +72,33 @@ enum Bench {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Segment one PNG/JPEG image and write its probability mask as a grey PNG.
-    ///
-    /// The network is still the untrained placeholder: the mask shows the pipeline works, not
-    /// where glomeruli are.
+    /// Segment one PNG/JPEG image with a model: the image runs through the whole-slide engine as a
+    /// one-level slide; writes the glomerulus probabilities as a grey PNG of the image's size
+    /// (0 = none, 255 = certain) and prints the glomeruli found.
     Segment {
         /// The image to segment (PNG or JPEG).
         image: PathBuf,
-        /// Where to write the mask PNG (0 = background, 255 = glomerulus).
+        /// A model folder (model.json + model.bpk), e.g. www/models/demo, or `untrained:ARCH`.
+        #[arg(long)]
+        model: String,
+        /// Where to write the probability PNG.
         #[arg(long)]
         out: PathBuf,
-        /// Also write the image with the thresholded mask overlaid (PNG).
+        /// Also write the image with the glomeruli overlaid (PNG).
         #[arg(long)]
         overlay: Option<PathBuf>,
         /// Compute device: cpu, wgpu (needs the `wgpu` feature) or cuda (needs `cuda`).
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// Window side in pixels (a multiple of 4).
-        #[arg(long, default_value_t = 256)]
-        tile: usize,
         /// Windows per forward pass.
         #[arg(long, default_value_t = 4)]
         batch: usize,
-        /// Probability threshold for the overlay and the reported fraction.
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f32,
-        /// Segment this many times and report each run's time (the first includes kernel
-        /// compilation): a quick benchmark.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
-        repeat: u32,
+        /// Flip test-time augmentation: 1, 2, 4 or 8 views [default: the model's manifest].
+        #[arg(long)]
+        tta: Option<u8>,
+        /// Probability threshold for glomeruli and the overlay [default: the model's manifest].
+        #[arg(long)]
+        threshold: Option<f32>,
     },
     /// Describe a slide (TIFF, BigTIFF, OME-TIFF, SVS; a path or an http(s) URL) as JSON: format,
     /// levels, tile sizes, compression, pixel size, associated images. Reads only the metadata.
@@ -289,8 +285,7 @@ pub fn main() -> ExitCode {
 }
 
 fn open_slide(path_or_url: &str) -> anyhow::Result<Slide> {
-    let source = block(open_native(path_or_url))?;
-    Ok(block(Slide::open(source))?)
+    Ok(block(Slide::open_location(path_or_url, SlideOptions::new()))?)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -358,7 +353,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => crate::train::train(*args),
         Command::Export { run, out, name, f16 } => crate::train::export(&run, &out, &name, f16),
         Command::Import { from, arch, encoder_only, out } => {
-            use ftuscope::model::import::{WeightsKind, import, save, trainable_params};
+            use ftuscope::model::folder::save;
+            use ftuscope::model::import::{WeightsKind, import, trainable_params};
             let config = ftuscope::model::SegmenterConfig::from_arch(&arch).map_err(|e| anyhow!(e))?;
             let device = burn::prelude::Device::flex();
             let mut model = config.init(&device);
@@ -426,40 +422,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} synthetic slides written to {} in {:.1} s", slides.len(), out.display(), started.elapsed().as_secs_f64());
             Ok(())
         }
-        Command::Segment { image, out, overlay, device, tile, batch, threshold, repeat } => {
-            let choice: DeviceChoice = device.parse()?;
-            let bytes = std::fs::read(&image).map_err(|e| anyhow!("cannot read image: {e}: {}", image.display()))?;
-            let rgb = decode_image(&bytes).map_err(|e| anyhow!("{e}: {}", image.display()))?;
-            let (device, info) = select_device(choice)?;
-            let config = SegmentConfig::new().with_tile(tile).with_batch(batch).with_threshold(threshold);
-            let segmenter = Segmenter::placeholder(&device, config)?;
-            let mut mask = None;
-            let mut seconds = 0.0;
-            for run in 1..=repeat {
-                let started = Instant::now();
-                mask = Some(futures_lite::future::block_on(segmenter.segment(&rgb))?);
-                seconds = started.elapsed().as_secs_f64();
-                if repeat > 1 {
-                    println!("run {run}/{repeat}: {:.1} ms", seconds * 1e3);
-                }
-            }
-            let mask = mask.ok_or_else(|| anyhow!("no segmentation ran"))?;
-            save_png(&out, |path| mask.to_luma8().save_with_format(path, image::ImageFormat::Png))?;
-            if let Some(path) = &overlay {
-                let tinted = mask.overlay(&rgb, threshold, 0.45);
-                save_png(path, |p| tinted.save_with_format(p, image::ImageFormat::Png))?;
-            }
-            println!(
-                "segmented {} ({}×{}) on {} [{}] in {seconds:.2} s: {:.1}% of pixels ≥ {threshold} (untrained placeholder network) → {}",
-                image.display(),
-                rgb.width(),
-                rgb.height(),
-                info.backend,
-                info.adapter,
-                100.0 * mask.positive_fraction(threshold),
-                out.display()
-            );
-            Ok(())
+        Command::Segment { image, model, out, overlay, device, batch, tta, threshold } => {
+            crate::predict::segment(crate::predict::SegmentArgs { image, model, out, overlay, device, batch, tta, threshold })
         }
     }
 }
@@ -467,9 +431,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// Reads a whole level region by region with a cold cache and reports decoded MB/s.
 fn bench_read(path: &str, level: usize, threads: usize) -> anyhow::Result<()> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-    let source = block(open_native(path))?;
     // A small cache: every tile is fetched and decoded once, as in a first view.
-    let slide = block(Slide::open_with(source, SlideOptions::new().with_cache_bytes(64 << 20)))?;
+    let slide = block(Slide::open_location(path, SlideOptions::one_pass()))?;
     let levels = slide.levels();
     let l = levels.get(level).ok_or_else(|| anyhow!("no level {level}: the slide has {}", levels.len()))?;
     let step = 1024;
@@ -508,7 +471,7 @@ fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
 
 /// Writes through a temporary file and renames it, so a failed write never leaves half a PNG
 /// where a previous good one was.
-fn save_png(path: &Path, write: impl FnOnce(&Path) -> image::ImageResult<()>) -> anyhow::Result<()> {
+pub fn save_png(path: &Path, write: impl FnOnce(&Path) -> image::ImageResult<()>) -> anyhow::Result<()> {
     let tmp = path.with_extension("png.partial");
     write(&tmp).map_err(|e| anyhow!("cannot write PNG: {e}: {}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move PNG into place: {}", path.display()))

@@ -5,20 +5,15 @@ use anyhow::{Context, anyhow};
 use burn::module::Module;
 use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{Blend, NetModel, Prediction, WsiConfig, predict_slide};
-use ftuscope::mask::{dice_rle, write_annotations};
-use ftuscope::model::{Manifest, SegmenterConfig, import, seeded};
-use ftuscope::slide::source::open_native;
-use ftuscope::slide::{Slide, SlideOptions};
+use ftuscope::mask::{dice_rle, overlay, write_annotations};
+use ftuscope::model::{Manifest, SegmenterConfig, UNTRAINED_SEED, folder, seeded};
+use ftuscope::slide::{Slide, SlideOptions, decode_image};
 use futures_lite::future::block_on;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-
-/// Tile cache while predicting: windows run in raster order, so a band of tiles is all that is
-/// reused (the overlap); 64 MiB keeps a 30000-px-wide band of 512² JPEG tiles.
-const INFER_CACHE: u64 = 64 << 20;
 
 /// Options of `ftuscope predict`.
 pub struct PredictArgs {
@@ -76,14 +71,12 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
     let (device, info) = select_device(choice)?;
     let (net, manifest) = load_model(&args.model, &device, args.tta)?;
-    let tta = args.tta.unwrap_or(manifest.tta);
     let label = match args.model.strip_prefix("untrained:") {
         Some(arch) => format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"),
         None => format!("{} '{}' from {} (trained on {})", manifest.model.arch(), manifest.name, args.model, manifest.trained_on),
     };
     let wsi = wsi_config(&manifest, args.window, args.overlap)
         .with_batch(args.batch)
-        .with_tta(tta)
         .with_blend(blend)
         .with_threshold(args.threshold.unwrap_or(manifest.threshold))
         .with_min_area(args.min_area.unwrap_or(manifest.min_area));
@@ -127,8 +120,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 }
 
 fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out: &Path) -> anyhow::Result<String> {
-    let source = block_on(open_native(slide_path))?;
-    let slide = block_on(Slide::open_with(source, SlideOptions::new().with_cache_bytes(INFER_CACHE)))?;
+    let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass()))?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} windows {msg} ETA {eta}")
@@ -139,7 +131,7 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out:
     let prediction = block_on(predict_slide(&slide, net, wsi, &AtomicBool::new(false), &mut |p, _| {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
-        bar.set_message(format!("{:.2}/s", p.tiles_per_s));
+        bar.set_message(format!("{:.2}/s", p.windows_per_s));
     }))?;
     bar.finish_and_clear();
     let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
@@ -172,6 +164,54 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out:
     Ok(rle)
 }
 
+/// Options of `ftuscope segment`.
+pub struct SegmentArgs {
+    pub image: PathBuf,
+    pub model: String,
+    pub out: PathBuf,
+    pub overlay: Option<PathBuf>,
+    pub device: String,
+    pub batch: usize,
+    pub tta: Option<u8>,
+    pub threshold: Option<f32>,
+}
+
+/// `ftuscope segment`: one PNG/JPEG image through the whole-slide engine as a one-level slide.
+pub fn segment(args: SegmentArgs) -> anyhow::Result<()> {
+    let path = args.image.display().to_string();
+    let bytes = std::fs::read(&args.image).map_err(|e| anyhow!("cannot read image: {e}: {path}"))?;
+    let image = decode_image(&bytes).map_err(|e| anyhow!("{e}: {path}"))?;
+    let choice: DeviceChoice = args.device.parse()?;
+    let (device, info) = select_device(choice)?;
+    let (net, manifest) = load_model(&args.model, &device, args.tta)?;
+    let threshold = args.threshold.unwrap_or(manifest.threshold);
+    let wsi = WsiConfig::for_model(&manifest).with_batch(args.batch).with_threshold(threshold);
+    let started = std::time::Instant::now();
+    let slide = block_on(Slide::from_image(&image, None, &path))?;
+    let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
+    let glomeruli = prediction.glomeruli(threshold, wsi.min_area);
+    let probabilities = prediction.probability_image(image.width(), image.height());
+    let seconds = started.elapsed().as_secs_f64();
+    crate::cli::save_png(&args.out, |p| probabilities.save_with_format(p, image::ImageFormat::Png))?;
+    if let Some(path) = &args.overlay {
+        let tinted = overlay(&image, &probabilities, threshold, 0.45);
+        crate::cli::save_png(path, |p| tinted.save_with_format(p, image::ImageFormat::Png))?;
+    }
+    println!(
+        "segmented {path} ({}×{}) with {} '{}' on {} [{}] in {seconds:.2} s: {} glomeruli (p ≥ {threshold}, {} windows) → {}",
+        image.width(),
+        image.height(),
+        manifest.model.arch(),
+        manifest.name,
+        info.backend,
+        info.adapter,
+        glomeruli.len(),
+        prediction.plan.windows.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
 /// `ftuscope bench infer`: one slide through the engine, outputs computed but not written.
 pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) -> anyhow::Result<()> {
     let choice: DeviceChoice = device.parse()?;
@@ -179,7 +219,7 @@ pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) ->
     let (net, manifest) = load_model(model, &device, Some(1))?;
     let config = &manifest.model;
     let wsi = wsi_config(&manifest, None, None).with_batch(batch).with_threshold(manifest.threshold).with_min_area(manifest.min_area);
-    let slide = block_on(Slide::open_with(block_on(open_native(slide_path))?, SlideOptions::new().with_cache_bytes(INFER_CACHE)))?;
+    let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass()))?;
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
     let started = std::time::Instant::now();
     let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
@@ -207,7 +247,7 @@ pub fn wsi_config(manifest: &Manifest, window: Option<u32>, overlap: Option<u32>
     let mut wsi = WsiConfig::for_model(manifest);
     if let Some(window) = window {
         wsi.plan.window = window;
-        wsi.plan.overlap = window / 4;
+        wsi.plan.overlap = Manifest::overlap_for(window);
     }
     if let Some(overlap) = overlap {
         wsi.plan.overlap = overlap;
@@ -221,11 +261,11 @@ pub fn load_model(model: &str, device: &burn::prelude::Device, tta: Option<u8>) 
     let (net, manifest) = match model.strip_prefix("untrained:") {
         Some(arch) => {
             let manifest = Manifest::new("untrained", SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?);
-            (seeded(manifest.model.init(&burn::prelude::Device::flex()), 42).to_device(device), manifest)
+            (seeded(manifest.model.init(&burn::prelude::Device::flex()), UNTRAINED_SEED).to_device(device), manifest)
         }
-        None => import::load(Path::new(model), device)?,
+        None => folder::load(Path::new(model), device)?,
     };
-    let net = NetModel::new(net, device, tta.unwrap_or(manifest.tta))?.with_normalisation(manifest.mean, manifest.std);
+    let net = NetModel::new(net, &manifest, device, tta)?;
     Ok((net, manifest))
 }
 

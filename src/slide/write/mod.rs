@@ -3,6 +3,7 @@
 //! crate), written straight out, and only their offsets are kept — memory stays at one tile
 //! whatever the image size. The `tiff` crate's own encoder writes strips only, hence this.
 
+use super::{MemorySource, Slide};
 use image::RgbImage;
 use rayon::prelude::*;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -254,6 +255,39 @@ fn encode_tile(spec: &PageSpec, image: &RgbImage, samples: u16) -> io::Result<Ve
         }
     }
     Ok(out)
+}
+
+/// `image` as a one-page tiled TIFF in memory (Deflate, lossless): how a plain image becomes a
+/// one-level slide for the engine ([`Slide::from_image`]).
+pub fn image_to_tiff(image: &RgbImage, pixel_size_um: Option<f64>) -> io::Result<Vec<u8>> {
+    const TILE: u32 = 256;
+    let (width, height) = image.dimensions();
+    let spec = PageSpec {
+        width,
+        height,
+        tile: TILE,
+        compression: TileCompression::Deflate,
+        reduced: false,
+        channel: None,
+        description: None,
+        pixel_size_um,
+    };
+    let mut writer = TiffWriter::new(io::Cursor::new(Vec::new()), false)?;
+    writer.write_page(&spec, |c, r| {
+        let (x, y) = (c * TILE, r * TILE);
+        image::imageops::crop_imm(image, x, y, TILE.min(width - x), TILE.min(height - y)).to_image()
+    })?;
+    Ok(writer.finish()?.into_inner())
+}
+
+impl Slide {
+    /// A decoded image (PNG, JPEG, a canvas) as a one-level slide named `name`, so that plain
+    /// images run through the same engine as whole slides.
+    pub async fn from_image(image: &RgbImage, pixel_size_um: Option<f64>, name: &str) -> super::Result<Slide> {
+        let bytes =
+            image_to_tiff(image, pixel_size_um).map_err(|e| super::Error::Decode(format!("cannot hold the image as a slide: {e}")))?;
+        Slide::open(std::sync::Arc::new(MemorySource::new(bytes, name))).await
+    }
 }
 
 #[cfg(test)]
