@@ -25,19 +25,24 @@ WASM_TOOLCHAIN := debian
 WASM_ENV := PATH=/usr/bin:$(TOOLS)/bin:$$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
             CARGO_UNSTABLE_BUILD_STD=std,panic_abort
 WASM_CARGO := /usr/bin/cargo
+WASM_CLIPPY := /usr/bin/clippy-driver
 else
 WASM_TOOLCHAIN := rustup
 WASM_ENV := PATH=$(TOOLS)/bin:$$PATH
 WASM_CARGO := cargo
+WASM_CLIPPY := $(shell rustup which clippy-driver 2>/dev/null)
 endif
-WASM_ENV += CARGO_TARGET_DIR=$(WASM_DIR)
+# Every wasm build of the crate is also its clippy run for the wasm target: clippy-driver wraps rustc
+# for this crate only (dependencies build as they would anyway), warnings are errors.
+WASM_ENV += CARGO_TARGET_DIR=$(WASM_DIR) RUSTC_WORKSPACE_WRAPPER=$(WASM_CLIPPY) \
+            CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
 # The browser tests: wasm-bindgen's runner drives Debian's Chromium through chromedriver.
 WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -54,9 +59,9 @@ setup: setup-wasm setup-browser setup-npm setup-vips
 
 setup-wasm:
 ifeq ($(WASM_TOOLCHAIN),debian)
-	@dpkg -s rustc-web cargo-web rust-web-src rust-web-llvm lld-22 >/dev/null 2>&1 || { \
+	@dpkg -s rustc-web cargo-web rust-web-src rust-web-llvm rust-web-clippy lld-22 >/dev/null 2>&1 || { \
 	  echo "installing Debian's rustc-web toolchain for $(WASM_TRIPLE)"; \
-	  $(SUDO) apt-get update -q && $(APT_INSTALL) rustc-web cargo-web rust-web-src rust-web-llvm lld-22; }
+	  $(SUDO) apt-get update -q && $(APT_INSTALL) rustc-web cargo-web rust-web-src rust-web-llvm rust-web-clippy lld-22; }
 endif
 	@[ "$$($(TOOLS)/bin/wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || { \
 	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(TOOLS)"; \
@@ -116,7 +121,13 @@ demo: setup web-release
 
 ## Tests --------------------------------------------------------------------------------------
 
-test: test-native check-cuda test-wasm test-e2e
+test: check test-native check-cuda test-wasm test-e2e
+
+# Formatting and lints: rustfmt (rustfmt.toml) and clippy with warnings as errors for the native
+# features (here), CUDA (check-cuda) and the wasm target (every wasm build, see WASM_ENV).
+check:
+	cargo fmt --check
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo clippy --features wgpu,train --all-targets -- -D warnings
 
 # Third-party TIFF tools the slide tests make and check files with: libvips, libtiff's tiffcp, and
 # PyPI's tifffile (in a venv under the cache).
@@ -134,7 +145,6 @@ FTUSCOPE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/d
 
 test-native: setup-vips
 	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test --features train
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo check --features wgpu,train --all-targets
 
 # The browser tests read slides from a local Range server (CORS, misbehaving modes) on port 8788.
 test-wasm: setup-wasm setup-browser
@@ -190,7 +200,7 @@ setup-cuda:
 	@bash .ci/cuda-llvm.sh $(CACHE)/xdg
 
 check-cuda: setup-cuda
-	$(CUDA_ENV) cargo check --features cuda,train
+	$(CUDA_ENV) cargo clippy --features cuda,train -- -D warnings
 
 # A native binary with the CUDA backend (runs where libcuda is; PTX up to CUDA 13.0 drivers).
 build-cuda: setup-cuda
