@@ -143,11 +143,11 @@ setup-vips:
 # The real third-party slides (CMU-1-Small-Region.svs) live beside the clone.
 FTUSCOPE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))
 
-test-native: setup-vips
+test-native: setup-vips setup-npm
 	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test --features train
 
 # The browser tests read slides from a local Range server (CORS, misbehaving modes) on port 8788.
-test-wasm: setup-wasm setup-browser
+test-wasm: setup-wasm setup-browser setup-npm
 	@node tests/server/range-server.mjs 8788 tests/data & server=$$!; trap "kill $$server" EXIT; sleep 0.5; \
 	  $(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --nocapture
 

@@ -1,18 +1,16 @@
 //! The slide reader against files made by third-party tools (libvips, libtiff's tiffcp, PyPI
-//! tifffile — installed by `make test`), the real CMU-1-Small-Region.svs, broken files, and a local
-//! HTTP server with and without Range support.
+//! tifffile — installed by `make test`), the real CMU-1-Small-Region.svs, broken files, and
+//! tests/server/range-server.mjs (run with node) with and without Range support.
 
 use ftuscope::slide::source::{FileSource, HttpSource, RetryPolicy};
 use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat, TileCompression};
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use futures_lite::future::block_on;
 use image::RgbImage;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The real SVS from the project's shared data folder (`FTUSCOPE_DATA`, else `../shared/data`,
 /// else `/work/shared/data`).
@@ -236,84 +234,63 @@ fn broken_files_give_typed_errors_never_panics() {
     assert_eq!(block_on(slide.read_region(0, -5000, -5000, 10, 10)).unwrap().get_pixel(5, 5).0, [255; 3]);
 }
 
-/// A tiny HTTP/1.1 server over one file. Paths: `/range` (honours Range), `/norange` (always 200
-/// with the whole file), `/flaky` (the first request gets 503), `/error500` (the first two get
-/// 500), `/redirect` (302 to `/range`), and while [`HOSTILE`] is set `/wrongrange` (Content-Range
-/// one byte off) and `/drop` (half the promised body, then the connection closes); anything else 404.
-static HOSTILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// tests/server/range-server.mjs (the browser tests' server too) over `dir` on a free port, with
+/// its misbehaving modes (`/flaky/…`, `/switch/…` and `/set/…`, …) and request counts (`/count/…`);
+/// stopped on drop.
+struct RangeServer {
+    child: Child,
+    url: String,
+}
 
-fn serve(file: Vec<u8>) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(AtomicUsize::new(0));
-    let count = requests.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let n = count.fetch_add(1, Ordering::SeqCst);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap_or(0);
-            let path = line.split(' ').nth(1).unwrap_or("/").to_string();
-            let mut range = None;
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                    let (a, b) = v.trim().split_once('-').unwrap();
-                    range = Some((a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()));
-                }
-            }
-            let hostile = HOSTILE.load(Ordering::SeqCst);
-            let (status, headers, body): (&str, String, &[u8]) = match (path.as_str(), range) {
-                ("/flaky", _) if n == 0 => ("503 Unavailable", String::new(), b""),
-                ("/error500", _) if n < 2 => ("500 Internal Server Error", String::new(), b""),
-                ("/redirect", _) => ("302 Found", "Location: /range\r\n".to_string(), b""),
-                ("/slow", _) => {
-                    std::thread::sleep(std::time::Duration::from_secs(4));
-                    ("200 OK", String::new(), &file[..])
-                }
-                ("/wrongrange", Some((a, b))) if hostile => {
-                    let b = b.min(file.len() - 2);
-                    ("206 Partial Content", format!("Content-Range: bytes {}-{}/{}\r\n", a + 1, b + 1, file.len()), &file[a + 1..=b + 1])
-                }
-                ("/range" | "/flaky" | "/error500" | "/wrongrange" | "/drop", Some((a, b))) => {
-                    let b = b.min(file.len() - 1);
-                    ("206 Partial Content", format!("Content-Range: bytes {a}-{b}/{}\r\n", file.len()), &file[a..=b])
-                }
-                ("/range" | "/flaky" | "/error500" | "/norange", _) => ("200 OK", String::new(), &file[..]),
-                _ => ("404 Not Found", String::new(), b""),
-            };
-            let head = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            // `/drop`: the promised length, half the bytes, then the connection closes.
-            let sent = if path == "/drop" && hostile { &body[..body.len() / 2] } else { body };
-            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(sent));
-        }
-    });
-    (url, requests)
+impl RangeServer {
+    fn start(dir: &Path) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/server/range-server.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg("0")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run node for {} (`make setup-npm` installs it): {e}", script.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.split_whitespace().next().unwrap_or_else(|| panic!("{} printed no URL", script.display()));
+        Self { url: url.trim_end_matches('/').to_string(), child }
+    }
+
+    /// The text answer to a GET of `path` (`/count/…`, `/set/…`).
+    fn get(&self, path: &str) -> String {
+        ureq::get(format!("{}{path}", self.url)).call().unwrap().into_body().read_to_string().unwrap()
+    }
+}
+
+impl Drop for RangeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
 fn http_range_reading_matches_the_file_and_errors_are_clear() {
-    let bytes = std::fs::read(cmu()).unwrap();
-    let (url, requests) = serve(bytes);
+    let server = RangeServer::start(cmu().parent().unwrap());
     let policy = RetryPolicy { retries: 3, backoff_ms: 1, timeout_s: 30 };
-    let http = |path: &str| block_on(HttpSource::open(&format!("{url}{path}"), policy));
+    let http = |path: &str| block_on(HttpSource::open(&format!("{}{path}", server.url), policy));
     let local = open(&cmu());
     let expected = block_on(local.read_region(0, 300, 700, 500, 300)).unwrap();
-    for path in ["/range", "/flaky", "/norange"] {
+    for path in ["/range/CMU-1-Small-Region.svs", "/flaky/CMU-1-Small-Region.svs", "/norange/CMU-1-Small-Region.svs"] {
+        let requests = || server.get(&format!("/count{path}")).parse::<usize>().unwrap();
         let source: Arc<dyn ByteSource> = Arc::new(http(path).unwrap());
-        let before = requests.load(Ordering::SeqCst);
+        let before = requests();
         let slide = block_on(Slide::open(source)).unwrap();
         assert_eq!(slide.associated().len(), 3);
         let got = block_on(slide.read_region(0, 300, 700, 500, 300)).unwrap();
         assert!(got == expected, "{path}");
-        let used = requests.load(Ordering::SeqCst) - before;
+        let used = requests() - before;
+        println!("{path}: {before} requests to open the source, {used} more to open the slide and read one region");
         assert!(used <= 12, "{path}: {used} requests to open and read one region");
     }
-    let err = http("/missing").err().unwrap();
+    let err = http("/range/missing").err().unwrap();
     assert!(matches!(err.kind(), Error::Http { status: 404 }), "{err}");
     assert!(err.to_string().ends_with("/missing"), "{err}");
     let err = block_on(HttpSource::open("http://127.0.0.1:9/closed.tif", policy)).err().unwrap();
@@ -322,43 +299,44 @@ fn http_range_reading_matches_the_file_and_errors_are_clear() {
 
 #[test]
 fn hostile_servers_give_typed_errors_and_never_wrong_pixels() {
-    let bytes = std::fs::read(cmu()).unwrap();
+    let server = RangeServer::start(cmu().parent().unwrap());
+    let url = |mode: &str| format!("{}/{mode}/CMU-1-Small-Region.svs", server.url);
     let local = open(&cmu());
     let expected = block_on(local.read_region(0, 300, 700, 500, 300)).unwrap();
     let policy = RetryPolicy { retries: 3, backoff_ms: 1, timeout_s: 30 };
     // 500 twice, then 200s: the retries succeed; a redirect is followed.
-    for path in ["/error500", "/redirect"] {
-        let (url, _) = serve(bytes.clone());
-        let source = Arc::new(block_on(HttpSource::open(&format!("{url}{path}"), policy)).unwrap());
+    for mode in ["error500", "redirect"] {
+        let source = Arc::new(block_on(HttpSource::open(&url(mode), policy)).unwrap());
+        let opened = server.get(&format!("/count/{mode}/CMU-1-Small-Region.svs"));
+        assert!(mode != "error500" || opened == "3", "two 500s, then the first block: {opened} requests");
         let slide = block_on(Slide::open(source)).unwrap();
-        assert!(block_on(slide.read_region(0, 300, 700, 500, 300)).unwrap() == expected, "{path}");
+        assert!(block_on(slide.read_region(0, 300, 700, 500, 300)).unwrap() == expected, "{mode}");
     }
     // A server that does not answer: a "timed out" error after the policy's timeout, not a hang.
-    let (url, _) = serve(bytes.clone());
+    server.get("/set/slow");
     let started = std::time::Instant::now();
     let quick = RetryPolicy { retries: 0, backoff_ms: 1, timeout_s: 1 };
-    let err = block_on(HttpSource::open(&format!("{url}/slow"), quick)).err().expect("a silent server is an error");
-    println!("/slow: {err} after {:.1} s", started.elapsed().as_secs_f64());
+    let err = block_on(HttpSource::open(&url("switch"), quick)).err().expect("a silent server is an error");
+    println!("slow: {err} after {:.1} s", started.elapsed().as_secs_f64());
     assert!(matches!(err.kind(), Error::Network(_)) && err.to_string().to_lowercase().contains("time"), "{err}");
     assert!(started.elapsed().as_secs_f64() < 3.5, "took {:?}", started.elapsed());
     // A wrong Content-Range or a body cut short after the slide opened: the region fails with a
     // typed error — never pixels from the wrong bytes — and a second read fails the same way (no
     // corrupt tile was cached).
-    for path in ["/wrongrange", "/drop"] {
-        let (url, _) = serve(bytes.clone());
-        HOSTILE.store(false, Ordering::SeqCst);
-        let source = Arc::new(block_on(HttpSource::open(&format!("{url}{path}"), policy)).unwrap());
+    for mode in ["wrongrange", "drop"] {
+        server.get("/set/none");
+        let source = Arc::new(block_on(HttpSource::open(&url("switch"), policy)).unwrap());
         let slide = match block_on(Slide::open(source)) {
             Ok(slide) => slide,
-            Err(e) => panic!("{path}: the slide must open while the server behaves: {e}"),
+            Err(e) => panic!("{mode}: the slide must open while the server behaves: {e}"),
         };
-        HOSTILE.store(true, Ordering::SeqCst);
+        server.get(&format!("/set/{mode}"));
         for _ in 0..2 {
             match block_on(slide.read_region(0, 300, 700, 500, 300)) {
-                Ok(got) => panic!("{path}: a region read through a hostile server succeeded (same pixels: {})", got == expected),
+                Ok(got) => panic!("{mode}: a region read through a hostile server succeeded (same pixels: {})", got == expected),
                 Err(e) => {
-                    println!("{path}: {e}");
-                    assert!(matches!(e.kind(), Error::BadResponse(_) | Error::Network(_) | Error::Truncated { .. }), "{path}: {e}");
+                    println!("{mode}: {e}");
+                    assert!(matches!(e.kind(), Error::BadResponse(_) | Error::Network(_) | Error::Truncated { .. }), "{mode}: {e}");
                 }
             }
         }

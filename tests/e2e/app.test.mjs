@@ -7,68 +7,30 @@
 // test. Screenshots of each state go to target/e2e/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { spawn } from 'node:child_process';
-import { open, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
-import { extname, join, normalize, resolve } from 'node:path';
+import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { start } from '../server/range-server.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const shots = join(root, 'target', 'e2e');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.wasm': 'application/wasm', '.png': 'image/png', '.json': 'application/json', '.svg': 'image/svg+xml' };
-
-/** The app's server: its files, with Range (as `make demo` serves them); records every path. */
-function serve() {
-  const requests = [];
-  const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    requests.push(path);
-    const file = normalize(join(root, path === '/' ? 'index.html' : path));
-    if (!file.startsWith(root)) { res.writeHead(403).end(); return; }
-    let handle;
-    try {
-      handle = await open(file);
-      const size = (await handle.stat()).size;
-      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || '');
-      const type = { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes' };
-      const [start, end] = range ? [Number(range[1]), Math.min(range[2] ? Number(range[2]) : size - 1, size - 1)] : [0, size - 1];
-      const body = Buffer.alloc(Math.max(0, end - start + 1));
-      if (body.length) await handle.read(body, 0, body.length, start);
-      res.writeHead(range ? 206 : 200, range ? { ...type, 'content-range': `bytes ${start}-${end}/${size}` } : type).end(body);
-    } catch {
-      res.writeHead(404).end();
-    } finally {
-      await handle?.close();
-    }
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ server, requests })));
-}
-
-/** Another origin: tests/server/range-server.mjs over `dir` (CORS, Range, misbehaving modes). */
-async function remote(port, dir) {
-  const child = spawn('node', [join(root, 'tests/server/range-server.mjs'), String(port), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((ok) => child.stdout.once('data', ok));
-  return child;
-}
 
 export const chromiumArgs = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader',
   '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader', '--disable-quic',
   '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-/** Serves the app, opens it in Chromium with `args`; `check(page, origin, urls)`. */
+/** Serves the app as `make demo` does, opens it in Chromium with `args`; `check(page, origin, urls)`. */
 async function withApp(args, check) {
-  const { server } = await serve();
+  const app = await start({ root });
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args });
-  const origin = `http://127.0.0.1:${server.address().port}`;
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
     const urls = [];
     page.on('request', (r) => urls.push(r.url()));
-    await check(page, origin, urls);
+    await check(page, app.url, urls);
   } finally {
     await browser.close();
-    server.close();
+    app.close();
   }
 }
 
@@ -217,10 +179,10 @@ test('slides by URL: Range from another origin works; no Range, not a slide and 
   lost.write('II*\0');
   lost.writeUInt32LE(0x7fffff00, 4);
   await writeFile(join(shots, 'ifd-past-end.tif'), lost);
-  const port = 8797;
-  const data = await remote(port, join(root, 'tests/data'));
-  const bigServer = await remote(port + 1, shots);
-  const base = `http://127.0.0.1:${port}`;
+  // Other origins: the test data, and the files made above.
+  const data = await start({ root: join(root, 'tests/data') });
+  const made = await start({ root: shots });
+  const base = data.url;
   try {
     await withApp(chromiumArgs, async (page, origin, urls) => {
       const problems = watchConsole(page);
@@ -231,16 +193,16 @@ test('slides by URL: Range from another origin works; no Range, not a slide and 
       };
       await page.goto(`${origin}/`);
       await settle(page);
-      let s = await openUrl(`http://127.0.0.1:${port + 1}/norange/no-range-big.tif`);
+      let s = await openUrl(`${made.url}/norange/no-range-big.tif`);
       console.log(`no Range: ${s.status}`);
       assert.equal(s.state, 'error');
       assert.match(s.status, /Range/i);
       await page.screenshot({ path: join(shots, '4-error-no-range.png') });
-      s = await openUrl(`http://127.0.0.1:${port + 1}/range/ifd-past-end.tif`);
+      s = await openUrl(`${made.url}/range/ifd-past-end.tif`);
       console.log(`IFD past the end: ${s.status}`);
       assert.equal(s.state, 'error');
       assert.match(s.status, /truncated|past|end/i);
-      s = await openUrl(`http://127.0.0.1:${port + 1}/range/cut-in-half.tif`);
+      s = await openUrl(`${made.url}/range/cut-in-half.tif`);
       console.log(`cut in half: ${s.status}`);
       assert.equal(s.state, 'ready', s.status);
       await page.waitForFunction(() => /cannot be read/.test(document.getElementById('notice').textContent), null, { timeout: 30_000 });
@@ -261,14 +223,14 @@ test('slides by URL: Range from another origin works; no Range, not a slide and 
       assert.match(page.url(), /\?url=/);
       await page.waitForTimeout(1000);
       await page.screenshot({ path: join(shots, '6-url-slide.png') });
-      assertPrivate(urls, origin, [`${base}/`, `http://127.0.0.1:${port + 1}/`]);
+      assertPrivate(urls, origin, [`${base}/`, `${made.url}/`]);
       // Errors the app handled are shown in the page, not thrown: no page errors (the browser's and
       // OpenSeadragon's own lines about failed requests and tiles aside).
       assert.deepEqual(problems.filter((p) => !/Failed to load resource|Tile %s failed to load/.test(p)), []);
     });
   } finally {
-    data.kill();
-    bigServer.kill();
+    data.close();
+    made.close();
   }
 });
 
