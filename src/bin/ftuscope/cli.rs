@@ -1,6 +1,7 @@
 //! Argument parsing and the subcommands. Errors are printed as one line and exit with code 2.
 
 use anyhow::{Context, anyhow};
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{SegmentConfig, Segmenter};
@@ -275,17 +276,40 @@ enum Command {
     },
 }
 
-/// Runs the CLI; any error becomes one line on stderr and exit code 2.
+/// Runs the CLI; any error, a bad argument included, becomes one line on stderr and exit code 2.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version (stdout, code 0), and help for a bare `ftuscope` or a bare
+        // subcommand group, are printed as clap prints them.
+        Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => return fail(&one_line(&e.render().to_string())),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let message = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {message}");
-            ExitCode::from(2)
-        }
+        Err(e) => fail(&format!("{e:#}").replace('\n', " ")),
     }
+}
+
+/// Prints `error: MESSAGE` and gives exit code 2.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// A clap error on one line: its message and what clap adds to it (the values it expected, a
+/// tip), without the usage and the pointer to --help that follow.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    let footer = |l: &str| l.starts_with("Usage:") || l.starts_with("For more information");
+    for part in rendered.lines().map(str::trim).take_while(|l| !footer(l)).filter(|l| !l.is_empty()) {
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if !line.is_empty() {
+            line.push_str(if part.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(part);
+    }
+    line
 }
 
 fn open_slide(path_or_url: &str) -> anyhow::Result<Slide> {
@@ -512,4 +536,34 @@ fn save_png(path: &Path, write: impl FnOnce(&Path) -> image::ImageResult<()>) ->
     let tmp = path.with_extension("png.partial");
     write(&tmp).map_err(|e| anyhow!("cannot write PNG: {e}: {}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move PNG into place: {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        Cli::try_parse_from(std::iter::once("ftuscope").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+            .map_err(|e| one_line(&e.render().to_string()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_errors_fit_on_one_line() {
+        assert_eq!(parse(&["info"]).unwrap_err(), "the following required arguments were not provided: <SLIDE>");
+        assert_eq!(
+            parse(&["info", "s", "--nope"]).unwrap_err(),
+            "unexpected argument '--nope' found; tip: to pass '--nope' as a value, use '-- --nope'"
+        );
+        assert_eq!(
+            parse(&["thumbnail", "s", "--out", "t.png", "--size", "x"]).unwrap_err(),
+            "invalid value 'x' for '--size <SIZE>': invalid digit found in string"
+        );
+    }
 }
