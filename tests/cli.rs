@@ -128,7 +128,7 @@ fn predict_writes_every_output_and_eval_scores_it() {
             "--shard",
             "2/2",
         ]),
-        "--shard",
+        "invalid value '2/2' for '--shard <I/N>'",
     );
     assert_one_line_error(
         &ftuscope(&["predict", slide.to_str().unwrap(), "--model", "/no/such/model", "--out", out.to_str().unwrap()]),
@@ -162,4 +162,29 @@ fn train_and_export_fail_cleanly_on_bad_input() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = ftuscope(&["bench", "train", "--size", "100", "--steps", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_argument_values_fail_in_one_line_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (&["region", "s.tiff", "--rect", "1,2,x", "--out", out], "invalid value '1,2,x' for '--rect <X,Y,W,H>': expected four integers"),
+        (&["region", "s.tiff", "--rect", "0,0,0,5", "--out", out], "W and H must be at least 1, not 0×5"),
+        (&["synth", "--out", out, "--size", "0x5"], "invalid value '0x5' for '--size <WIDTHxHEIGHT>': expected WIDTHxHEIGHT"),
+        (
+            &["synth", "--out", out, "--compression", "zip"],
+            "invalid value 'zip' for '--compression <COMPRESSION>' [possible values: jpeg, deflate, lzw, none]",
+        ),
+        (&["predict", "s.tiff", "--model", "m", "--out", out, "--blend", "foo"], "[possible values: centre, ramp]"),
+        (&["predict", "s.tiff", "--model", "m", "--out", out, "--device", "tpu"], "unknown device 'tpu'"),
+        (&["predict", "s.tiff", "--model", "m", "--out", out, "--tta", "3"], "invalid value '3' for '--tta <TTA>': expected 1, 2, 4 or 8"),
+        (&["bench", "infer", "s.tiff", "--device", "tpu"], "unknown device 'tpu'"),
+        (&["train", "--data", "x", "--run", out, "--device", "tpu"], "unknown device 'tpu'"),
+    ];
+    for (args, needle) in cases {
+        assert_one_line_error(&ftuscope(args), needle);
+    }
+    assert!(!Path::new(out).exists(), "nothing ran");
 }

@@ -3,7 +3,9 @@
 
 use anyhow::anyhow;
 use clap::Args;
+use ftuscope::backend::DeviceChoice;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 /// Options of `ftuscope train`.
 #[derive(Args, Debug)]
@@ -93,8 +95,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub trained_on: Option<String>,
     /// Compute device: cpu, wgpu or cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+    pub device: DeviceChoice,
     /// Data-parallel training over this many devices of that kind (CUDA: 0…N−1).
     #[arg(long, default_value_t = 1)]
     pub devices: usize,
@@ -106,14 +108,13 @@ pub struct TrainArgs {
 #[cfg(feature = "train")]
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     use burn::config::Config;
-    use ftuscope::backend::{DeviceChoice, select_devices};
+    use ftuscope::backend::select_devices;
     use ftuscope::model::SegmenterConfig;
     use ftuscope::train::{AugmentConfig, Event, LossConfig, TrainConfig, resume, train};
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     use std::sync::atomic::AtomicBool;
 
-    let choice: DeviceChoice = args.device.parse()?;
-    let (devices, info) = select_devices(choice, args.devices)?;
+    let (devices, info) = select_devices(args.device, args.devices)?;
     let cache = args.cache.clone().unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         home.join(".cache/ftuscope/tiles")
@@ -281,11 +282,17 @@ pub fn export(_: &std::path::Path, _: &std::path::Path, _: &str, _: bool) -> any
 
 /// `ftuscope bench train`.
 #[cfg(feature = "train")]
-pub fn bench(arch: &str, model: Option<&std::path::Path>, size: usize, batch: usize, steps: usize, device: &str) -> anyhow::Result<()> {
-    use ftuscope::backend::{DeviceChoice, select_device};
+pub fn bench(
+    arch: &str,
+    model: Option<&std::path::Path>,
+    size: usize,
+    batch: usize,
+    steps: usize,
+    device: DeviceChoice,
+) -> anyhow::Result<()> {
+    use ftuscope::backend::select_device;
     use ftuscope::model::{Manifest, SegmenterConfig};
-    let choice: DeviceChoice = device.parse()?;
-    let (device, info) = select_device(choice)?;
+    let (device, info) = select_device(device)?;
     let config = match model {
         Some(dir) => {
             let text = std::fs::read_to_string(dir.join("model.json")).map_err(|e| anyhow!("{}: {e}", dir.join("model.json").display()))?;
@@ -302,6 +309,6 @@ pub fn bench(arch: &str, model: Option<&std::path::Path>, size: usize, batch: us
 }
 
 #[cfg(not(feature = "train"))]
-pub fn bench(_: &str, _: Option<&std::path::Path>, _: usize, _: usize, _: usize, _: &str) -> anyhow::Result<()> {
+pub fn bench(_: &str, _: Option<&std::path::Path>, _: usize, _: usize, _: usize, _: DeviceChoice) -> anyhow::Result<()> {
     Err(anyhow!("this ftuscope was built without training: rebuild with `cargo build --release --features train`"))
 }
