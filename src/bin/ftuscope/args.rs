@@ -1,5 +1,5 @@
 //! Typed command-line values: the enums clap matches names against and the parsers that turn
-//! `X,Y,W,H`, `WIDTHxHEIGHT` and `I/N` into values, so that a bad argument is
+//! `X,Y,W,H`, `WIDTHxHEIGHT`, `I/N` and `name:weight` into values, so that a bad argument is
 //! refused while parsing, before anything runs. Their messages follow clap's
 //! "invalid value 'V' for '--flag <NAME>': " and say what was expected.
 
@@ -52,6 +52,18 @@ impl From<Blending> for Blend {
             Blending::Ramp => Self::Ramp,
         }
     }
+}
+
+/// `train --schedule`: the learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LrSchedule {
+    /// Linear warm-up, then cosine decay to 0.
+    Cosine,
+    /// Warm-up to the peak, cosine down to peak/10⁴.
+    #[value(name = "onecycle", alias = "one-cycle")]
+    OneCycle,
+    /// The peak throughout (after warm-up).
+    Constant,
 }
 
 /// `region --rect X,Y,W,H`: a region in one level's pixels; X and Y may lie outside the image.
@@ -136,6 +148,51 @@ pub fn parse_tta(text: &str) -> Result<u8, String> {
     }
 }
 
+/// What one term of `train --loss` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossName {
+    /// Binary cross-entropy.
+    Bce,
+    /// BCE with positives weighted (pos_weight 3 unless set).
+    Wbce,
+    /// Weight of positive pixels in the BCE.
+    #[value(name = "pos_weight")]
+    PosWeight,
+    /// Soft Dice.
+    Dice,
+    /// Focal loss.
+    Focal,
+    /// Focal loss γ.
+    Gamma,
+    /// Lovász hinge.
+    Lovasz,
+}
+
+/// One `name:weight` of `train --loss` (a bare name means weight 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossTerm {
+    /// What it sets.
+    pub name: LossName,
+    /// Its weight (or γ, or the positive weight): finite and ≥ 0.
+    pub weight: f64,
+}
+
+/// Parses one `name:weight`, e.g. `dice:1`, `gamma:2` or `lovasz`.
+pub fn parse_loss_term(text: &str) -> Result<LossTerm, String> {
+    let (name, weight) = text.split_once(':').unwrap_or((text, "1"));
+    let Some(name) =
+        LossName::value_variants().iter().copied().find(|n| n.to_possible_value().is_some_and(|v| v.matches(name.trim(), false)))
+    else {
+        let known: Vec<String> =
+            LossName::value_variants().iter().filter_map(|n| n.to_possible_value()).map(|v| v.get_name().to_string()).collect();
+        return Err(format!("unknown term '{}': expected name:weight with name one of {}", name.trim(), known.join(", ")));
+    };
+    match weight.trim().parse::<f64>() {
+        Ok(weight) if weight.is_finite() && weight >= 0.0 => Ok(LossTerm { name, weight }),
+        _ => Err(format!("'{}' is not a weight ≥ 0", weight.trim())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +246,23 @@ mod tests {
         assert!(Compression::from_str("zip", false).is_err());
         assert_eq!(Blend::from(Blending::from_str("center", false).unwrap()), Blend::Centre);
         assert_eq!(Blend::from(Blending::from_str("ramp", false).unwrap()), Blend::Ramp);
+        assert_eq!(LrSchedule::from_str("one-cycle", false), Ok(LrSchedule::OneCycle));
+        assert_eq!(LrSchedule::from_str("onecycle", false), Ok(LrSchedule::OneCycle));
+        assert!(LrSchedule::from_str("x", false).is_err());
+    }
+
+    #[test]
+    fn loss_terms_parse_or_fail_clearly() {
+        assert_eq!(parse_loss_term(" wbce:1").unwrap(), LossTerm { name: LossName::Wbce, weight: 1.0 });
+        assert_eq!(parse_loss_term("pos_weight:2.5").unwrap(), LossTerm { name: LossName::PosWeight, weight: 2.5 });
+        assert_eq!(parse_loss_term("lovasz").unwrap(), LossTerm { name: LossName::Lovasz, weight: 1.0 });
+        for bad in ["bce:x", "bce:-1", "bce:inf", "huber:1", ""] {
+            assert!(parse_loss_term(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_loss_term("huber:1").unwrap_err(),
+            "unknown term 'huber': expected name:weight with name one of bce, wbce, pos_weight, dice, focal, gamma, lovasz"
+        );
+        assert_eq!(parse_loss_term("bce:-1").unwrap_err(), "'-1' is not a weight ≥ 0");
     }
 }
