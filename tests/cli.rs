@@ -104,7 +104,7 @@ fn unknown_device_missing_file_and_not_an_image_fail_cleanly() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     assert_one_line_error(&segment(&[truncated.to_str().unwrap()]), "truncated.png");
 
-    assert_one_line_error(&segment(&[input, "--tta", "3"]), "--tta 3");
+    assert_one_line_error(&segment(&[input, "--tta", "3"]), "'--tta <TTA>'");
     assert_one_line_error(&ftuscope(&["segment", input, "--model", "/no/such/model", "--out", out_png]), "/no/such/model");
     let wrong = dir.path().join("wrong-model");
     std::fs::create_dir_all(&wrong).unwrap();
@@ -171,7 +171,7 @@ fn predict_writes_every_output_and_eval_scores_it() {
             "--shard",
             "2/2",
         ]),
-        "--shard",
+        "invalid value '2/2' for '--shard <I/N>'",
     );
     assert_one_line_error(
         &ftuscope(&["predict", slide.to_str().unwrap(), "--model", "/no/such/model", "--out", out.to_str().unwrap()]),
@@ -202,7 +202,34 @@ fn train_and_export_fail_cleanly_on_bad_input() {
     let out = ftuscope(&["export", dir.path().join("nothing").to_str().unwrap(), "--out", dir.path().join("m").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = ftuscope(&["train", "--data", "x", "--run", run.to_str().unwrap(), "--loss", "huber:1"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_one_line_error(&out, "unknown term 'huber'");
     let out = ftuscope(&["bench", "train", "--size", "100", "--steps", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_argument_values_fail_in_one_line_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 11] = [
+        (&["region", "s.tiff", "--rect", "1,2,x", "--out", out], "invalid value '1,2,x' for '--rect <X,Y,W,H>': expected four integers"),
+        (&["region", "s.tiff", "--rect", "0,0,0,5", "--out", out], "W and H must be at least 1, not 0×5"),
+        (&["synth", "--out", out, "--size", "0x5"], "invalid value '0x5' for '--size <WIDTHxHEIGHT>': expected WIDTHxHEIGHT"),
+        (
+            &["synth", "--out", out, "--compression", "zip"],
+            "invalid value 'zip' for '--compression <COMPRESSION>' [possible values: jpeg, deflate, lzw, none]",
+        ),
+        (&["predict", "s.tiff", "--model", "m", "--out", out, "--blend", "foo"], "[possible values: centre, ramp]"),
+        (&["predict", "s.tiff", "--model", "m", "--out", out, "--device", "tpu"], "unknown device 'tpu'"),
+        (&["predict", "s.tiff", "--model", "m", "--out", out, "--tta", "3"], "invalid value '3' for '--tta <TTA>': expected 1, 2, 4 or 8"),
+        (&["bench", "infer", "s.tiff", "--device", "tpu"], "unknown device 'tpu'"),
+        (&["train", "--data", "x", "--run", out, "--device", "tpu"], "unknown device 'tpu'"),
+        (&["train", "--data", "x", "--run", out, "--schedule", "linear"], "[possible values: cosine, onecycle, constant]"),
+        (&["train", "--data", "x", "--run", out, "--loss", "bce:1,dice:-1"], "invalid value 'dice:-1' for '--loss <NAME:WEIGHT>'"),
+    ];
+    for (args, needle) in cases {
+        assert_one_line_error(&ftuscope(args), needle);
+    }
+    assert!(!Path::new(out).exists(), "nothing ran");
 }

@@ -28,38 +28,6 @@ pub struct LossConfig {
 }
 
 impl LossConfig {
-    /// Parses `bce:1,dice:1,focal:0.5,lovasz:1,pos_weight:2,gamma:2` (unnamed terms get weight 0
-    /// once any term is named).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut config = Self::new().with_bce(0.0).with_dice(0.0);
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, value) = part.split_once(':').unwrap_or((part, "1"));
-            let v: f64 = value.trim().parse().map_err(|_| format!("--loss: '{value}' is not a number in '{part}'"))?;
-            if !v.is_finite() || v < 0.0 {
-                return Err(format!("--loss: weight {v} must be ≥ 0"));
-            }
-            match name.trim() {
-                "bce" => config.bce = v,
-                "wbce" => {
-                    config.bce = v;
-                    if config.pos_weight == 1.0 {
-                        config.pos_weight = 3.0;
-                    }
-                }
-                "pos_weight" => config.pos_weight = v,
-                "dice" => config.dice = v,
-                "focal" => config.focal = v,
-                "gamma" => config.focal_gamma = v,
-                "lovasz" => config.lovasz = v,
-                other => return Err(format!("--loss: unknown term '{other}' (bce, wbce, pos_weight, dice, focal, gamma, lovasz)")),
-            }
-        }
-        if config.bce + config.dice + config.focal + config.lovasz <= 0.0 {
-            return Err("--loss: every term has weight 0".into());
-        }
-        Ok(config)
-    }
-
     /// The loss of `logits` against `targets` (both `[batch, 1, h, w]`, targets 0/1): a scalar.
     pub fn loss(&self, logits: Tensor<4>, targets: Tensor<4>) -> Tensor<1> {
         let device = logits.device();
@@ -171,16 +139,7 @@ mod tests {
         // sorted e=[4,1,0,-1] with truth [0,1,0,1]; gts=2; jaccard=[1-2/3, 1-1/3, 1-1/4, 1-0/4]=
         // [1/3, 2/3, 3/4, 1]; grad=[1/3, 1/3, 1/12, 1/4]; loss = 4/3 + 1/3 = 5/3.
         assert!((scalar(lovasz_hinge(x.clone(), y.clone())) - 5.0 / 3.0).abs() < 1e-5);
-        let sum = LossConfig::parse("bce:0.5,dice:2").unwrap().loss(x, y);
+        let sum = LossConfig::new().with_bce(0.5).with_dice(2.0).loss(x, y);
         assert!((scalar(sum) - (0.5 * mean + 2.0 * dice_want)).abs() < 1e-5);
-    }
-
-    #[test]
-    fn loss_specs_parse_or_fail_clearly() {
-        let c = LossConfig::parse("wbce:1, lovasz:0.5, gamma:3").unwrap();
-        assert_eq!((c.bce, c.pos_weight, c.lovasz, c.dice, c.focal_gamma), (1.0, 3.0, 0.5, 0.0, 3.0));
-        for bad in ["bce:x", "bce:-1", "huber:1", "bce:0", ""] {
-            assert!(LossConfig::parse(bad).is_err(), "{bad}");
-        }
     }
 }

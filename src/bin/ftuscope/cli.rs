@@ -1,11 +1,15 @@
 //! Argument parsing and the subcommands. Errors are printed as one line and exit with code 2.
 
+use crate::args::{Blending, Compression, Rect, Shard, parse_rect, parse_shard, parse_size, parse_tta};
 use anyhow::{Context, anyhow};
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
-use ftuscope::slide::{Slide, SlideOptions, TileCompression};
+use ftuscope::backend::DeviceChoice;
+use ftuscope::slide::{Slide, SlideOptions};
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Instant;
 
 use futures_lite::future::block_on as block;
@@ -28,9 +32,9 @@ enum Bench {
         /// Model folder or `untrained:ARCH`.
         #[arg(long, default_value = "untrained:unet-tiny")]
         model: String,
-        /// Compute device.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Compute device: cpu, wgpu or cuda.
+        #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+        device: DeviceChoice,
         /// Windows per forward pass.
         #[arg(long, default_value_t = 4)]
         batch: usize,
@@ -53,9 +57,9 @@ enum Bench {
         /// Timed steps (after one warm-up step).
         #[arg(long, default_value_t = 10)]
         steps: usize,
-        /// Compute device.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// Compute device: cpu, wgpu or cuda.
+        #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+        device: DeviceChoice,
     },
     /// Read a whole level in 1024² regions through an empty cache; print decoded MB/s.
     Read {
@@ -88,13 +92,13 @@ enum Command {
         #[arg(long)]
         overlay: Option<PathBuf>,
         /// Compute device: cpu, wgpu (needs the `wgpu` feature) or cuda (needs `cuda`).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+        device: DeviceChoice,
         /// Windows per forward pass.
         #[arg(long, default_value_t = 4)]
         batch: usize,
         /// Flip test-time augmentation: 1, 2, 4 or 8 views [default: the model's manifest].
-        #[arg(long)]
+        #[arg(long, value_parser = parse_tta)]
         tta: Option<u8>,
         /// Probability threshold for glomeruli and the overlay [default: the model's manifest].
         #[arg(long)]
@@ -113,9 +117,9 @@ enum Command {
         /// Pyramid level (0 = full resolution).
         #[arg(long, default_value_t = 0)]
         level: usize,
-        /// X,Y,W,H in that level's pixels.
-        #[arg(long)]
-        rect: String,
+        /// X,Y,W,H in that level's pixels (X and Y may be negative).
+        #[arg(long, value_name = "X,Y,W,H", value_parser = parse_rect, allow_hyphen_values = true)]
+        rect: Rect,
         /// Output PNG.
         #[arg(long)]
         out: PathBuf,
@@ -171,26 +175,26 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Compute device: cpu, wgpu or cuda.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+        device: DeviceChoice,
         /// Windows per forward pass.
         #[arg(long, default_value_t = 4)]
         batch: usize,
         /// Flip test-time augmentation: 1, 2, 4 or 8 views [default: the model's manifest].
-        #[arg(long)]
+        #[arg(long, value_parser = parse_tta)]
         tta: Option<u8>,
         /// Run only shard I of N (0-based).
-        #[arg(long)]
-        shard: Option<String>,
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<Shard>,
         /// Probability threshold [default: the manifest's].
         #[arg(long)]
         threshold: Option<f32>,
         /// Smallest object kept, in level-0 pixels² [default: the manifest's].
         #[arg(long)]
         min_area: Option<f64>,
-        /// Overlap blending: centre (crops, as the winners) or ramp (weighted).
-        #[arg(long, default_value = "centre")]
-        blend: String,
+        /// Overlap blending.
+        #[arg(long, value_enum, default_value_t = Blending::Centre)]
+        blend: Blending,
         /// Window side in level-0 pixels, resized to the model's input [default: the manifest's].
         #[arg(long)]
         window: Option<u32>,
@@ -241,18 +245,18 @@ enum Command {
         /// Number of slides.
         #[arg(long, default_value_t = 1)]
         count: u32,
-        /// Slide size in pixels at 0.5 µm/px, WIDTHxHEIGHT.
-        #[arg(long, default_value = "6000x4000")]
-        size: String,
+        /// Slide size in pixels at 0.5 µm/px.
+        #[arg(long, value_name = "WIDTHxHEIGHT", default_value = "6000x4000", value_parser = parse_size)]
+        size: (u32, u32),
         /// Seed: the same seed writes byte-identical files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Tile side in pixels (a multiple of 16).
         #[arg(long, default_value_t = 512)]
         tile: u32,
-        /// Tile compression: jpeg, deflate, lzw or none.
-        #[arg(long, default_value = "jpeg")]
-        compression: String,
+        /// Tile compression.
+        #[arg(long, value_enum, default_value_t = Compression::Jpeg)]
+        compression: Compression,
         /// Add reduced-resolution pages (÷2, ÷4, …).
         #[arg(long)]
         pyramid: bool,
@@ -271,17 +275,40 @@ enum Command {
     },
 }
 
-/// Runs the CLI; any error becomes one line on stderr and exit code 2.
+/// Runs the CLI; any error, a bad argument included, becomes one line on stderr and exit code 2.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version (stdout, code 0), and help for a bare `ftuscope` or a bare
+        // subcommand group, are printed as clap prints them.
+        Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => return fail(&one_line(&e.render().to_string())),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let message = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {message}");
-            ExitCode::from(2)
-        }
+        Err(e) => fail(&format!("{e:#}").replace('\n', " ")),
     }
+}
+
+/// Prints `error: MESSAGE` and gives exit code 2.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// A clap error on one line: its message and what clap adds to it (the values it expected, a
+/// tip), without the usage and the pointer to --help that follow.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    let footer = |l: &str| l.starts_with("Usage:") || l.starts_with("For more information");
+    for part in rendered.lines().map(str::trim).take_while(|l| !footer(l)).filter(|l| !l.is_empty()) {
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if !line.is_empty() {
+            line.push_str(if part.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(part);
+    }
+    line
 }
 
 fn open_slide(path_or_url: &str) -> anyhow::Result<Slide> {
@@ -295,15 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&slide.info())?);
             Ok(())
         }
-        Command::Region { slide, level, rect, out } => {
-            let parts: Vec<i64> = rect
-                .split(',')
-                .map(|v| v.trim().parse::<i64>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| anyhow!("invalid --rect '{rect}': expected X,Y,W,H"))?;
-            let [x, y, w, h] = parts[..] else { return Err(anyhow!("invalid --rect '{rect}': expected X,Y,W,H")) };
-            let (w, h) =
-                (u32::try_from(w).map_err(|_| anyhow!("negative width"))?, u32::try_from(h).map_err(|_| anyhow!("negative height"))?);
+        Command::Region { slide, level, rect: Rect { x, y, width: w, height: h }, out } => {
             let slide = open_slide(&slide)?;
             let image = block(slide.read_region(level, x, y, w, h))?;
             save_png(&out, |p| image.save_with_format(p, image::ImageFormat::Png))?;
@@ -327,12 +346,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { what: Bench::Train { arch, model, size, batch, steps, device } } => {
-            crate::train::bench(&arch, model.as_deref(), size, batch, steps, &device)
+            crate::train::bench(&arch, model.as_deref(), size, batch, steps, device)
         }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
-        Command::Bench { what: Bench::Infer { slide, model, device, batch } } => {
-            crate::predict::bench_infer(&slide, &model, &device, batch)
-        }
+        Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, device, batch),
         Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap } => {
             crate::predict::predict(crate::predict::PredictArgs {
                 slides,
@@ -341,10 +358,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 device,
                 batch,
                 tta,
-                shard,
+                shard: shard.unwrap_or(Shard::ALL),
                 threshold,
                 min_area,
-                blend,
+                blend: blend.into(),
                 window,
                 overlap,
             })
@@ -384,14 +401,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Synth { out, count, size, seed, tile, compression, pyramid, bigtiff, hubmap_planes, unannotated, tissue_scale } => {
-            let size = parse_size(&size)?;
-            let compression = match compression.as_str() {
-                "jpeg" => TileCompression::Jpeg(90),
-                "deflate" => TileCompression::Deflate,
-                "lzw" => TileCompression::Lzw,
-                "none" => TileCompression::None,
-                other => return Err(anyhow!("unknown compression '{other}': expected jpeg, deflate, lzw or none")),
-            };
             if tile == 0 || tile % 16 != 0 {
                 return Err(anyhow!("tile {tile} must be a positive multiple of 16"));
             }
@@ -406,7 +415,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 size,
                 seed,
                 tile,
-                compression,
+                compression: compression.into(),
                 pyramid,
                 bigtiff,
                 hubmap_planes,
@@ -460,19 +469,103 @@ fn bench_read(path: &str, level: usize, threads: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `WIDTHxHEIGHT`.
-fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
-    let parsed = text.split_once(['x', 'X']).and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
-    match parsed {
-        Some((w, h)) if (1..=200_000).contains(&w) && (1..=200_000).contains(&h) => Ok((w, h)),
-        _ => Err(anyhow!("invalid --size '{text}': expected WIDTHxHEIGHT, each 1–200000")),
-    }
-}
-
 /// Writes through a temporary file and renames it, so a failed write never leaves half a PNG
 /// where a previous good one was.
 pub fn save_png(path: &Path, write: impl FnOnce(&Path) -> image::ImageResult<()>) -> anyhow::Result<()> {
     let tmp = path.with_extension("png.partial");
     write(&tmp).map_err(|e| anyhow!("cannot write PNG: {e}: {}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move PNG into place: {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use ftuscope::infer::Blend;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        Cli::try_parse_from(std::iter::once("ftuscope").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+            .map_err(|e| one_line(&e.render().to_string()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_errors_fit_on_one_line() {
+        assert_eq!(parse(&["info"]).unwrap_err(), "the following required arguments were not provided: <SLIDE>");
+        assert_eq!(
+            parse(&["info", "s", "--nope"]).unwrap_err(),
+            "unexpected argument '--nope' found; tip: to pass '--nope' as a value, use '-- --nope'"
+        );
+        assert_eq!(
+            parse(&["thumbnail", "s", "--out", "t.png", "--size", "x"]).unwrap_err(),
+            "invalid value 'x' for '--size <SIZE>': invalid digit found in string"
+        );
+    }
+
+    #[test]
+    fn arguments_arrive_typed() {
+        let predict = parse(&[
+            "predict", "a.tiff", "--model", "m", "--out", "o", "--blend", "center", "--shard", "1/4", "--tta", "8", "--device", "CUDA",
+        ]);
+        let Ok(Command::Predict { device, tta, shard, blend, .. }) = predict else { panic!("{predict:?}") };
+        assert_eq!(
+            (device, tta, shard, Blend::from(blend)),
+            (DeviceChoice::Cuda, Some(8), Some(Shard { index: 1, count: 4 }), Blend::Centre)
+        );
+        let Ok(Command::Predict { device, tta, shard, blend, .. }) = parse(&["predict", "a.tiff", "--model", "m", "--out", "o"]) else {
+            panic!()
+        };
+        assert_eq!((device, tta, shard, blend), (DeviceChoice::Cpu, None, None, Blending::Centre));
+        let Ok(Command::Synth { size, compression, .. }) = parse(&["synth", "--out", "d"]) else { panic!() };
+        assert_eq!((size, compression), ((6000, 4000), Compression::Jpeg));
+        let Ok(Command::Synth { size, compression, .. }) = parse(&["synth", "--out", "d", "--size", "64x32", "--compression", "lzw"])
+        else {
+            panic!()
+        };
+        assert_eq!((size, compression), ((64, 32), Compression::Lzw));
+        let Ok(Command::Region { rect, .. }) = parse(&["region", "s.tiff", "--rect", "-1,2,3,4", "--out", "r.png"]) else { panic!() };
+        assert_eq!(rect, Rect { x: -1, y: 2, width: 3, height: 4 });
+        let Ok(Command::Bench { what: Bench::Infer { device, .. } }) = parse(&["bench", "infer", "s.tiff", "--device", "wgpu"]) else {
+            panic!()
+        };
+        assert_eq!(device, DeviceChoice::Wgpu);
+    }
+
+    #[test]
+    fn bad_values_are_refused_in_one_line() {
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["region", "s.tiff", "--rect", "1,2,x", "--out", "r.png"],
+                "invalid value '1,2,x' for '--rect <X,Y,W,H>': expected four integers X,Y,W,H",
+            ),
+            (
+                &["synth", "--out", "d", "--size", "0x5"],
+                "invalid value '0x5' for '--size <WIDTHxHEIGHT>': expected WIDTHxHEIGHT, each 1–200000",
+            ),
+            (
+                &["synth", "--out", "d", "--compression", "zip"],
+                "invalid value 'zip' for '--compression <COMPRESSION>' [possible values: jpeg, deflate, lzw, none]",
+            ),
+            (
+                &["predict", "a", "--model", "m", "--out", "o", "--blend", "foo"],
+                "invalid value 'foo' for '--blend <BLEND>' [possible values: centre, ramp]",
+            ),
+            (
+                &["predict", "a", "--model", "m", "--out", "o", "--device", "tpu"],
+                "invalid value 'tpu' for '--device <DEVICE>': unknown device 'tpu': expected cpu, wgpu or cuda",
+            ),
+            (
+                &["predict", "a", "--model", "m", "--out", "o", "--shard", "3/3"],
+                "invalid value '3/3' for '--shard <I/N>': expected I/N with 0 ≤ I < N (e.g. $SLURM_ARRAY_TASK_ID/8)",
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(parse(args).unwrap_err(), want);
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! prediction and evaluation, training (feature `train`) and export.
 
 #[cfg(not(target_arch = "wasm32"))]
+mod args;
+#[cfg(not(target_arch = "wasm32"))]
 mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 mod predict;

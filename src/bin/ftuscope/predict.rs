@@ -1,6 +1,7 @@
 //! `ftuscope predict` (whole slides → Kaggle CSV, GeoJSON, per-object stats, overview) and
 //! `ftuscope eval` (the competition's Dice from two CSVs).
 
+use crate::args::Shard;
 use anyhow::{Context, anyhow};
 use burn::module::Module;
 use ftuscope::backend::{DeviceChoice, select_device};
@@ -20,29 +21,15 @@ pub struct PredictArgs {
     pub slides: Vec<String>,
     pub model: String,
     pub out: PathBuf,
-    pub device: String,
+    pub device: DeviceChoice,
     pub batch: usize,
     pub tta: Option<u8>,
-    pub shard: Option<String>,
+    pub shard: Shard,
     pub threshold: Option<f32>,
     pub min_area: Option<f64>,
-    pub blend: String,
+    pub blend: Blend,
     pub window: Option<u32>,
     pub overlap: Option<u32>,
-}
-
-/// `I/N` → (I, N) with 0 ≤ I < N.
-pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
-    let parsed = text.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
-    match parsed {
-        Some((i, n)) if n > 0 && i < n => Ok((i, n)),
-        _ => Err(anyhow!("invalid --shard '{text}': expected I/N with 0 ≤ I < N (e.g. $SLURM_ARRAY_TASK_ID/8)")),
-    }
-}
-
-/// The slides of shard `i` of `n`: every n-th, starting at i, in the order given.
-pub fn shard_of<T: Clone>(items: &[T], i: usize, n: usize) -> Vec<T> {
-    items.iter().skip(i).step_by(n).cloned().collect()
 }
 
 /// A slide's id: its file name without the TIFF extensions (Kaggle's `id`).
@@ -59,17 +46,8 @@ fn slide_id(path_or_url: &str) -> String {
 }
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    let (shard, shards) = match &args.shard {
-        Some(s) => parse_shard(s)?,
-        None => (0, 1),
-    };
-    let blend = match args.blend.as_str() {
-        "centre" | "center" => Blend::Centre,
-        "ramp" => Blend::Ramp,
-        other => return Err(anyhow!("unknown --blend '{other}': expected centre or ramp")),
-    };
-    let choice: DeviceChoice = args.device.parse()?;
-    let (device, info) = select_device(choice)?;
+    let shard = args.shard;
+    let (device, info) = select_device(args.device)?;
     let (net, manifest) = load_model(&args.model, &device, args.tta)?;
     let label = match args.model.strip_prefix("untrained:") {
         Some(arch) => format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"),
@@ -77,19 +55,13 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     };
     let wsi = wsi_config(&manifest, args.window, args.overlap)
         .with_batch(args.batch)
-        .with_blend(blend)
+        .with_blend(args.blend)
         .with_threshold(args.threshold.unwrap_or(manifest.threshold))
         .with_min_area(args.min_area.unwrap_or(manifest.min_area));
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mine = shard_of(&args.slides, shard, shards);
-    eprintln!(
-        "model: {label}; device: {} [{}]; shard {shard}/{shards}: {} of {} slides",
-        info.backend,
-        info.adapter,
-        mine.len(),
-        args.slides.len()
-    );
-    let csv_name = if shards > 1 { format!("submission-{shard}-of-{shards}.csv") } else { "submission.csv".into() };
+    let mine = shard.select(&args.slides);
+    eprintln!("model: {label}; device: {} [{}]; shard {shard}: {} of {} slides", info.backend, info.adapter, mine.len(), args.slides.len());
+    let csv_name = if shard.count > 1 { format!("submission-{}-of-{}.csv", shard.index, shard.count) } else { "submission.csv".into() };
     let mut rows = Vec::new();
     let mut failed = 0;
     for slide_path in &mine {
@@ -170,7 +142,7 @@ pub struct SegmentArgs {
     pub model: String,
     pub out: PathBuf,
     pub overlay: Option<PathBuf>,
-    pub device: String,
+    pub device: DeviceChoice,
     pub batch: usize,
     pub tta: Option<u8>,
     pub threshold: Option<f32>,
@@ -181,8 +153,7 @@ pub fn segment(args: SegmentArgs) -> anyhow::Result<()> {
     let path = args.image.display().to_string();
     let bytes = std::fs::read(&args.image).map_err(|e| anyhow!("cannot read image: {e}: {path}"))?;
     let image = decode_image(&bytes).map_err(|e| anyhow!("{e}: {path}"))?;
-    let choice: DeviceChoice = args.device.parse()?;
-    let (device, info) = select_device(choice)?;
+    let (device, info) = select_device(args.device)?;
     let (net, manifest) = load_model(&args.model, &device, args.tta)?;
     let threshold = args.threshold.unwrap_or(manifest.threshold);
     let wsi = WsiConfig::for_model(&manifest).with_batch(args.batch).with_threshold(threshold);
@@ -213,9 +184,8 @@ pub fn segment(args: SegmentArgs) -> anyhow::Result<()> {
 }
 
 /// `ftuscope bench infer`: one slide through the engine, outputs computed but not written.
-pub fn bench_infer(slide_path: &str, model: &str, device: &str, batch: usize) -> anyhow::Result<()> {
-    let choice: DeviceChoice = device.parse()?;
-    let (device, _) = select_device(choice)?;
+pub fn bench_infer(slide_path: &str, model: &str, device: DeviceChoice, batch: usize) -> anyhow::Result<()> {
+    let (device, _) = select_device(device)?;
     let (net, manifest) = load_model(model, &device, Some(1))?;
     let config = &manifest.model;
     let wsi = wsi_config(&manifest, None, None).with_batch(batch).with_threshold(manifest.threshold).with_min_area(manifest.min_area);
@@ -306,17 +276,6 @@ pub fn eval(truth: &Path, pred: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shards_partition_the_slides() {
-        let slides: Vec<u32> = (0..10).collect();
-        let mut all: Vec<u32> = (0..3).flat_map(|i| shard_of(&slides, i, 3)).collect();
-        all.sort();
-        assert_eq!(all, slides);
-        assert_eq!(shard_of(&slides, 1, 3), vec![1, 4, 7]);
-        assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err() && parse_shard("1/0").is_err());
-        assert_eq!(parse_shard("2/8").unwrap(), (2, 8));
-    }
 
     #[test]
     fn ids_drop_tiff_extensions_and_urls() {

@@ -1,9 +1,12 @@
 //! `ftuscope train` and `ftuscope export` (feature `train`): argument parsing into a
 //! [`TrainConfig`], progress bars, and the run folder's summary.
 
+use crate::args::{LossTerm, LrSchedule, parse_loss_term};
 use anyhow::anyhow;
 use clap::Args;
+use ftuscope::backend::DeviceChoice;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 /// Options of `ftuscope train`.
 #[derive(Args, Debug)]
@@ -53,15 +56,16 @@ pub struct TrainArgs {
     /// AdamW weight decay [default 1e-2].
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// cosine, onecycle or constant [default cosine].
-    #[arg(long)]
-    pub schedule: Option<String>,
+    /// Learning-rate schedule [default cosine].
+    #[arg(long, value_enum)]
+    pub schedule: Option<LrSchedule>,
     /// Warm-up epochs [default 1].
     #[arg(long)]
     pub warmup_epochs: Option<f64>,
-    /// Loss terms, e.g. bce:1,dice:1 (the seed), wbce:1,lovasz:0.5, focal:1,gamma:2.
-    #[arg(long)]
-    pub loss: Option<String>,
+    /// Loss terms, e.g. bce:1,dice:1 (the seed), wbce:1,lovasz:0.5, focal:1,gamma:2; a term not
+    /// named gets weight 0.
+    #[arg(long, value_name = "NAME:WEIGHT", value_delimiter = ',', value_parser = parse_loss_term)]
+    pub loss: Option<Vec<LossTerm>>,
     /// K-fold split by slide [default 4; 1 = no validation].
     #[arg(long)]
     pub folds: Option<usize>,
@@ -93,8 +97,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub trained_on: Option<String>,
     /// Compute device: cpu, wgpu or cuda.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+    pub device: DeviceChoice,
     /// Data-parallel training over this many devices of that kind (CUDA: 0…N−1).
     #[arg(long, default_value_t = 1)]
     pub devices: usize,
@@ -106,14 +110,13 @@ pub struct TrainArgs {
 #[cfg(feature = "train")]
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     use burn::config::Config;
-    use ftuscope::backend::{DeviceChoice, select_devices};
+    use ftuscope::backend::select_devices;
     use ftuscope::model::SegmenterConfig;
-    use ftuscope::train::{AugmentConfig, Event, LossConfig, TrainConfig, resume, train};
+    use ftuscope::train::{AugmentConfig, Event, TrainConfig, resume, train};
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     use std::sync::atomic::AtomicBool;
 
-    let choice: DeviceChoice = args.device.parse()?;
-    let (devices, info) = select_devices(choice, args.devices)?;
+    let (devices, info) = select_devices(args.device, args.devices)?;
     let cache = args.cache.clone().unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         home.join(".cache/ftuscope/tiles")
@@ -200,11 +203,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         if args.drop_perfect_after.is_some() {
             config.sampler.drop_perfect_after = args.drop_perfect_after;
         }
-        if let Some(s) = &args.schedule {
-            config.schedule = s.parse().map_err(|e: String| anyhow!(e))?;
+        if let Some(schedule) = args.schedule {
+            config.schedule = schedule_of(schedule);
         }
-        if let Some(l) = &args.loss {
-            config.loss = LossConfig::parse(l).map_err(|e| anyhow!(e))?;
+        if let Some(terms) = &args.loss {
+            config.loss = loss_config(terms)?;
         }
         if args.no_augment {
             config.augment = AugmentConfig::none();
@@ -240,6 +243,45 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         run.display()
     );
     Ok(())
+}
+
+/// The library's schedule for a `--schedule` name.
+#[cfg(feature = "train")]
+fn schedule_of(schedule: LrSchedule) -> ftuscope::train::Schedule {
+    use ftuscope::train::Schedule;
+    match schedule {
+        LrSchedule::Cosine => Schedule::Cosine,
+        LrSchedule::OneCycle => Schedule::OneCycle,
+        LrSchedule::Constant => Schedule::Constant,
+    }
+}
+
+/// The loss that `--loss` terms describe, applied in order: only the terms named count.
+#[cfg(feature = "train")]
+fn loss_config(terms: &[LossTerm]) -> anyhow::Result<ftuscope::train::LossConfig> {
+    use crate::args::LossName;
+    let mut config = ftuscope::train::LossConfig::new().with_bce(0.0).with_dice(0.0);
+    for &LossTerm { name, weight } in terms {
+        match name {
+            LossName::Bce => config.bce = weight,
+            LossName::Wbce => {
+                config.bce = weight;
+                // Weighted BCE: positives count 3× unless pos_weight was set already.
+                if config.pos_weight == 1.0 {
+                    config.pos_weight = 3.0;
+                }
+            }
+            LossName::PosWeight => config.pos_weight = weight,
+            LossName::Dice => config.dice = weight,
+            LossName::Focal => config.focal = weight,
+            LossName::Gamma => config.focal_gamma = weight,
+            LossName::Lovasz => config.lovasz = weight,
+        }
+    }
+    if config.bce + config.dice + config.focal + config.lovasz <= 0.0 {
+        return Err(anyhow!("--loss: every term has weight 0"));
+    }
+    Ok(config)
 }
 
 /// A line above the progress bars, or on stderr when they are hidden (not a terminal).
@@ -281,11 +323,17 @@ pub fn export(_: &std::path::Path, _: &std::path::Path, _: &str, _: bool) -> any
 
 /// `ftuscope bench train`.
 #[cfg(feature = "train")]
-pub fn bench(arch: &str, model: Option<&std::path::Path>, size: usize, batch: usize, steps: usize, device: &str) -> anyhow::Result<()> {
-    use ftuscope::backend::{DeviceChoice, select_device};
+pub fn bench(
+    arch: &str,
+    model: Option<&std::path::Path>,
+    size: usize,
+    batch: usize,
+    steps: usize,
+    device: DeviceChoice,
+) -> anyhow::Result<()> {
+    use ftuscope::backend::select_device;
     use ftuscope::model::{Manifest, SegmenterConfig};
-    let choice: DeviceChoice = device.parse()?;
-    let (device, info) = select_device(choice)?;
+    let (device, info) = select_device(device)?;
     let config = match model {
         Some(dir) => {
             let text = std::fs::read_to_string(dir.join("model.json")).map_err(|e| anyhow!("{}: {e}", dir.join("model.json").display()))?;
@@ -302,6 +350,37 @@ pub fn bench(arch: &str, model: Option<&std::path::Path>, size: usize, batch: us
 }
 
 #[cfg(not(feature = "train"))]
-pub fn bench(_: &str, _: Option<&std::path::Path>, _: usize, _: usize, _: usize, _: &str) -> anyhow::Result<()> {
+pub fn bench(_: &str, _: Option<&std::path::Path>, _: usize, _: usize, _: usize, _: DeviceChoice) -> anyhow::Result<()> {
     Err(anyhow!("this ftuscope was built without training: rebuild with `cargo build --release --features train`"))
+}
+
+#[cfg(all(test, feature = "train"))]
+mod tests {
+    use super::*;
+
+    fn loss(spec: &str) -> anyhow::Result<ftuscope::train::LossConfig> {
+        let terms: Vec<LossTerm> = spec.split(',').map(parse_loss_term).collect::<Result<_, _>>().map_err(|e| anyhow!(e))?;
+        loss_config(&terms)
+    }
+
+    #[test]
+    fn loss_terms_make_the_loss_config() {
+        let c = loss("wbce:1, lovasz:0.5, gamma:3").unwrap();
+        assert_eq!((c.bce, c.pos_weight, c.lovasz, c.dice, c.focal_gamma), (1.0, 3.0, 0.5, 0.0, 3.0));
+        let c = loss("pos_weight:2,wbce:1,focal").unwrap();
+        assert_eq!((c.bce, c.pos_weight, c.focal, c.dice), (1.0, 2.0, 1.0, 0.0));
+        assert_eq!(loss("bce:0.5,dice:2").unwrap(), ftuscope::train::LossConfig::new().with_bce(0.5).with_dice(2.0));
+        for bad in ["bce:x", "bce:-1", "huber:1", "bce:0", "", "gamma:2"] {
+            assert!(loss(bad).is_err(), "{bad}");
+        }
+        assert_eq!(loss("bce:0,dice:0").unwrap_err().to_string(), "--loss: every term has weight 0");
+    }
+
+    #[test]
+    fn schedules_map_onto_the_library() {
+        use ftuscope::train::Schedule;
+        assert_eq!(schedule_of(LrSchedule::OneCycle), Schedule::OneCycle);
+        assert_eq!(schedule_of(LrSchedule::Cosine), Schedule::Cosine);
+        assert_eq!(schedule_of(LrSchedule::Constant), Schedule::Constant);
+    }
 }
