@@ -1,13 +1,14 @@
 //! Argument parsing and the subcommands. Errors are printed as one line and exit with code 2.
 
 use crate::args::{Blending, Compression, Rect, Shard, parse_rect, parse_shard, parse_size, parse_tta};
-use anyhow::{Context, anyhow};
+use crate::output::save_png;
+use anyhow::anyhow;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use ftuscope::backend::DeviceChoice;
 use ftuscope::slide::{Slide, SlideOptions};
 use ftuscope::synth::{DatasetOptions, write_dataset};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
@@ -467,14 +468,6 @@ fn bench_read(path: &str, level: usize, threads: usize) -> anyhow::Result<()> {
         bytes as f64 / 1e6 / seconds
     );
     Ok(())
-}
-
-/// Writes through a temporary file and renames it, so a failed write never leaves half a PNG
-/// where a previous good one was.
-pub fn save_png(path: &Path, write: impl FnOnce(&Path) -> image::ImageResult<()>) -> anyhow::Result<()> {
-    let tmp = path.with_extension("png.partial");
-    write(&tmp).map_err(|e| anyhow!("cannot write PNG: {e}: {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move PNG into place: {}", path.display()))
 }
 
 #[cfg(test)]

@@ -163,10 +163,10 @@ pub fn segment(args: SegmentArgs) -> anyhow::Result<()> {
     let glomeruli = prediction.glomeruli(threshold, wsi.min_area);
     let probabilities = prediction.probability_image(image.width(), image.height());
     let seconds = started.elapsed().as_secs_f64();
-    crate::cli::save_png(&args.out, |p| probabilities.save_with_format(p, image::ImageFormat::Png))?;
+    crate::output::save_png(&args.out, |p| probabilities.save_with_format(p, image::ImageFormat::Png))?;
     if let Some(path) = &args.overlay {
         let tinted = overlay(&image, &probabilities, threshold, 0.45);
-        crate::cli::save_png(path, |p| tinted.save_with_format(p, image::ImageFormat::Png))?;
+        crate::output::save_png(path, |p| tinted.save_with_format(p, image::ImageFormat::Png))?;
     }
     println!(
         "segmented {path} ({}×{}) with {} '{}' on {} [{}] in {seconds:.2} s: {} glomeruli (p ≥ {threshold}, {} windows) → {}",

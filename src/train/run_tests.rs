@@ -1,0 +1,80 @@
+//! Tests of the training loop: identical tensors for training and inference, exact resume, dates.
+
+use super::*;
+
+/// Training and inference feed the network the same tensors for the same pixels: tiles are cut
+/// with the engine's scaled read, and batches are normalised with the statistics the exported
+/// manifest carries, through the one normaliser inference uses.
+#[test]
+fn training_tiles_and_inference_windows_of_the_same_pixels_give_the_same_tensors() {
+    let slide_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/synth-3072x2048.tif");
+    let entry = SlideEntry { id: "s".into(), location: slide_path.into(), rle: String::new(), anatomy: Vec::new() };
+    let tile_config = super::super::TileConfig::new().with_window(1024).with_size(128).with_min_tissue(0.0);
+    let tiles = block_on(super::super::data::extract(&entry, &tile_config, &mut |_, _| {})).unwrap();
+    assert!(tiles.len() >= 4, "{} tiles", tiles.len());
+    let model = crate::model::SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(128);
+    let odd = crate::model::Normaliser::new().with_mean([0.3, 0.5, 0.7]).with_std([0.2, 0.3, 0.4]);
+    let config = TrainConfig::new(String::new(), model)
+        .with_tiles(tile_config)
+        .with_normaliser(odd.clone())
+        .with_augment(super::super::AugmentConfig::none());
+    let manifest = manifest_for(&config, "test");
+    assert_eq!(manifest.normaliser(), odd, "the manifest carries the training normalisation");
+    let device = Device::flex();
+    let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass())).unwrap();
+    block_on(slide.build_overviews(&mut |_, _| {})).unwrap();
+    for i in [0, tiles.len() - 1] {
+        let (x, _) = make_batch(&tiles, &[i], &config, 0);
+        let trained = config.normaliser.input(&x, 1, 128, &device).into_data().try_to_vec::<f32>().unwrap();
+        let meta = &tiles.meta[i];
+        let window = slide.read_scaled(meta.x as f64, meta.y as f64, 1024.0, 1024.0, 128, 128);
+        let window = block_on(window).unwrap();
+        let inferred = manifest.normaliser().input(window.as_raw(), 1, 128, &device).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(trained, inferred, "tile {i} at ({}, {})", meta.x, meta.y);
+    }
+}
+
+#[test]
+fn utc_dates_are_iso() {
+    let now = utc_now();
+    assert_eq!(now.len(), 20);
+    assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+}
+
+/// Every weight of a seeded network trains (a seeded tensor once lost its tracking, leaving
+/// only BatchNorm learning), and a model + optimiser reloaded from a checkpoint take exactly
+/// the step the originals take.
+#[test]
+fn a_reloaded_model_and_optimiser_step_exactly_as_the_originals() {
+    let dev = Device::flex().autodiff();
+    let cfg = crate::model::SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(64).with_decoder_channels(vec![8, 8, 8, 8, 8]);
+    struct Untracked(usize);
+    impl burn::module::ModuleVisitor for Untracked {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            // Only BatchNorm running statistics (rank 1, never trained) may be untracked.
+            if D > 1 && !p.is_require_grad() {
+                self.0 += 1;
+            }
+        }
+    }
+    let mut model = seeded(cfg.init(&dev), 3);
+    let mut untracked = Untracked(0);
+    model.visit(&mut untracked);
+    assert_eq!(untracked.0, 0, "seeded weights are not trainable");
+    let mut optim: ModuleOptimizer = AdamWConfig::new().init();
+    let x = Tensor::<4>::ones([2, 3, 64, 64], &dev);
+    let step = |model: SegmentationModel, optim: &mut ModuleOptimizer| {
+        let loss = model.forward(x.clone()).mean();
+        let g = GradientsParams::from_grads(loss.backward(), &model);
+        optim.step(1e-2, model, g)
+    };
+    model = step(model, &mut optim);
+    let dir = tempfile::tempdir().unwrap();
+    model.clone().save_file(dir.path().join("m.bpk")).unwrap();
+    optim.save(dir.path().join("o.bpk")).unwrap();
+    let a = step(model, &mut optim);
+    let loaded: SegmentationModel = cfg.init(&dev).try_load_file(dir.path().join("m.bpk")).unwrap();
+    let mut optim2 = AdamWConfig::new().init().load(dir.path().join("o.bpk")).unwrap();
+    let b = step(loaded, &mut optim2);
+    assert_eq!(a.forward(x.clone()).into_data(), b.forward(x).into_data());
+}
