@@ -2,7 +2,7 @@
 //! f32 or f16) beside `model.json` (the [`Manifest`]). Loaded from bytes on every target (the
 //! browser has no files) and, natively, from a path by reading the same two files; saved natively.
 
-use super::{Error, Manifest, Precision, Result, SegmentationModel};
+use super::{Error, Manifest, Result, SegmentationModel};
 use burn::module::Module;
 use burn::prelude::Device;
 
@@ -43,6 +43,7 @@ pub fn load(dir: &std::path::Path, device: &Device) -> Result<(SegmentationModel
 /// failed save never leaves half a model where a good one was.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn save(model: &SegmentationModel, manifest: &Manifest, dir: &std::path::Path) -> Result<()> {
+    use super::Precision;
     use burn_store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
     let io = |e: &dyn std::fmt::Display| Error::Io(format!("cannot save the model: {e}: {}", dir.display()));
     manifest.check()?;
