@@ -1,7 +1,8 @@
-//! Whole-slide segmentation for the page (or a worker): a model folder as `ftuscope export`
-//! writes it (`model.bpk` bytes + `model.json` text) loaded onto WebGPU or the CPU fallback, run
-//! over a slide or a region of it with progress, per-window updates for a growing overlay, and a
-//! cancel handle checked between batches.
+//! Whole-slide segmentation for the page (or a worker), the one way the page segments: a model
+//! folder as `ftuscope export` writes it (`model.bpk` bytes + `model.json` text) loaded onto WebGPU
+//! or the CPU fallback ([`WebModel`]), run by a [`SegmentRun`] over a slide or a region of it with
+//! progress (per-window updates for a growing overlay), a cancel handle checked between batches,
+//! and a [`WebPrediction`] at the end.
 
 use super::device::{GpuErrorLog, init_device};
 use super::slides::WebSlide;
@@ -147,38 +148,12 @@ impl WebPrediction {
     }
 }
 
-/// Segments `slide` with `model` — all tissue, or only windows meeting `region` (`[x, y, w, h]`,
-/// level-0 pixels: "segment this view"). `progress({done, total, tiles_per_s, eta_s, updates:
-/// [{x, y, window, size, probs}]})` is called after every batch (`probs`: `size`² bytes 0–255 of
-/// the `window`² level-0 square at `x`, `y`). Resolves to a [`WebPrediction`]; rejects on
-/// cancellation ("cancelled"), slide errors or GPU errors. (The app uses [`SegmentRun`], which can
-/// continue on the CPU when the GPU is lost.)
-#[wasm_bindgen(js_name = segmentSlide)]
-pub fn segment_slide(
-    slide: &WebSlide,
-    model: &WebModel,
-    region: Option<Vec<f64>>,
-    progress: Option<js_sys::Function>,
-    cancel: &Cancel,
-) -> js_sys::Promise {
-    let (slide, net, manifest, errors, cancel) =
-        (slide.shared(), model.net.clone(), model.manifest.clone(), model.errors.clone(), cancel.0.clone());
-    wasm_bindgen_futures::future_to_promise(async move {
-        let wsi = config_for(&manifest, region)?;
-        let mut run = SlideRun::start(&slide, &wsi).await.map_err(js_value)?;
-        let mut report = reporter(progress, &wsi);
-        let result = run.run(&slide, net.as_ref(), batch_for(&errors), cancel.as_ref(), &mut report).await;
-        gpu_errors(&errors)?;
-        result.map_err(js_value)?;
-        Ok(predicted(run.finish(&slide), &wsi).into())
-    })
-}
-
-/// A whole-slide segmentation that keeps what it has computed when its device fails: `start`
-/// plans it, `resume(model, progress, cancel)` runs the windows not yet done (rejecting on
-/// cancellation or a device error, with the windows before the failing batch kept), and may be
-/// called again with another model — the same weights loaded on the CPU after the GPU was lost —
-/// which continues where the first stopped; `finish()` gives the [`WebPrediction`].
+/// A whole-slide segmentation, the one way the page segments, which keeps what it has computed when
+/// its device fails: `SegmentRun.start(slide, model, region)` plans it, `resume(model, progress,
+/// cancel)` runs the windows not yet done (rejecting on cancellation, a slide error or a GPU
+/// error, with the windows before the failing batch kept), and may be called again with another
+/// model — the same weights loaded on the CPU after the GPU was lost — which continues where the
+/// first stopped; `finish()` gives the [`WebPrediction`].
 #[wasm_bindgen]
 pub struct SegmentRun {
     slide: Rc<crate::slide::Slide>,
@@ -189,7 +164,8 @@ pub struct SegmentRun {
 
 #[wasm_bindgen]
 impl SegmentRun {
-    /// Plans a run of `model`'s settings over `slide` (or `region` of it); resolves to a `SegmentRun`.
+    /// Plans a run of `model`'s settings over `slide` — all tissue, or only the windows meeting
+    /// `region` (`[x, y, w, h]`, level-0 pixels: "segment this view"); resolves to a `SegmentRun`.
     pub fn start(slide: &WebSlide, model: &WebModel, region: Option<Vec<f64>>) -> js_sys::Promise {
         let (slide, manifest) = (slide.shared(), model.manifest.clone());
         wasm_bindgen_futures::future_to_promise(async move {
@@ -211,8 +187,10 @@ impl SegmentRun {
         self.run.borrow().as_ref().map_or(0, |r| r.total() as u32)
     }
 
-    /// Runs the remaining windows with `model` (see [`segment_slide`] for `progress`). Resolves
-    /// when all are done.
+    /// Runs the remaining windows with `model`, calling `progress({done, total, tiles_per_s, eta_s,
+    /// updates: [{x, y, window, size, probs}]})` after every batch (`probs`: `size`² bytes 0–255 of
+    /// the `window`² level-0 square at `x`, `y`). Resolves when all windows are done; rejects with
+    /// "cancelled" once `cancel` is cancelled, or with the slide's or the GPU's error.
     pub fn resume(&self, model: &WebModel, progress: Option<js_sys::Function>, cancel: &Cancel) -> js_sys::Promise {
         let (slide, cell, wsi) = (self.slide.clone(), self.run.clone(), self.wsi.clone());
         let (net, errors, cancel) = (model.net.clone(), model.errors.clone(), cancel.0.clone());
