@@ -1,7 +1,7 @@
 //! Browser tests (headless Chromium, WebGPU on SwiftShader here): slides stream from a Blob, from
 //! `fetch` and from misbehaving HTTP servers with the native pixels; the trained demo model runs
 //! over whole slides through `SegmentRun` — the app's one way to segment — on WebGPU and on the CPU
-//! backend inside the page, agreeing between them and with the native build, with progress
+//! backend inside the page, agreeing between them and with the native build, with typed progress
 //! events, cancellation, GPU errors failing the run, and wasm memory within budget; and no error,
 //! panic or WebGPU validation message is left behind.
 #![cfg(target_arch = "wasm32")]
@@ -93,9 +93,10 @@ async fn demo_model(backend: &str) -> WebModel {
     WebModel::load(BPK.to_vec(), MANIFEST.into(), backend.into()).await.unwrap_or_else(|e| panic!("{backend}: {}", message(e.into())))
 }
 
-/// `SegmentRun.start(slide, model, region)` as the worker calls it.
-async fn start_run(slide: &WebSlide, model: &WebModel, region: Option<[f64; 4]>) -> Result<SegmentRun, String> {
-    let run = JsFuture::from(SegmentRun::start(slide, model, region.map(|r| r.to_vec()))).await.map_err(message)?;
+/// `SegmentRun.start(slide, model, options)` as the worker calls it; `options` is JSON text.
+async fn start_run(slide: &WebSlide, model: &WebModel, options: &str) -> Result<SegmentRun, String> {
+    let options = js_sys::JSON::parse(options).expect("options are JSON");
+    let run = JsFuture::from(SegmentRun::start(slide, model, options)).await.map_err(message)?;
     Ok(wasm_bindgen::convert::TryFromJsValue::try_from_js_value(run).ok().expect("start resolves to a SegmentRun"))
 }
 
@@ -109,17 +110,17 @@ async fn resume(run: &SegmentRun, model: &WebModel, progress: Option<&Progress>,
 async fn segment(
     slide: &WebSlide,
     model: &WebModel,
-    region: Option<[f64; 4]>,
+    options: &str,
     progress: Option<&Progress>,
     cancel: &Cancel,
 ) -> Result<WebPrediction, String> {
-    let run = start_run(slide, model, region).await?;
+    let run = start_run(slide, model, options).await?;
     resume(&run, model, progress, cancel).await?;
     run.finish().map_err(|e| message(e.into()))
 }
 
 /// What the progress events of a run carried, checked against their documented shape: `{done,
-/// total, tiles_per_s, eta_s, updates: [{x, y, window, size, probs: Uint8Array}]}`.
+/// total, windows_per_s, eta_s, updates: [{x, y, window, size, probs: Uint8Array}]}`.
 #[derive(Default)]
 struct Seen {
     events: u32,
@@ -145,11 +146,11 @@ impl Progress {
                 let mut s = sink.borrow_mut();
                 s.events += 1;
                 let number = |key: &str| get(&event, key).as_f64();
-                match (number("done"), number("total"), number("tiles_per_s"), number("eta_s")) {
+                match (number("done"), number("total"), number("windows_per_s"), number("eta_s")) {
                     (Some(done), Some(total), Some(rate), Some(_)) if done <= total && rate >= 0.0 => {}
                     other => {
                         let event = s.events;
-                        s.problems.push(format!("event {event}: done/total/tiles_per_s/eta_s {other:?}"))
+                        s.problems.push(format!("event {event}: done/total/windows_per_s/eta_s {other:?}"))
                     }
                 }
                 let updates = get(&event, "updates").dyn_into::<js_sys::Array>().map(|a| a.to_vec()).unwrap_or_default();
@@ -336,8 +337,9 @@ async fn the_whole_slide_engine_runs_in_the_browser_on_webgpu_within_its_memory_
     let trap = ErrorTrap::install();
     let slide = blob_slide(CROP).await;
     let model = demo_model("webgpu").await;
+    assert!(model.is_gpu());
     let progress = Progress::demo();
-    let prediction = segment(&slide, &model, None, Some(&progress), &Cancel::new()).await.expect("the engine runs in wasm on WebGPU");
+    let prediction = segment(&slide, &model, "{}", Some(&progress), &Cancel::new()).await.expect("the engine runs in wasm on WebGPU");
     let seen = std::mem::take(&mut *progress.seen.borrow_mut());
     assert!(seen.problems.is_empty(), "{:#?}", seen.problems);
     let windows = summary_number(&prediction, "windows") as u32;
@@ -354,7 +356,7 @@ async fn the_whole_slide_engine_runs_in_the_browser_on_webgpu_within_its_memory_
 }
 
 /// "auto" picks WebGPU when the browser has it, with a named adapter and no notice; unknown
-/// backends, wrong manifests and wrong regions are readable errors, not panics.
+/// backends, wrong manifests and wrong run options are readable errors, not panics.
 #[wasm_bindgen_test]
 async fn auto_prefers_webgpu_and_bad_input_is_an_error_not_a_panic() {
     let trap = ErrorTrap::install();
@@ -363,8 +365,11 @@ async fn auto_prefers_webgpu_and_bad_input_is_an_error_not_a_panic() {
     let (backend, adapter) = (get(&info, "backend").as_string().unwrap(), get(&info, "adapter").as_string().unwrap());
     console_log!("WebGPU adapter: {adapter} (backend {backend})");
     assert_eq!(backend, "wgpu/webgpu", "auto picks WebGPU when it is there");
+    assert!(model.is_gpu());
     assert!(!adapter.contains("does not name it"), "the adapter is named: {adapter}");
     assert!(get(&info, "notice").is_null(), "no notice");
+    assert_eq!(model.threshold_level(), 128, "the demo manifest's threshold 0.5 on the 0–255 scale");
+    assert!(!demo_model("cpu").await.is_gpu());
 
     let load = |bpk: &[u8], manifest: String, backend: &str| WebModel::load(bpk.to_vec(), manifest, backend.into());
     let err = message(load(BPK, MANIFEST.into(), "tpu").await.err().expect("an unknown backend fails").into());
@@ -375,14 +380,18 @@ async fn auto_prefers_webgpu_and_bad_input_is_an_error_not_a_panic() {
     assert!(err.contains("input_size 250"), "{err}");
 
     let slide = blob_slide(CROP).await;
-    for (region, words) in [(vec![0.0, 0.0, 10.0], "[x, y, width, height]"), (vec![0.0, 0.0, 0.0, 10.0], "positive size")] {
-        let refused = JsFuture::from(SegmentRun::start(&slide, &model, Some(region.clone()))).await;
-        let err = message(refused.err().unwrap_or_else(|| panic!("{region:?} must be refused")));
-        console_log!("region {region:?}: {err}");
-        assert!(err.contains(words), "{region:?}: {err}");
+    for (options, words) in [
+        (r#"{"regoin": [0, 0, 10, 10]}"#, "regoin"),
+        (r#"{"region": [0, 0, 10]}"#, "length 3"),
+        (r#"{"region": [0, 0, 0, 10]}"#, "positive size"),
+        (r#""view""#, "options"),
+    ] {
+        let err = start_run(&slide, &model, options).await.err().unwrap_or_else(|| panic!("{options} must be refused"));
+        console_log!("options {options}: {err}");
+        assert!(err.contains(words), "{options}: {err}");
     }
     // A run is used up by finish(); resuming it then is refused.
-    let run = start_run(&slide, &model, None).await.unwrap();
+    let run = start_run(&slide, &model, r#"{"region": null}"#).await.unwrap();
     assert!(run.total() > 0 && run.done() == 0);
     drop(run.finish().unwrap());
     let err = resume(&run, &model, None, &Cancel::new()).await.expect_err("a finished run cannot resume");
@@ -399,7 +408,7 @@ async fn a_webgpu_error_during_a_run_fails_it() {
     let trap = ErrorTrap::install();
     let slide = blob_slide(CROP).await;
     let model = demo_model("webgpu").await;
-    let run = start_run(&slide, &model, None).await.unwrap();
+    let run = start_run(&slide, &model, "{}").await.unwrap();
     let (_, _, errors) = ftuscope::web::init_device("webgpu").await.expect("WebGPU started");
     let errors = errors.expect("WebGPU has an error log");
     errors.push("Validation Error: Invalid ShaderModule (raised by the test)".into());
@@ -412,7 +421,7 @@ async fn a_webgpu_error_during_a_run_fails_it() {
     assert!(run.finish().is_ok());
     // The CPU backend has no WebGPU log: the same error does not touch a CPU run.
     errors.push("Validation Error: raised by the test".into());
-    segment(&slide, &demo_model("cpu").await, None, None, &Cancel::new()).await.expect("a CPU run ignores WebGPU's log");
+    segment(&slide, &demo_model("cpu").await, "{}", None, &Cancel::new()).await.expect("a CPU run ignores WebGPU's log");
     errors.take();
     trap.assert_clean();
 }
@@ -495,9 +504,10 @@ async fn a_trained_model_segments_a_slide_in_the_browser() {
     let mut results = Vec::new();
     for backend in ["cpu", "webgpu"] {
         let model = demo_model(backend).await;
+        assert_eq!(model.is_gpu(), backend == "webgpu");
         let progress = Progress::demo();
         let started = js_sys::Date::now();
-        let prediction = segment(&slide, &model, None, Some(&progress), &Cancel::new()).await.expect("segmentation runs");
+        let prediction = segment(&slide, &model, r#"{"region": null}"#, Some(&progress), &Cancel::new()).await.expect("segmentation runs");
         let millis = js_sys::Date::now() - started;
         let count = summary_number(&prediction, "count") as usize;
         let windows = summary_number(&prediction, "windows") as u32;
@@ -518,7 +528,7 @@ async fn a_trained_model_segments_a_slide_in_the_browser() {
         // Cancelled before it starts: rejects, nothing else breaks.
         let cancel = Cancel::new();
         cancel.cancel();
-        match segment(&slide, &model, Some([0.0, 0.0, 1024.0, 1024.0]), None, &cancel).await {
+        match segment(&slide, &model, r#"{"region": [0, 0, 1024, 1024]}"#, None, &cancel).await {
             Err(e) => assert!(e.contains("cancelled"), "{e}"),
             Ok(_) => panic!("a cancelled run must reject"),
         }
@@ -526,7 +536,7 @@ async fn a_trained_model_segments_a_slide_in_the_browser() {
             // A second run (compiled pipelines reused) over the windows meeting a corner gives them again.
             let again = Progress::demo();
             let started = js_sys::Date::now();
-            segment(&slide, &model, Some([0.0, 0.0, 1024.0, 1024.0]), Some(&again), &Cancel::new()).await.expect("second WebGPU run");
+            segment(&slide, &model, r#"{"region": [0, 0, 1024, 1024]}"#, Some(&again), &Cancel::new()).await.expect("second WebGPU run");
             let again = std::mem::take(&mut *again.seen.borrow_mut());
             let (diff, shared) = max_byte_diff(&seen.windows, &again.windows);
             console_log!("WebGPU second run: {shared} windows in {:.0} ms, max |Δp| = {diff}/255", js_sys::Date::now() - started);
@@ -555,7 +565,7 @@ async fn cancelling_and_restarting_segmentation_does_not_leak() {
     let trap = ErrorTrap::install();
     let slide = blob_slide(SYNTH).await;
     let model = demo_model("cpu").await;
-    let full = || async { segment(&slide, &model, None, None, &Cancel::new()).await.expect("a full run") };
+    let full = || async { segment(&slide, &model, "{}", None, &Cancel::new()).await.expect("a full run") };
     drop(full().await);
     drop(full().await);
     let after_full = wasm_memory_mib();
@@ -567,7 +577,7 @@ async fn cancelling_and_restarting_segmentation_does_not_leak() {
                 stopper.cancel();
             }
         });
-        let result = segment(&slide, &model, None, Some(&progress), &cancel).await;
+        let result = segment(&slide, &model, "{}", Some(&progress), &cancel).await;
         let events = progress.seen.borrow().events;
         assert!(result.as_ref().is_err_and(|e| e.contains("cancelled")), "round {round}: the run was cancelled after {events} batches");
     }

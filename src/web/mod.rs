@@ -1,8 +1,8 @@
 //! The wasm facade: what the page (or a Web Worker) calls — [`WebSlide`] (a streamed slide),
 //! [`WebModel`] (a trained model on WebGPU or the CPU), [`SegmentRun`] (the one way to segment: a
 //! whole slide or a region, with progress, [`Cancel`] and a [`WebPrediction`] at the end), and
-//! [`dice_of_annotations`] for imported GeoJSON — whose methods take and return plain values;
-//! everything else stays in Rust.
+//! [`dice_of_annotations`] for imported GeoJSON — whose methods take and return plain values, typed
+//! arrays or serde values; everything else stays in Rust.
 
 mod device;
 mod segment;
@@ -53,4 +53,11 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 
 fn js_value(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
+}
+
+/// A serde value as a plain JS value: objects (not `Map`s), `null` for `None`, and byte fields
+/// (`serialize_bytes`) as `Uint8Array`s, not the arrays of numbers `json_compatible` makes of them.
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
+    value.serialize(&serializer).map_err(js_error)
 }
