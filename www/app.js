@@ -34,7 +34,7 @@ class Rpc {
 const state = {
   slide: null, // {name, info}
   viewer: null,
-  model: null, // {manifest, backend, key}
+  model: null, // {manifest, backend, thresholdLevel, choice, key}
   running: null, // run id
   windows: [], // {x, y, window, bitmap} probability tiles of the current run
   glomeruli: [],
@@ -49,8 +49,8 @@ const engine = new Rpc((e) => {
 });
 
 /** The GPU was lost during a run: the worker continues it on the CPU, keeping the windows done. */
-function onFallback({ manifest, backend, done, total }) {
-  if (state.model) state.model = { ...state.model, manifest, backend };
+function onFallback({ manifest, backend, thresholdLevel, done, total }) {
+  if (state.model) state.model = { ...state.model, manifest, backend, thresholdLevel };
   state.fallback = { done, total };
   showModel({ manifest, backend });
   $('progress-text').textContent = `${done}/${total} windows kept · continuing on the CPU…`;
@@ -275,13 +275,14 @@ function cancelRun() {
 async function onProgress(p) {
   state.progress = { done: p.done, total: p.total };
   $('progress').value = p.total ? p.done / p.total : 1;
-  const eta = Number.isFinite(p.etaS) ? `${fmt(p.etaS)} s left` : '';
-  $('progress-text').textContent = `${p.done}/${p.total} windows · ${fmt(p.tilesPerS, 2)}/s · ${eta}`;
+  const eta = Number.isFinite(p.eta_s) ? `${fmt(p.eta_s)} s left` : '';
+  $('progress-text').textContent = `${p.done}/${p.total} windows · ${fmt(p.windows_per_s, 2)}/s · ${eta}`;
   const [r, g, b] = colour();
+  const level = state.model.thresholdLevel; // the manifest's threshold on the 0–255 scale of probs
   for (const u of p.updates) {
     const rgba = new Uint8ClampedArray(u.size * u.size * 4);
     for (let i = 0; i < u.probs.length; i++) {
-      if (u.probs[i] >= 128) { rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = 255; }
+      if (u.probs[i] >= level) { rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = 255; }
     }
     state.windows.push({ x: u.x, y: u.y, window: u.window, bitmap: await createImageBitmap(new ImageData(rgba, u.size, u.size)) });
   }
@@ -349,7 +350,7 @@ function drawOverlay() {
   const toScreen = (x, y) => it.imageToViewerElementCoordinates(new OpenSeadragon.Point(x, y));
   const opacity = Number($('opacity').value);
   const hex = $('colour').value;
-  // Windows of a running segmentation: probabilities ≥ 0.5, as they arrive.
+  // Windows of a running segmentation: probabilities at or above the model's threshold, as they arrive.
   ctx.globalAlpha = opacity;
   ctx.imageSmoothingEnabled = true;
   for (const win of state.windows) {

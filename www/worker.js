@@ -34,12 +34,17 @@ let modelFiles = null; // {bpk, json}: reloaded on the CPU if the GPU is lost
 let prediction = null;
 let cancel = null;
 
+/** What the page keeps of a loaded model. */
+function described(m) {
+  return { manifest: m.manifest, backend: m.backend, thresholdLevel: m.thresholdLevel };
+}
+
 async function loadOnCpu(reason) {
   const loaded = await WebModel.load(modelFiles.bpk, modelFiles.json, 'cpu');
   model?.free();
   model = loaded;
   const notice = `The GPU was lost (${reason}); running on the CPU from now on (slower). Reload the page to use the GPU again.`;
-  return { manifest: model.manifest, backend: { ...model.backend, notice } };
+  return { ...described(model), backend: { ...model.backend, notice } };
 }
 
 const ops = {
@@ -62,7 +67,8 @@ const ops = {
   },
   async loadModel({ bpk, json, backend }) {
     const files = { bpk: new Uint8Array(bpk), json };
-    // A lost device cannot be started again in this worker: stay on the CPU.
+    // A lost device cannot be started again in this worker: stay on the CPU (with a notice unless
+    // the CPU is what was asked for).
     if (gpuLost && backend !== 'cpu') {
       modelFiles = files;
       return loadOnCpu(gpuLost);
@@ -71,18 +77,15 @@ const ops = {
     model?.free();
     model = loaded;
     modelFiles = files;
-    return { manifest: model.manifest, backend: model.backend };
+    return described(model);
   },
   async segment({ region, runId }) {
     if (!slide) throw new Error('open a slide first');
     if (!model) throw new Error('load a model first');
     cancel = new Cancel();
-    const onProgress = (p) => {
-      const updates = p.updates.map((u) => ({ x: u.x, y: u.y, window: u.window, size: u.size, probs: u.probs }));
-      postMessage({ event: 'progress', runId, done: p.done, total: p.total, tilesPerS: p.tiles_per_s, etaS: p.eta_s, updates },
-        updates.map((u) => u.probs.buffer));
-    };
-    const run = await SegmentRun.start(slide, model, region ?? undefined);
+    // {done, total, windows_per_s, eta_s, updates: [{x, y, window, size, probs: Uint8Array}]}
+    const onProgress = (p) => postMessage({ event: 'progress', runId, ...p }, p.updates.map((u) => u.probs.buffer));
+    const run = await SegmentRun.start(slide, model, { region });
     try {
       for (;;) {
         try {
@@ -90,7 +93,7 @@ const ops = {
           break;
         } catch (err) {
           // Only a run on the GPU falls back, once; any other failure is the run's error.
-          const lost = model.backend.backend.includes('webgpu') && await lostGpu();
+          const lost = model.isGpu && await lostGpu();
           if (!lost) throw err;
           const loaded = await loadOnCpu(lost);
           postMessage({ event: 'fallback', runId, ...loaded, done: run.done, total: run.total });

@@ -3,7 +3,7 @@
 //! (streamed column by column, never a full-resolution mask), QuPath GeoJSON and an overview image.
 
 use super::plan::Plan;
-use crate::mask::{Annotation, Components, Polygon, RleStream, components_of_rows, row_runs};
+use crate::mask::{Annotation, Components, Polygon, RleStream, components_of_rows, row_runs, threshold_level};
 use image::GrayImage;
 use serde::Serialize;
 
@@ -63,13 +63,9 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    fn level(threshold: f32) -> u8 {
-        (threshold.clamp(0.0, 1.0) * 255.0).round().clamp(1.0, 255.0) as u8
-    }
-
     /// Connected objects of the thresholded canvas, and which survive `min_area` (level-0 px²).
     fn objects(&self, threshold: f32, min_area: f64) -> (Components, Vec<bool>) {
-        let level = Self::level(threshold);
+        let level = threshold_level(threshold);
         let w = self.canvas_width as usize;
         let c = components_of_rows(self.canvas_width, self.canvas_height, |y, runs| {
             row_runs(&self.canvas[y as usize * w..(y as usize + 1) * w], |&p| p >= level, runs)
@@ -148,7 +144,7 @@ impl Prediction {
             std::borrow::Cow::Owned(copy)
         };
         // Per canvas column, the rows that can be positive (a run list), to skip glass quickly.
-        let level = Self::level(threshold) as f32;
+        let level = threshold_level(threshold) as f32;
         let columns: Vec<Vec<(usize, usize)>> = (0..cw)
             .map(|x| {
                 let mut runs: Vec<(usize, usize)> = Vec::new();

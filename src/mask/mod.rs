@@ -12,7 +12,7 @@ mod rle;
 pub use binary::BinaryMask;
 pub use geojson::{Annotation, read_annotations, write_annotations};
 pub use metrics::{dice, dice_rle, mean_dice};
-pub use objects::{Components, Object, Run, components, components_of_rows, douglas_peucker, row_runs};
+pub use objects::{Components, Object, Run, components, components_of_rows, douglas_peucker, row_runs, threshold_level};
 pub use overlay::{OVERLAY_COLOUR, overlay};
 pub use polygon::{Polygon, rasterise};
 pub use rle::{RleStream, rle_decode, rle_encode, rle_encode_polygons, rle_runs};

@@ -60,6 +60,13 @@ pub fn components(mask: &[bool], width: u32, height: u32) -> Components {
     components_of_rows(width, height, |y, runs| row_runs(&mask[y as usize * w..(y as usize + 1) * w], |&m| m, runs))
 }
 
+/// The byte at or above which a probability stored as a byte (`round(p·255)`, as the whole-slide
+/// canvas and its per-window updates hold it) is foreground for `threshold` in 0..1: `round(threshold·255)`,
+/// at least 1 so that a zero probability is never foreground.
+pub fn threshold_level(threshold: f32) -> u8 {
+    (threshold.clamp(0.0, 1.0) * 255.0).round().clamp(1.0, 255.0) as u8
+}
+
 /// Appends the runs `(x0, x1)` of `row` where `inside` holds (what [`components_of_rows`] takes).
 pub fn row_runs<T>(row: &[T], inside: impl Fn(&T) -> bool, runs: &mut Vec<(u32, u32)>) {
     let mut x = 0;
@@ -265,6 +272,14 @@ fn simplify_open(points: &[[f64; 2]], epsilon: f64) -> Vec<[f64; 2]> {
 mod tests {
     use super::*;
     use crate::mask::rasterise;
+
+    #[test]
+    fn threshold_levels_round_and_never_admit_zero() {
+        assert_eq!(threshold_level(0.5), 128);
+        assert_eq!(threshold_level(0.3), 77);
+        assert_eq!(threshold_level(1.0), 255);
+        assert_eq!(threshold_level(0.0), 1, "a zero probability is never foreground");
+    }
 
     #[test]
     fn components_are_eight_connected_with_stats() {

@@ -1,5 +1,5 @@
 //! The browser's one asynchronous device start-up: WebGPU when the browser offers it, the CPU
-//! backend otherwise. WebGPU is started once per page and shared by every engine.
+//! backend otherwise. WebGPU is started once per page and shared by every [`WebModel`](super::WebModel).
 
 use crate::backend::{BackendInfo, DeviceChoice};
 use burn::prelude::Device;
@@ -8,13 +8,16 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// WebGPU errors raised outside any call (validation, out-of-memory), collected so the engine can
-/// turn them into a failed segmentation instead of a panic in an event handler.
+/// WebGPU errors raised outside any call (validation, out-of-memory), collected so that
+/// [`SegmentRun::resume`](super::SegmentRun::resume) turns them into a failed run instead of a
+/// panic in an event handler. One log per page, shared like the device.
 #[derive(Clone, Debug, Default)]
 pub struct GpuErrorLog(Arc<Mutex<Vec<String>>>);
 
 impl GpuErrorLog {
-    fn push(&self, error: String) {
+    /// Records an error: the device's uncaptured-error handler calls it (and tests, to stand in
+    /// for a validation error the test browser would not raise on its own).
+    pub fn push(&self, error: String) {
         if let Ok(mut errors) = self.0.lock() {
             errors.push(error);
         }
@@ -73,7 +76,7 @@ async fn start_webgpu() -> Result<(Device, BackendInfo, GpuErrorLog), String> {
         other => other.to_string(),
     })?;
     // Replace cubecl's handler, which panics on any uncaptured error: in wasm a panic in an event
-    // handler leaves the module unsound. Errors are collected and reported by the engine instead.
+    // handler leaves the module unsound. Errors are collected and fail the run instead.
     let log = GpuErrorLog::default();
     let sink = log.clone();
     setup.device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| sink.push(error.to_string())));

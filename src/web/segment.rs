@@ -1,15 +1,17 @@
-//! Whole-slide segmentation for the page (or a worker): a model folder as `ftuscope export`
-//! writes it (`model.bpk` bytes + `model.json` text) loaded onto WebGPU or the CPU fallback, run
-//! over a slide or a region of it with progress, per-window updates for a growing overlay, and a
-//! cancel handle checked between batches.
+//! Whole-slide segmentation for the page (or a worker), the one way the page segments: a model
+//! folder as `ftuscope export` writes it (`model.bpk` bytes + `model.json` text) loaded onto WebGPU
+//! or the CPU fallback ([`WebModel`]), run by a [`SegmentRun`] over a slide or a region of it with
+//! typed progress events (per-window updates for a growing overlay), a cancel handle checked between
+//! batches, and a [`WebPrediction`] at the end.
 
 use super::device::{GpuErrorLog, init_device};
 use super::slides::WebSlide;
-use super::{js_error, js_value};
-use crate::backend::BackendInfo;
-use crate::infer::{Glomerulus, NetModel, Prediction, SlideRun, WsiConfig};
-use crate::mask::write_annotations;
-use crate::model::{Manifest, load_model_bytes};
+use super::{js_error, js_value, to_js};
+use crate::backend::{BackendInfo, DeviceChoice};
+use crate::infer::{Glomerulus, NetModel, Prediction, Progress, SlideRun, Update, WsiConfig};
+use crate::mask::{threshold_level, write_annotations};
+use crate::model::{Manifest, folder};
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,8 +34,8 @@ impl WebModel {
     pub async fn load(bpk: Vec<u8>, manifest: String, backend: String) -> Result<WebModel, JsError> {
         super::start();
         let (device, info, errors) = init_device(&backend).await.map_err(js_error)?;
-        let (model, manifest) = load_model_bytes(&bpk, &manifest, &device).map_err(js_error)?;
-        let net = NetModel::new(model, &device, manifest.tta).map_err(js_error)?.with_normalisation(manifest.mean, manifest.std);
+        let (model, manifest) = folder::load_bytes(&bpk, &manifest, &device).map_err(js_error)?;
+        let net = NetModel::new(model, &manifest, &device, None).map_err(js_error)?;
         Ok(WebModel { net: Rc::new(net), manifest, info, errors })
     }
 
@@ -43,10 +45,23 @@ impl WebModel {
         to_js(&self.manifest)
     }
 
-    /// `{device, backend, adapter, notice}`: what runs the network.
+    /// `{device, backend, adapter, notice}`: what runs the network, for people to read.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> Result<JsValue, JsError> {
         to_js(&self.info)
+    }
+
+    /// Whether the network runs on the GPU (WebGPU), not on the CPU fallback.
+    #[wasm_bindgen(getter, js_name = isGpu)]
+    pub fn is_gpu(&self) -> bool {
+        self.info.device == DeviceChoice::Wgpu
+    }
+
+    /// The manifest's threshold on the 0–255 scale of the progress updates' `probs`: a byte at or
+    /// above it is foreground (`round(threshold·255)`, as the finished prediction thresholds).
+    #[wasm_bindgen(getter, js_name = thresholdLevel)]
+    pub fn threshold_level(&self) -> u8 {
+        threshold_level(self.manifest.threshold)
     }
 }
 
@@ -147,38 +162,12 @@ impl WebPrediction {
     }
 }
 
-/// Segments `slide` with `model` — all tissue, or only windows meeting `region` (`[x, y, w, h]`,
-/// level-0 pixels: "segment this view"). `progress({done, total, tiles_per_s, eta_s, updates:
-/// [{x, y, window, size, probs}]})` is called after every batch (`probs`: `size`² bytes 0–255 of
-/// the `window`² level-0 square at `x`, `y`). Resolves to a [`WebPrediction`]; rejects on
-/// cancellation ("cancelled"), slide errors or GPU errors. (The app uses [`SegmentRun`], which can
-/// continue on the CPU when the GPU is lost.)
-#[wasm_bindgen(js_name = segmentSlide)]
-pub fn segment_slide(
-    slide: &WebSlide,
-    model: &WebModel,
-    region: Option<Vec<f64>>,
-    progress: Option<js_sys::Function>,
-    cancel: &Cancel,
-) -> js_sys::Promise {
-    let (slide, net, manifest, errors, cancel) =
-        (slide.shared(), model.net.clone(), model.manifest.clone(), model.errors.clone(), cancel.0.clone());
-    wasm_bindgen_futures::future_to_promise(async move {
-        let wsi = config_for(&manifest, region)?;
-        let mut run = SlideRun::start(&slide, &wsi).await.map_err(js_value)?;
-        let mut report = reporter(progress, &wsi);
-        let result = run.run(&slide, net.as_ref(), batch_for(&errors), cancel.as_ref(), &mut report).await;
-        gpu_errors(&errors)?;
-        result.map_err(js_value)?;
-        Ok(predicted(run.finish(&slide), &wsi).into())
-    })
-}
-
-/// A whole-slide segmentation that keeps what it has computed when its device fails: `start`
-/// plans it, `resume(model, progress, cancel)` runs the windows not yet done (rejecting on
-/// cancellation or a device error, with the windows before the failing batch kept), and may be
-/// called again with another model — the same weights loaded on the CPU after the GPU was lost —
-/// which continues where the first stopped; `finish()` gives the [`WebPrediction`].
+/// A whole-slide segmentation, the one way the page segments, which keeps what it has computed when
+/// its device fails: `SegmentRun.start(slide, model, {region})` plans it, `resume(model, progress,
+/// cancel)` runs the windows not yet done (rejecting on cancellation, a slide error or a GPU
+/// error, with the windows before the failing batch kept), and may be called again with another
+/// model — the same weights loaded on the CPU after the GPU was lost — which continues where the
+/// first stopped; `finish()` gives the [`WebPrediction`].
 #[wasm_bindgen]
 pub struct SegmentRun {
     slide: Rc<crate::slide::Slide>,
@@ -189,11 +178,13 @@ pub struct SegmentRun {
 
 #[wasm_bindgen]
 impl SegmentRun {
-    /// Plans a run of `model`'s settings over `slide` (or `region` of it); resolves to a `SegmentRun`.
-    pub fn start(slide: &WebSlide, model: &WebModel, region: Option<Vec<f64>>) -> js_sys::Promise {
+    /// Plans a run of `model`'s settings over `slide`; `options` (optional) is `{region: [x, y, w,
+    /// h]}` in level-0 pixels to run only the windows meeting that rectangle ("segment this view").
+    /// Resolves to a `SegmentRun`; rejects on unknown options, an empty region or slide errors.
+    pub fn start(slide: &WebSlide, model: &WebModel, options: JsValue) -> js_sys::Promise {
         let (slide, manifest) = (slide.shared(), model.manifest.clone());
         wasm_bindgen_futures::future_to_promise(async move {
-            let wsi = config_for(&manifest, region)?;
+            let wsi = config_for(&manifest, run_options(options)?)?;
             let run = SlideRun::start(&slide, &wsi).await.map_err(js_value)?;
             Ok(SegmentRun { slide, wsi, run: Rc::new(RefCell::new(Some(run))) }.into())
         })
@@ -211,15 +202,18 @@ impl SegmentRun {
         self.run.borrow().as_ref().map_or(0, |r| r.total() as u32)
     }
 
-    /// Runs the remaining windows with `model` (see [`segment_slide`] for `progress`). Resolves
-    /// when all are done.
+    /// Runs the remaining windows with `model`, calling `progress` after every batch with
+    /// `{done, total, windows_per_s, eta_s, updates: [{x, y, window, size, probs}]}` (`probs`: a
+    /// `Uint8Array` of `size`² probabilities 0–255, row-major, of the `window`² level-0 square at
+    /// `x`, `y`; compare with [`WebModel::threshold_level`]). Resolves when all windows are done;
+    /// rejects with "cancelled" once `cancel` is cancelled, or with the slide's or the GPU's error.
     pub fn resume(&self, model: &WebModel, progress: Option<js_sys::Function>, cancel: &Cancel) -> js_sys::Promise {
         let (slide, cell, wsi) = (self.slide.clone(), self.run.clone(), self.wsi.clone());
-        let (net, errors, cancel) = (model.net.clone(), model.errors.clone(), cancel.0.clone());
+        let (net, errors, batch, cancel) = (model.net.clone(), model.errors.clone(), batch_for(model.is_gpu()), cancel.0.clone());
         wasm_bindgen_futures::future_to_promise(async move {
             let mut run = cell.borrow_mut().take().ok_or_else(|| js_value("this segmentation is running or finished"))?;
             let mut report = reporter(progress, &wsi);
-            let result = run.run(&slide, net.as_ref(), batch_for(&errors), cancel.as_ref(), &mut report).await;
+            let result = run.run(&slide, net.as_ref(), batch, cancel.as_ref(), &mut report).await;
             *cell.borrow_mut() = Some(run);
             gpu_errors(&errors)?;
             result.map_err(js_value)?;
@@ -234,11 +228,28 @@ impl SegmentRun {
     }
 }
 
-/// The manifest's settings, limited to `region` when given.
-fn config_for(manifest: &Manifest, region: Option<Vec<f64>>) -> Result<WsiConfig, JsValue> {
+/// What `SegmentRun.start` takes from JS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunOptions {
+    /// `[x, y, width, height]`, level-0 pixels: only windows meeting it run.
+    region: Option<[f64; 4]>,
+}
+
+/// Reads `SegmentRun.start`'s options (`undefined` and `null` mean none). They pass through a JSON
+/// value because serde-wasm-bindgen reads only a struct's own fields: a misspelt option would
+/// otherwise be ignored, and "segment this view" would silently segment the whole slide.
+fn run_options(options: JsValue) -> Result<RunOptions, JsValue> {
+    let invalid =
+        |e: &dyn std::fmt::Display| js_value(format!("SegmentRun.start: options must be {{region?: [x, y, width, height]}}: {e}"));
+    let value: Option<serde_json::Value> = serde_wasm_bindgen::from_value(options).map_err(|e| invalid(&e))?;
+    value.map_or(Ok(RunOptions::default()), |v| serde_json::from_value(v).map_err(|e| invalid(&e)))
+}
+
+/// The manifest's settings, limited to the options' region when given.
+fn config_for(manifest: &Manifest, options: RunOptions) -> Result<WsiConfig, JsValue> {
     let mut wsi = WsiConfig::for_model(manifest);
-    if let Some(r) = region {
-        let [x, y, w, h] = <[f64; 4]>::try_from(r.as_slice()).map_err(|_| js_value("region must be [x, y, width, height]"))?;
+    if let Some([x, y, w, h]) = options.region {
         if !(w > 0.0 && h > 0.0) || [x, y, w, h].iter().any(|v| !v.is_finite()) {
             return Err(js_value("region must have a positive size"));
         }
@@ -250,8 +261,8 @@ fn config_for(manifest: &Manifest, region: Option<Vec<f64>>) -> Result<WsiConfig
 
 /// Windows per forward pass: 4 on WebGPU; on the CPU fallback tensors live in wasm memory, and
 /// one window at a time keeps it small.
-fn batch_for(errors: &Option<GpuErrorLog>) -> usize {
-    if errors.is_some() { 4 } else { 1 }
+fn batch_for(gpu: bool) -> usize {
+    if gpu { 4 } else { 1 }
 }
 
 /// WebGPU errors raised outside any call during the run, as one rejection.
@@ -267,28 +278,59 @@ fn predicted(prediction: Prediction, wsi: &WsiConfig) -> WebPrediction {
     WebPrediction { prediction, glomeruli, threshold: wsi.threshold, min_area: wsi.min_area }
 }
 
-/// Forwards progress to a JS callback as plain objects (each window's bytes as a Uint8Array).
-fn reporter(progress: Option<js_sys::Function>, wsi: &WsiConfig) -> impl FnMut(&crate::infer::Progress, &[crate::infer::Update<'_>]) {
-    let (window, size) = (wsi.plan.window, wsi.plan.model_size);
+/// What `progress` receives after every batch.
+#[derive(Serialize)]
+struct ProgressEvent<'a> {
+    /// Windows done.
+    done: usize,
+    /// Windows planned.
+    total: usize,
+    /// Windows per second so far.
+    windows_per_s: f64,
+    /// Estimated seconds left.
+    eta_s: f64,
+    /// The windows of this batch.
+    updates: Vec<WindowUpdate<'a>>,
+}
+
+/// One window's probabilities, for the growing overlay.
+#[derive(Serialize)]
+struct WindowUpdate<'a> {
+    /// Left edge, level-0 pixels.
+    x: i64,
+    /// Top edge, level-0 pixels.
+    y: i64,
+    /// Side of the level-0 square it covers.
+    window: u32,
+    /// Side of `probs`, in model pixels.
+    size: u32,
+    /// `size`² probabilities 0–255, row-major: a `Uint8Array` in JS (serde bytes).
+    #[serde(serialize_with = "as_bytes")]
+    probs: &'a [u8],
+}
+
+fn as_bytes<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
+}
+
+/// Forwards progress to a JS callback as a [`ProgressEvent`].
+fn reporter(progress: Option<js_sys::Function>, wsi: &WsiConfig) -> impl FnMut(&Progress, &[Update<'_>]) {
+    let (window, size) = (wsi.plan.window, wsi.plan.input_size);
     move |p, updates| {
         let Some(f) = &progress else { return };
-        let list = js_sys::Array::new();
-        for u in updates {
-            let item = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&item, &"x".into(), &(u.window.x as f64).into());
-            let _ = js_sys::Reflect::set(&item, &"y".into(), &(u.window.y as f64).into());
-            let _ = js_sys::Reflect::set(&item, &"window".into(), &window.into());
-            let _ = js_sys::Reflect::set(&item, &"size".into(), &size.into());
-            let _ = js_sys::Reflect::set(&item, &"probs".into(), &js_sys::Uint8Array::from(u.probs).into());
-            list.push(&item);
+        let event = ProgressEvent {
+            done: p.done,
+            total: p.total,
+            windows_per_s: p.windows_per_s,
+            eta_s: p.eta_s,
+            updates: updates.iter().map(|u| WindowUpdate { x: u.window.x, y: u.window.y, window, size, probs: u.probs }).collect(),
+        };
+        match to_js(&event) {
+            Ok(event) => {
+                let _ = f.call1(&JsValue::NULL, &event);
+            }
+            Err(e) => web_sys::console::warn_2(&"progress event not sent:".into(), &e.into()),
         }
-        let event = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&event, &"done".into(), &(p.done as u32).into());
-        let _ = js_sys::Reflect::set(&event, &"total".into(), &(p.total as u32).into());
-        let _ = js_sys::Reflect::set(&event, &"tiles_per_s".into(), &p.tiles_per_s.into());
-        let _ = js_sys::Reflect::set(&event, &"eta_s".into(), &p.eta_s.into());
-        let _ = js_sys::Reflect::set(&event, &"updates".into(), &list);
-        let _ = f.call1(&JsValue::NULL, &event);
     }
 }
 
@@ -303,9 +345,4 @@ pub fn dice_of_annotations(a: &str, b: &str, width: u32, height: u32) -> Result<
     let (pa, pb) = (polygons(a)?, polygons(b)?);
     crate::mask::dice_rle(&crate::mask::rle_encode_polygons(&pa, width, height), &crate::mask::rle_encode_polygons(&pb, width, height))
         .map_err(js_error)
-}
-
-fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    value.serialize(&serializer).map_err(js_error)
 }

@@ -1,6 +1,6 @@
 //! The slide reader for the page: open a `File`/`Blob` or a URL, describe it, read regions as RGBA.
 
-use super::{js_error, js_value};
+use super::{js_error, js_value, to_js};
 use crate::slide::source::{BlobSource, FetchSource, RetryPolicy};
 use crate::slide::{ByteSource, Slide};
 use std::rc::Rc;
@@ -24,8 +24,7 @@ impl WebSlide {
     #[wasm_bindgen(getter)]
     pub fn info(&self) -> Result<JsValue, JsError> {
         // Plain objects, not `Map`s (the level entries are flattened maps in serde's model).
-        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-        serde::Serialize::serialize(&self.slide.info(), &serializer).map_err(js_error)
+        to_js(&self.slide.info())
     }
 
     /// Resolves to the `w`×`h` region at (`x`, `y`) of `level` as RGBA bytes (for `new ImageData`);

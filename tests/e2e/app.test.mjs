@@ -99,9 +99,15 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
     s = await settle(page, 840_000);
     console.log(`status: ${s.status}`);
     assert.equal(s.state, 'done', s.status);
-    const backend = await page.evaluate(() => window.ftuscope.state.model.backend);
+    const { backend, manifest, thresholdLevel } = await page.evaluate(() => window.ftuscope.state.model);
     console.log(`backend ${backend.backend}, adapter ${backend.adapter}`);
     assert.equal(backend.backend, 'wgpu/webgpu');
+    // The live overlay thresholds the progress bytes at the manifest's threshold; the progress line
+    // shows the typed progress event's numbers.
+    assert.equal(thresholdLevel, Math.round(manifest.threshold * 255));
+    const progressLine = await page.textContent('#progress-text');
+    console.log(`last progress: ${progressLine}`);
+    assert.match(progressLine, /^(\d+)\/\1 windows · \d[\d.,]*\/s · /);
     assert.match(await page.textContent('#model-info'), /synthetic/);
     const found = await page.evaluate(() => window.ftuscope.state.glomeruli.map((g) => g.centroid));
     console.log(`found ${found.length} glomeruli`);
@@ -147,6 +153,8 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
     // the CPU with a notice, keeping the windows done, and finds the same glomeruli.
     await page.click('#segment-view');
     await page.waitForFunction(() => (window.ftuscope.state.progress?.done ?? 0) >= 8, null, { timeout: 600_000 });
+    // Each window's probabilities arrived as bytes and became an overlay tile.
+    await page.waitForFunction(() => window.ftuscope.state.windows.length >= 8, null, { timeout: 30_000 });
     assert.equal(await page.evaluate(() => window.ftuscope.loseGpu()), 1, 'one GPU device to lose');
     s = await settle(page, 840_000);
     console.log(`after losing the GPU: ${s.status}; ${await page.textContent('#notice')}`);
