@@ -2,8 +2,9 @@
 //! `fetch` and from misbehaving HTTP servers with the native pixels; the trained demo model runs
 //! over whole slides through `SegmentRun` — the app's one way to segment — on WebGPU and on the CPU
 //! backend inside the page, agreeing between them and with the native build, with typed progress
-//! events, cancellation, GPU errors failing the run, and wasm memory within budget; and no error,
-//! panic or WebGPU validation message is left behind.
+//! events, cancellation, GPU errors failing the run, and wasm memory within budget; imported
+//! annotations are read by the crate's GeoJSON reader; and no error, panic or WebGPU validation
+//! message is left behind.
 #![cfg(target_arch = "wasm32")]
 
 use burn::prelude::*;
@@ -587,5 +588,52 @@ async fn cancelling_and_restarting_segmentation_does_not_leak() {
     let after = wasm_memory_mib();
     console_log!("wasm memory after two full runs {after_full:.0} MiB; after ten cancelled runs and another full one {after:.0} MiB");
     assert!(after <= after_full + 16.0, "memory grew from {after_full:.0} to {after:.0} MiB");
+    trap.assert_clean();
+}
+
+/// Imported annotations are read by the crate's one GeoJSON reader (`parseAnnotations`, what the
+/// app draws) — a HuBMAP list of Polygons, a FeatureCollection with a MultiPolygon and a hole — and
+/// anything else is one readable line; the Dice of a set with itself is 1.
+#[wasm_bindgen_test]
+fn annotations_are_read_by_the_crates_geojson_reader() {
+    use ftuscope::web::{dice_of_annotations, parse_annotations};
+    let trap = ErrorTrap::install();
+    let square = "[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]";
+    let hole = "[[2, 2], [4, 2], [4, 4], [2, 2]]";
+    let list = format!(
+        r#"[{{"type": "Feature", "geometry": {{"type": "Polygon", "coordinates": [{square}]}},
+             "properties": {{"classification": {{"name": "glomerulus"}}}}}}]"#
+    );
+    let collection = format!(
+        r#"{{"type": "FeatureCollection", "features": [{{"type": "Feature", "properties": {{}},
+             "geometry": {{"type": "MultiPolygon", "coordinates": [[{square}, {hole}], [[[20, 20], [30, 20], [30, 30], [20, 20]]]]}}}}]}}"#
+    );
+    let parsed = parse_annotations(&list).unwrap_or_else(|e| panic!("{}", message(e.into())));
+    let first = js_sys::Array::from(&parsed).get(0);
+    assert_eq!(get(&first, "classification").as_string().as_deref(), Some("glomerulus"));
+    let polygons = js_sys::Array::from(&get(&first, "polygons"));
+    let ring = js_sys::Array::from(&js_sys::Array::from(&polygons.get(0)).get(0));
+    assert_eq!((polygons.length(), ring.length()), (1, 5));
+    let corner = js_sys::Array::from(&ring.get(2));
+    assert_eq!((corner.get(0).as_f64(), corner.get(1).as_f64()), (Some(10.0), Some(10.0)));
+
+    let parsed = js_sys::Array::from(&parse_annotations(&collection).unwrap_or_else(|e| panic!("{}", message(e.into()))));
+    assert_eq!(parsed.length(), 1);
+    assert_eq!(get(&parsed.get(0), "classification").as_string().as_deref(), Some(""), "no class: empty");
+    let polygons = js_sys::Array::from(&get(&parsed.get(0), "polygons"));
+    let rings: Vec<u32> = polygons.iter().map(|p| js_sys::Array::from(&p).length()).collect();
+    assert_eq!(rings, [2, 1], "the MultiPolygon's two polygons, the first with its hole");
+
+    for (text, words) in [
+        ("not JSON", "invalid GeoJSON"),
+        (r#"{"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [1, 2]}}"#, "Point"),
+        (r#"[{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}}]"#, "feature 0"),
+    ] {
+        let err = message(parse_annotations(text).err().unwrap_or_else(|| panic!("{text} must be refused")).into());
+        console_log!("annotations {text:.40}…: {err}");
+        assert!(err.contains(words) && !err.contains('\n'), "{err}");
+    }
+    let dice = dice_of_annotations(&list, &list, 64, 64).unwrap_or_else(|e| panic!("{}", message(e.into())));
+    assert!((dice - 1.0).abs() < 1e-12, "{dice}");
     trap.assert_clean();
 }

@@ -38,7 +38,7 @@ const state = {
   running: null, // run id
   windows: [], // {x, y, window, bitmap} probability tiles of the current run
   glomeruli: [],
-  annotations: [], // imported polygons, image coordinates
+  annotations: [], // imported polygons (each a list of rings), image coordinates
   runId: 0,
 };
 
@@ -372,7 +372,7 @@ function drawOverlay() {
   ctx.setLineDash([6, 4]);
   ctx.strokeStyle = '#ffd400';
   ctx.lineWidth = 2;
-  for (const ring of state.annotations) { path(ring); ctx.stroke(); }
+  for (const ring of state.annotations.flat()) { path(ring); ctx.stroke(); }
   ctx.setLineDash([]);
 }
 
@@ -437,14 +437,9 @@ async function exportAs(kind) {
 async function importAnnotations(file) {
   try {
     const text = await file.text();
-    const json = JSON.parse(text);
-    const features = Array.isArray(json) ? json : json.type === 'FeatureCollection' ? json.features : [json];
-    state.annotations = features.flatMap((f) => {
-      const g = f.geometry ?? {};
-      if (g.type === 'Polygon') return [g.coordinates[0]];
-      if (g.type === 'MultiPolygon') return g.coordinates.map((p) => p[0]);
-      return [];
-    });
+    // Parsed in Rust (the viewer worker), by the same reader the Dice below uses.
+    const annotations = await tiles.call('annotations', { text });
+    state.annotations = annotations.flatMap((a) => a.polygons);
     drawOverlay();
     if (state.glomeruli.length || state.windows.length || $('count').textContent !== '–') {
       const dice = await engine.call('compare', { annotations: text });

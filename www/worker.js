@@ -2,7 +2,7 @@
 // progress events {event, ...}. The page runs two of these — one decodes viewer tiles, one runs
 // the network — so panning stays smooth while a slide is segmented (on the CPU fallback a forward
 // pass blocks its worker). Slide pixels never leave this machine.
-import init, { WebSlide, WebModel, Cancel, SegmentRun, diceOfAnnotations } from '../pkg/ftuscope.js';
+import init, { WebSlide, WebModel, Cancel, SegmentRun, diceOfAnnotations, parseAnnotations } from '../pkg/ftuscope.js';
 
 // The WebGPU devices this worker asked for (wgpu requests one through requestDevice), watched so
 // that a lost GPU (driver reset, device removed, tab in the background too long) is noticed: the
@@ -125,6 +125,10 @@ const ops = {
       return [png, [png.buffer]];
     }
     throw new Error(`unknown export ${kind}`);
+  },
+  // GeoJSON annotations → [{classification, polygons: [[ring, …holes], …]}], by the crate's parser.
+  annotations({ text }) {
+    return parseAnnotations(text);
   },
   async compare({ annotations }) {
     if (!prediction) throw new Error('nothing segmented yet');

@@ -1,17 +1,19 @@
 //! The wasm facade: what the page (or a Web Worker) calls — [`WebSlide`] (a streamed slide),
 //! [`WebModel`] (a trained model on WebGPU or the CPU), [`SegmentRun`] (the one way to segment: a
 //! whole slide or a region, with progress, [`Cancel`] and a [`WebPrediction`] at the end), and
-//! [`dice_of_annotations`] for imported GeoJSON — whose methods take and return plain values, typed
-//! arrays or serde values; everything else stays in Rust.
+//! [`parse_annotations`] / [`dice_of_annotations`] for imported GeoJSON — whose methods take and
+//! return plain values, typed arrays or serde values; everything else stays in Rust.
 
+mod annotations;
 mod device;
 mod segment;
 mod slides;
 
 use wasm_bindgen::prelude::*;
 
+pub use annotations::{dice_of_annotations, parse_annotations};
 pub use device::{GpuErrorLog, init_device};
-pub use segment::{Cancel, SegmentRun, WebModel, WebPrediction, dice_of_annotations};
+pub use segment::{Cancel, SegmentRun, WebModel, WebPrediction};
 pub use slides::WebSlide;
 
 /// Sets up readable Rust panics, and warnings and errors logged by Rust code (burn and cubecl log

@@ -333,16 +333,3 @@ fn reporter(progress: Option<js_sys::Function>, wsi: &WsiConfig) -> impl FnMut(&
         }
     }
 }
-
-/// Dice between two sets of annotations (GeoJSON text: a FeatureCollection, a Feature or a HuBMAP
-/// list), rasterised at full resolution over a `width`×`height` slide the way the competition
-/// scores masks — streamed as RLE from the polygons, never a full-resolution mask.
-#[wasm_bindgen(js_name = diceOfAnnotations)]
-pub fn dice_of_annotations(a: &str, b: &str, width: u32, height: u32) -> Result<f64, JsError> {
-    let polygons = |text: &str| -> Result<Vec<crate::mask::Polygon>, JsError> {
-        Ok(crate::mask::read_annotations(text).map_err(js_error)?.into_iter().flat_map(|x| x.polygons).collect())
-    };
-    let (pa, pb) = (polygons(a)?, polygons(b)?);
-    crate::mask::dice_rle(&crate::mask::rle_encode_polygons(&pa, width, height), &crate::mask::rle_encode_polygons(&pb, width, height))
-        .map_err(js_error)
-}

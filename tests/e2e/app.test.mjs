@@ -3,8 +3,9 @@
 // lie on the slide's known glomeruli, and the GeoJSON export parses with one feature each; (2) a
 // slide by URL from another origin with Range; (3) readable errors for a server without Range, a
 // non-slide file and a 404, after which the app still works; (4) every request is the app's own or
-// the slide URL the user gave; the CPU fallback says so. Any page error or console error fails a
-// test. Screenshots of each state go to target/e2e/.
+// the slide URL the user gave; the CPU fallback says so. Imported annotations are read by the
+// crate's GeoJSON reader (a wrong file is one readable line). Any page error or console error fails
+// a test. Screenshots of each state go to target/e2e/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
@@ -145,8 +146,17 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
     // Compare with the truth annotations.
     await page.setInputFiles('#annotations', join(root, 'www/demo/synthetic-kidney.json'));
     await page.waitForFunction(() => /Dice/.test(document.getElementById('compare').textContent));
-    console.log(await page.textContent('#compare'));
+    const compared = await page.textContent('#compare');
+    console.log(compared);
+    assert.match(compared, new RegExp(`^${rings.length} annotated polygons`), 'every truth polygon is read and drawn');
     await page.screenshot({ path: join(shots, '3-compare.png') });
+    // Annotations that are not GeoJSON: one readable line, from the same Rust reader as the Dice.
+    await page.setInputFiles('#annotations', join(root, 'tests/data/README.md'));
+    await page.waitForFunction(() => document.body.dataset.state === 'error');
+    const refused = await page.textContent('#status');
+    console.log(`not GeoJSON: ${refused}`);
+    assert.match(refused, /^Cannot read README\.md: invalid GeoJSON/);
+    assert.ok(!refused.includes('\n'), 'one line');
     assertPrivate(urls, origin);
     assert.deepEqual(problems, []);
     // The GPU is lost (its device destroyed) part-way through the same view: the run continues on
