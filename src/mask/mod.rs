@@ -1,8 +1,10 @@
 //! Masks and what people do with them: overlays of probabilities, binary masks, the Kaggle
-//! HuBMAP run-length encoding, the competition's Dice, polygon rasterisation and QuPath GeoJSON.
+//! HuBMAP run-length encoding, the competition's Dice, polygon rasterisation, QuPath GeoJSON and
+//! LabelMe JSON.
 
 mod binary;
 mod geojson;
+mod labelme;
 mod metrics;
 mod objects;
 mod overlay;
@@ -11,6 +13,7 @@ mod rle;
 
 pub use binary::BinaryMask;
 pub use geojson::{Annotation, read_annotations, write_annotations};
+pub use labelme::{LabelMe, read_labelme};
 pub use metrics::{dice, dice_rle, mean_dice};
 pub use objects::{Components, Object, Run, components, components_of_rows, douglas_peucker, row_runs, threshold_level};
 pub use overlay::{OVERLAY_COLOUR, overlay};
@@ -63,6 +66,12 @@ pub enum Error {
     /// A feature has a geometry other than Polygon or MultiPolygon.
     #[error("unsupported GeoJSON geometry '{0}' (expected Polygon or MultiPolygon)")]
     Geometry(String),
+    /// The text is not a LabelMe file.
+    #[error("invalid LabelMe JSON: {0}")]
+    LabelMe(String),
+    /// A LabelMe shape other than a polygon or rectangle.
+    #[error("unsupported LabelMe shape '{0}' (expected polygon or rectangle)")]
+    Shape(String),
     /// A polygon ring has too few points or non-finite coordinates.
     #[error("invalid polygon in feature {feature}: {reason}")]
     Polygon {
