@@ -41,7 +41,7 @@ impl WsiConfig {
 }
 
 /// Progress after a batch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Progress {
     /// Windows done.
     pub done: usize,

@@ -278,17 +278,12 @@ fn predicted(prediction: Prediction, wsi: &WsiConfig) -> WebPrediction {
     WebPrediction { prediction, glomeruli, threshold: wsi.threshold, min_area: wsi.min_area }
 }
 
-/// What `progress` receives after every batch.
+/// What `progress` receives after every batch: the engine's [`Progress`] (done, total,
+/// windows_per_s, eta_s) and this batch's windows.
 #[derive(Serialize)]
 struct ProgressEvent<'a> {
-    /// Windows done.
-    done: usize,
-    /// Windows planned.
-    total: usize,
-    /// Windows per second so far.
-    windows_per_s: f64,
-    /// Estimated seconds left.
-    eta_s: f64,
+    #[serde(flatten)]
+    progress: &'a Progress,
     /// The windows of this batch.
     updates: Vec<WindowUpdate<'a>>,
 }
@@ -302,7 +297,7 @@ struct WindowUpdate<'a> {
     y: i64,
     /// Side of the level-0 square it covers.
     window: u32,
-    /// Side of `probs`, in model pixels.
+    /// Side of `probs`: the network's input size.
     size: u32,
     /// `size`² probabilities 0–255, row-major: a `Uint8Array` in JS (serde bytes).
     #[serde(serialize_with = "as_bytes")]
@@ -319,10 +314,7 @@ fn reporter(progress: Option<js_sys::Function>, wsi: &WsiConfig) -> impl FnMut(&
     move |p, updates| {
         let Some(f) = &progress else { return };
         let event = ProgressEvent {
-            done: p.done,
-            total: p.total,
-            windows_per_s: p.windows_per_s,
-            eta_s: p.eta_s,
+            progress: p,
             updates: updates.iter().map(|u| WindowUpdate { x: u.window.x, y: u.window.y, window, size, probs: u.probs }).collect(),
         };
         match to_js(&event) {
