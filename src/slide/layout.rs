@@ -28,6 +28,10 @@ pub enum SlideFormat {
     HubmapPlanes,
     /// Any other TIFF.
     Tiff,
+    /// A PNG image, decoded whole and held as a one-level slide.
+    Png,
+    /// A JPEG image, decoded whole and held as a one-level slide.
+    Jpeg,
 }
 
 /// One page (IFD) as the reader needs it.

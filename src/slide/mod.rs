@@ -16,14 +16,12 @@ mod picture;
 mod reader;
 pub mod source;
 mod sparse;
-#[cfg(not(target_arch = "wasm32"))]
 mod write;
 
 pub use layout::{AssociatedImage, Level, SlideFormat};
-pub use picture::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, decode_image, rgb_from_rgba, test_pattern};
+pub use picture::{MAX_IMAGE_BYTES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_SIDE, decode_image, rgb_from_rgba, test_pattern};
 pub use reader::{LevelInfo, Slide, SlideInfo, SlideOptions, resize};
 pub use source::{ByteSource, Bytes, MemorySource};
-#[cfg(not(target_arch = "wasm32"))]
 pub use write::{PageSpec, TiffWriter, TileCompression, image_to_tiff};
 
 /// Errors while reading an image or a slide. Messages say what failed, then why; [`Error::At`]

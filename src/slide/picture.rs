@@ -1,7 +1,7 @@
 //! Plain images (PNG, JPEG) decoded whole from bytes with the `image` crate, with limits so a
 //! hostile file cannot exhaust memory.
 
-use super::Error;
+use super::{ByteSource, Error, SlideFormat};
 use image::{ImageDecoder, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 
@@ -30,6 +30,37 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, Error> {
     decoder.set_limits(limits()).map_err(decode_error)?;
     let image = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     Ok(image.into_rgb8())
+}
+
+/// Largest PNG/JPEG *file* opened as a slide (it is read whole before decoding).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 512 << 20;
+
+/// PNG or JPEG by the file's signature; `None` for anything else (TIFFs, unknown files).
+pub(super) async fn sniff(source: &dyn ByteSource) -> Result<Option<SlideFormat>, Error> {
+    if source.len() < 8 {
+        return Ok(None);
+    }
+    let head = source.read_range(0..8).await?;
+    Ok(if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(SlideFormat::Png)
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(SlideFormat::Jpeg)
+    } else {
+        None
+    })
+}
+
+/// The whole file of a plain image, decoded (bounded by [`MAX_IMAGE_FILE_BYTES`] and the decoder limits).
+pub(super) async fn read_picture(source: &dyn ByteSource) -> Result<RgbImage, Error> {
+    if source.len() > MAX_IMAGE_FILE_BYTES {
+        return Err(Error::Decode(format!(
+            "the image file is {} MiB; plain images are decoded whole and may be at most {} MiB (convert it to a tiled TIFF)",
+            source.len() >> 20,
+            MAX_IMAGE_FILE_BYTES >> 20
+        )));
+    }
+    let bytes = source.read_range(0..source.len()).await?;
+    decode_image(&bytes)
 }
 
 fn limits() -> Limits {
@@ -111,5 +142,31 @@ mod tests {
         assert!(rgb_from_rgba(&[0; 16], 2, 2).is_ok());
         assert!(matches!(rgb_from_rgba(&[0; 15], 2, 2), Err(Error::Decode(_))));
         assert!(matches!(rgb_from_rgba(&[], 0, 2), Err(Error::Empty)));
+    }
+
+    /// PNG and JPEG bytes open as one-level slides wherever slides open (the signature decides),
+    /// keep their pixels, take a pixel size, and a truncated or oversized file is a typed error.
+    #[test]
+    fn plain_images_open_as_slides() {
+        use crate::slide::{MemorySource, Slide, SlideFormat, SlideOptions};
+        use futures_lite::future::block_on;
+        use std::sync::Arc;
+        let png = png_bytes(300, 200);
+        let want = decode_image(&png).unwrap();
+        let slide = block_on(Slide::open(Arc::new(MemorySource::new(png.clone(), "a.png")))).unwrap();
+        assert_eq!((slide.format(), slide.dimensions(), slide.pixel_size_um()), (SlideFormat::Png, (300, 200), None));
+        assert_eq!(block_on(slide.read_region(0, 0, 0, 300, 200)).unwrap(), want);
+        slide.set_pixel_size_um(Some(0.5));
+        assert_eq!((slide.pixel_size_um(), slide.info().pixel_size_um), (Some(0.5), Some(0.5)));
+        slide.set_pixel_size_um(Some(f64::NAN));
+        assert_eq!(slide.pixel_size_um(), None);
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&want).unwrap();
+        let options = SlideOptions::new().with_pixel_size_um(Some(1.0));
+        let slide = block_on(Slide::open_with(Arc::new(MemorySource::new(jpeg.clone(), "a.jpg")), options)).unwrap();
+        assert_eq!((slide.format(), slide.pixel_size_um()), (SlideFormat::Jpeg, Some(1.0)));
+        let cut = block_on(Slide::open(Arc::new(MemorySource::new(png[..png.len() / 3].to_vec(), "cut.png"))));
+        let Err(error) = cut else { panic!("a truncated PNG opened") };
+        assert!(error.to_string().starts_with("cannot decode image") && error.to_string().ends_with("cut.png"), "{error}");
     }
 }

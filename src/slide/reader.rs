@@ -26,6 +26,10 @@ pub struct SlideOptions {
     /// Memory for the overview levels built for a flat slide, in bytes.
     #[config(default = 67108864)]
     pub overview_bytes: u64,
+    /// µm per level-0 pixel, overriding what the file says (or saying it for files that do not,
+    /// such as PNG/JPEG images): `--pixel-size` natively, the app's pixel-size field.
+    #[config(default = "None")]
+    pub pixel_size_um: Option<f64>,
 }
 
 impl SlideOptions {
@@ -41,11 +45,13 @@ impl SlideOptions {
 pub struct Slide {
     source: Arc<dyn ByteSource>,
     blocks: Arc<Blocks>,
-    layout: Layout,
+    pub(super) layout: Layout,
     /// Overview levels built in memory for slides without small levels (flat TIFFs).
     pub(super) overviews: RwLock<Vec<(Level, Arc<RgbImage>)>>,
     cache: TileCache,
     pub(super) options: SlideOptions,
+    /// The pixel-size override's f64 bits (0: none), settable through a shared reference.
+    pixel_size_override: std::sync::atomic::AtomicU64,
 }
 
 /// One level as `info` reports it.
@@ -97,12 +103,25 @@ impl Slide {
     }
 
     /// Opens a slide with these options.
+    ///
+    /// PNG and JPEG images are recognised by their signature, decoded whole (within
+    /// [`super::MAX_IMAGE_SIDE`]) and held as a one-level slide, so every path that reads slides
+    /// reads plain images too.
     pub async fn open_with(source: Arc<dyn ByteSource>, options: SlideOptions) -> Result<Self> {
+        if let Some(format) = super::picture::sniff(source.as_ref()).await? {
+            return Self::open_picture(source, options, format).await;
+        }
+        Self::open_tiff(source, options).await
+    }
+
+    /// Opens a TIFF (no signature sniffing).
+    pub(super) async fn open_tiff(source: Arc<dyn ByteSource>, options: SlideOptions) -> Result<Self> {
         let blocks = Arc::new(Blocks::default());
         let name = source.name().to_string();
         let layout = read_layout(source.as_ref(), &blocks).await.map_err(|e| e.at(&name))?;
         let cache = TileCache::new(options.cache_bytes);
-        Ok(Self { source, blocks, layout, overviews: RwLock::new(Vec::new()), cache, options })
+        let pixel_size_override = std::sync::atomic::AtomicU64::new(options.pixel_size_um.unwrap_or(0.0).to_bits());
+        Ok(Self { source, blocks, layout, overviews: RwLock::new(Vec::new()), cache, options, pixel_size_override })
     }
 
     /// Opens a file path or an http(s) URL (natively; the browser opens Blobs and URLs through its
@@ -127,7 +146,21 @@ impl Slide {
     }
 
     /// µm per level-0 pixel, from the resolution tags, SVS MPP or OME metadata.
+    /// or the override in [`SlideOptions::pixel_size_um`] (which wins).
     pub fn pixel_size_um(&self) -> Option<f64> {
+        let set = f64::from_bits(self.pixel_size_override.load(std::sync::atomic::Ordering::Relaxed));
+        Some(set).filter(|p| p.is_finite() && *p > 0.0).or(self.layout.pixel_size_um)
+    }
+
+    /// Sets (or with `None` clears) the pixel-size override: what a user types when the file
+    /// records none or records it wrongly. Non-positive or non-finite values clear it.
+    pub fn set_pixel_size_um(&self, pixel_size_um: Option<f64>) {
+        let bits = pixel_size_um.filter(|p| p.is_finite() && *p > 0.0).unwrap_or(0.0).to_bits();
+        self.pixel_size_override.store(bits, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the file itself records a pixel size (an override does not count).
+    pub fn file_pixel_size_um(&self) -> Option<f64> {
         self.layout.pixel_size_um
     }
 
@@ -187,7 +220,7 @@ impl Slide {
             bigtiff: self.layout.big,
             byte_order: if self.layout.little_endian { "little" } else { "big" },
             pages: self.layout.pages.len(),
-            pixel_size_um: self.layout.pixel_size_um,
+            pixel_size_um: self.pixel_size_um(),
             levels: file_levels.chain(overviews).collect(),
             associated: self.layout.associated.clone(),
         }

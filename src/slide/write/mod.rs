@@ -3,10 +3,12 @@
 //! crate), written straight out, and only their offsets are kept — memory stays at one tile
 //! whatever the image size. The `tiff` crate's own encoder writes strips only, hence this.
 
-use super::{MemorySource, Slide};
+use super::{ByteSource, MemorySource, Slide, SlideFormat, SlideOptions};
 use image::RgbImage;
+#[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
 use std::io::{self, Seek, SeekFrom, Write};
+use std::sync::Arc;
 use tiff::encoder::compression::{CompressionAlgorithm, Deflate, Lzw};
 
 /// How tiles are compressed.
@@ -97,8 +99,11 @@ impl<W: Write + Seek> TiffWriter<W> {
         let mut counts = Vec::with_capacity((cols * rows) as usize);
         let samples: u16 = if spec.channel.is_some() { 1 } else { 3 };
         for row in 0..rows {
-            let encoded: Vec<io::Result<Vec<u8>>> =
-                (0..cols).into_par_iter().map(|col| encode_tile(spec, &tile(col, row), samples)).collect();
+            #[cfg(not(target_arch = "wasm32"))]
+            let columns = (0..cols).into_par_iter();
+            #[cfg(target_arch = "wasm32")]
+            let columns = 0..cols;
+            let encoded: Vec<io::Result<Vec<u8>>> = columns.map(|col| encode_tile(spec, &tile(col, row), samples)).collect();
             for bytes in encoded {
                 let bytes = bytes?;
                 let at = self.out.stream_position()?;
@@ -284,9 +289,23 @@ impl Slide {
     /// A decoded image (PNG, JPEG, a canvas) as a one-level slide named `name`, so that plain
     /// images run through the same engine as whole slides.
     pub async fn from_image(image: &RgbImage, pixel_size_um: Option<f64>, name: &str) -> super::Result<Slide> {
-        let bytes =
-            image_to_tiff(image, pixel_size_um).map_err(|e| super::Error::Decode(format!("cannot hold the image as a slide: {e}")))?;
-        Slide::open(std::sync::Arc::new(MemorySource::new(bytes, name))).await
+        Self::from_image_with(image, SlideOptions::new().with_pixel_size_um(pixel_size_um), name).await
+    }
+
+    /// [`Slide::from_image`] with reading options (the pixel size comes from `options`).
+    pub async fn from_image_with(image: &RgbImage, options: SlideOptions, name: &str) -> super::Result<Slide> {
+        let bytes = image_to_tiff(image, options.pixel_size_um)
+            .map_err(|e| super::Error::Decode(format!("cannot hold the image as a slide: {e}")))?;
+        Slide::open_tiff(std::sync::Arc::new(MemorySource::new(bytes, name)), options).await
+    }
+
+    /// A PNG/JPEG file (already recognised as `format`) read whole, decoded and held as a one-level slide.
+    pub(super) async fn open_picture(source: Arc<dyn ByteSource>, options: SlideOptions, format: SlideFormat) -> super::Result<Slide> {
+        let name = source.name().to_string();
+        let image = super::picture::read_picture(source.as_ref()).await.map_err(|e| e.at(&name))?;
+        let mut slide = Self::from_image_with(&image, options, &name).await?;
+        slide.layout.format = format;
+        Ok(slide)
     }
 }
 
