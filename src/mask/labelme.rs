@@ -33,6 +33,14 @@ struct Shape {
     shape_type: Option<String>,
 }
 
+/// Reads annotations written by either tool: a LabelMe file (a JSON object with `shapes`) or
+/// GeoJSON (anything [`super::read_annotations`] reads). What the app's "Compare with annotations"
+/// and annotated image folders accept.
+pub fn read_outlines(json: &str) -> Result<Vec<Annotation>, Error> {
+    let labelme = serde_json::from_str::<serde_json::Value>(json).is_ok_and(|v| v.get("shapes").is_some());
+    if labelme { Ok(read_labelme(json)?.annotations) } else { super::read_annotations(json) }
+}
+
 /// Reads a LabelMe file. Shapes other than polygons and rectangles (points, lines, circles) are
 /// refused, as are polygons with fewer than 3 points or non-finite coordinates.
 pub fn read_labelme(json: &str) -> Result<LabelMe, Error> {

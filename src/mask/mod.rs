@@ -1,8 +1,10 @@
 //! Masks and what people do with them: overlays of probabilities, binary masks, the Kaggle
-//! HuBMAP run-length encoding, the competition's Dice, polygon rasterisation, QuPath GeoJSON and
-//! LabelMe JSON.
+//! HuBMAP run-length encoding, the competition's Dice and object-level precision/recall, polygon
+//! rasterisation, QuPath GeoJSON, LabelMe JSON and annotated image folders.
 
 mod binary;
+#[cfg(not(target_arch = "wasm32"))]
+mod folder;
 mod geojson;
 mod labelme;
 mod metrics;
@@ -12,9 +14,11 @@ mod polygon;
 mod rle;
 
 pub use binary::BinaryMask;
+#[cfg(not(target_arch = "wasm32"))]
+pub use folder::{LabelledImage, Truth, fold_split, natural_key, read_folder};
 pub use geojson::{Annotation, read_annotations, write_annotations};
-pub use labelme::{LabelMe, read_labelme};
-pub use metrics::{dice, dice_rle, mean_dice};
+pub use labelme::{LabelMe, read_labelme, read_outlines};
+pub use metrics::{IOU_MATCH, Runs, Scores, dice, dice_rle, mean_dice, rle_objects, score_objects, score_rle};
 pub use objects::{Components, Object, Run, components, components_of_rows, douglas_peucker, row_runs, threshold_level};
 pub use overlay::{OVERLAY_COLOUR, overlay};
 pub use polygon::{Polygon, rasterise};
@@ -80,4 +84,8 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An annotated image folder that cannot be used (no images, an image without truth, a mask of
+    /// the wrong size, an unreadable file).
+    #[error("{0}")]
+    Folder(String),
 }
