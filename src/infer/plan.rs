@@ -32,9 +32,14 @@ pub struct PlanConfig {
 }
 
 impl PlanConfig {
-    /// The windows a model's manifest asks for: its window, overlap and input size.
-    pub fn for_model(manifest: &Manifest) -> Self {
-        Self::new().with_window(manifest.window).with_overlap(manifest.overlap).with_input_size(manifest.model.input_size as u32)
+    /// The windows a model's manifest asks for on a slide of `pixel_size_um` µm/px (the slide's
+    /// [`crate::slide::Slide::pixel_size_um`]): its window and overlap resampled to the model's
+    /// input pixel size, and its input size.
+    pub fn for_model(manifest: &Manifest, pixel_size_um: Option<f64>) -> Self {
+        Self::new()
+            .with_window(manifest.window_for(pixel_size_um))
+            .with_overlap(manifest.overlap_for_slide(pixel_size_um))
+            .with_input_size(manifest.model.input_size as u32)
     }
 }
 

@@ -34,9 +34,13 @@ pub struct WsiConfig {
 }
 
 impl WsiConfig {
-    /// The settings a model's manifest asks for: its windows, threshold and minimum area.
-    pub fn for_model(manifest: &Manifest) -> Self {
-        Self::new().with_plan(PlanConfig::for_model(manifest)).with_threshold(manifest.threshold).with_min_area(manifest.min_area)
+    /// The settings a model's manifest asks for on a slide of `pixel_size_um` µm/px: its windows
+    /// (resampled by the pixel size), threshold and minimum area (scaled alike).
+    pub fn for_model(manifest: &Manifest, pixel_size_um: Option<f64>) -> Self {
+        Self::new()
+            .with_plan(PlanConfig::for_model(manifest, pixel_size_um))
+            .with_threshold(manifest.threshold)
+            .with_min_area(manifest.min_area_for(pixel_size_um))
     }
 }
 

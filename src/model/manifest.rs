@@ -39,10 +39,20 @@ pub struct Manifest {
     pub name: String,
     /// The network.
     pub model: SegmenterConfig,
-    /// Window side in level-0 pixels, resized to `model.input_size` (the seed: 1536 → 512).
+    /// Window side in level-0 pixels, resized to `model.input_size` (the seed: 1536 → 512), for
+    /// a slide at the pixel size the model was trained at (see [`Manifest::input_pixel_size_um`]).
     pub window: u32,
-    /// Overlap between windows at inference, level-0 pixels.
+    /// Overlap between windows at inference, level-0 pixels (same scale as `window`).
     pub overlap: u32,
+    /// µm per *input* pixel the network expects (e.g. 2.0). With it every slide is resampled by its
+    /// own pixel size, so that a 0.25, a 0.5 and a 1 µm/px scan reach the network at the same scale;
+    /// a slide that records no pixel size is taken to be at [`Manifest::assumed_pixel_size_um`].
+    /// `None` (older models): windows are `window` level-0 pixels whatever the slide's scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_pixel_size_um: Option<f64>,
+    /// Window side in µm (`input_pixel_size_um` × `input_size`), written for readers of model.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_um: Option<f64>,
     /// Per-channel mean of the input normalisation (RGB in 0..1).
     pub mean: [f32; 3],
     /// Per-channel standard deviation of the input normalisation.
@@ -61,6 +71,9 @@ pub struct Manifest {
     pub validation_dice: Option<f64>,
     /// How the validation Dice was measured.
     pub validation: String,
+    /// What the model was not validated on and must not be used for (the model card's limits).
+    #[serde(default)]
+    pub limits: String,
     /// When the weights were exported (UTC, ISO 8601).
     pub date: String,
 }
@@ -96,8 +109,50 @@ impl Manifest {
             trained_on: "unknown".into(),
             validation_dice: None,
             validation: String::new(),
+            limits: String::new(),
             date: String::new(),
+            input_pixel_size_um: None,
+            window_um: None,
         }
+    }
+
+    /// Sets the scale: the network sees `input_pixel_size_um` µm per input pixel, and `window` is
+    /// the window in level-0 pixels of data at `level0_pixel_size_um`.
+    pub fn with_pixel_size(mut self, input_pixel_size_um: Option<f64>) -> Self {
+        self.input_pixel_size_um = input_pixel_size_um;
+        self.window_um = input_pixel_size_um.map(|p| p * self.model.input_size as f64);
+        self
+    }
+
+    /// The level-0 pixel size at which `window` level-0 pixels cover [`Manifest::window_um`]: what
+    /// a slide without a recorded pixel size is assumed to be ("pixel size unknown — assuming …").
+    pub fn assumed_pixel_size_um(&self) -> Option<f64> {
+        self.input_pixel_size_um.map(|p| p * self.model.input_size as f64 / self.window as f64)
+    }
+
+    /// Level-0 pixels per input pixel on a slide of `pixel_size_um` µm/px (the file's or the user's).
+    pub fn scale_for(&self, pixel_size_um: Option<f64>) -> f64 {
+        match (self.input_pixel_size_um, pixel_size_um.filter(|p| p.is_finite() && *p > 0.0)) {
+            (Some(input), Some(slide)) => input / slide,
+            _ => self.scale(),
+        }
+    }
+
+    /// Window side in level-0 pixels on a slide of `pixel_size_um` µm/px (at least 16).
+    pub fn window_for(&self, pixel_size_um: Option<f64>) -> u32 {
+        ((self.scale_for(pixel_size_um) * self.model.input_size as f64).round() as u32).clamp(16, 65_536)
+    }
+
+    /// Overlap in level-0 pixels on a slide of `pixel_size_um` µm/px (the manifest's, scaled).
+    pub fn overlap_for_slide(&self, pixel_size_um: Option<f64>) -> u32 {
+        let window = self.window_for(pixel_size_um);
+        ((self.overlap as f64 * window as f64 / self.window as f64).round() as u32).min(window - 1)
+    }
+
+    /// Smallest object kept, level-0 pixels², on a slide of `pixel_size_um` µm/px (the manifest's, scaled).
+    pub fn min_area_for(&self, pixel_size_um: Option<f64>) -> f64 {
+        let ratio = self.window_for(pixel_size_um) as f64 / self.window as f64;
+        self.min_area * ratio * ratio
     }
 
     /// Parses `model.json`: a manifest, or a bare network config (imported weights).
@@ -136,6 +191,16 @@ impl Manifest {
         }
         if self.window == 0 || self.overlap >= self.window || self.window > 65_536 {
             return invalid(format!("window {} must be positive, at most 65536 and larger than the overlap {}", self.window, self.overlap));
+        }
+        if let Some(p) = self.input_pixel_size_um
+            && !(p.is_finite() && p > 0.0 && p <= 1000.0)
+        {
+            return invalid(format!("input_pixel_size_um {p} must be a positive number of µm up to 1000"));
+        }
+        if let (Some(p), Some(w)) = (self.input_pixel_size_um, self.window_um)
+            && ((p * size as f64) - w).abs() > 0.01 * w.abs().max(1e-9)
+        {
+            return invalid(format!("window_um {w} differs from input_pixel_size_um {p} × input_size {size}"));
         }
         if ![1, 2, 4, 8].contains(&self.tta) {
             return invalid(format!("tta {} must be 1, 2, 4 or 8", self.tta));
@@ -189,5 +254,27 @@ mod tests {
         ] {
             assert!(Manifest::from_json(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn windows_follow_each_slides_pixel_size() {
+        // A model for 2 µm/px input at 256² (512 µm windows), trained at 1 µm/px: window 512 px there.
+        let mut m = Manifest::new("real", SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(256)).with_pixel_size(Some(2.0));
+        (m.window, m.overlap, m.min_area) = (512, 128, 1000.0);
+        assert_eq!((m.window_um, m.assumed_pixel_size_um()), (Some(512.0), Some(1.0)));
+        assert_eq!(
+            (m.window_for(Some(0.25)), m.window_for(Some(0.5)), m.window_for(Some(1.0)), m.window_for(Some(4.0))),
+            (2048, 1024, 512, 128)
+        );
+        assert_eq!((m.window_for(None), m.overlap_for_slide(Some(0.5)), m.overlap_for_slide(None)), (512, 256, 128));
+        assert_eq!((m.min_area_for(Some(0.5)), m.min_area_for(Some(2.0))), (4000.0, 250.0));
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        // Older manifests (no pixel size): windows stay in pixels whatever the slide says.
+        let old = Manifest::new("old", m.model.clone());
+        assert_eq!((old.window_for(Some(0.25)), old.window_for(None), old.assumed_pixel_size_um()), (768, 768, None));
+        // window_um must agree with input_pixel_size_um × input_size.
+        let wrong = m.to_json().replace("\"window_um\": 512.0", "\"window_um\": 600.0");
+        assert!(matches!(Manifest::from_json(&wrong), Err(Error::Invalid(e)) if e.contains("window_um")));
+        assert!(Manifest::from_json(&m.to_json().replace("\"input_pixel_size_um\": 2.0", "\"input_pixel_size_um\": -2.0")).is_err());
     }
 }
