@@ -95,8 +95,15 @@ web: setup-wasm setup-npm demo-data
 # The demo menu's slides: a synthetic kidney slide made by `ftuscope synth` (with its truth, for the
 # end-to-end test) and the real CMU-1-Small-Region.svs from ../shared/data when present.
 DEMO_SLIDE := www/demo/synthetic-kidney.tiff
+# Real kidney for the Demo menu: tile 306 of ../shared/data/real-kidney (PAS, MIT; 8 glomeruli, in the
+# held-out block of the bundled model) with its LabelMe outlines, which the app shows and compares.
+DEMO_KIDNEY := 306
 demo-data: $(DEMO_SLIDE)
 	@[ -z "$(FTUSCOPE_DATA)" ] || [ ! -f "$(FTUSCOPE_DATA)/CMU-1-Small-Region.svs" ] || cp -u "$(FTUSCOPE_DATA)/CMU-1-Small-Region.svs" www/demo/
+	@[ -z "$(FTUSCOPE_DATA)" ] || [ ! -f "$(FTUSCOPE_DATA)/real-kidney/$(DEMO_KIDNEY).jpg" ] || { \
+	  cp -u "$(FTUSCOPE_DATA)/real-kidney/$(DEMO_KIDNEY).jpg" www/demo/real-kidney-$(DEMO_KIDNEY).jpg && \
+	  cp -u "$(FTUSCOPE_DATA)/real-kidney/$(DEMO_KIDNEY).json" www/demo/real-kidney-$(DEMO_KIDNEY).json && \
+	  cp -u "$(FTUSCOPE_DATA)/real-kidney/LICENSE" www/demo/real-kidney-LICENSE; }
 $(DEMO_SLIDE):
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
 	rm -rf target/demo-synth && $(FTUSCOPE) synth --out target/demo-synth --count 1 --size 6000x4000 --seed 7
@@ -252,20 +259,31 @@ bench-infer: $(BENCH_DIR)/big-30000x37000/done
 	  /usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/tissue-$$t/train/*.tiff); done
 	/usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 
-# The bundled demo model, reproducibly: 12 flat synthetic 8000×6000 slides (seed 2026; flat like the
-# Kaggle files, so training tiles come from the same averaged overviews inference reads), a small
-# U-Net trained on this CPU (~40 min on 2 cores), fold 0 of 4 held out, exported to www/models/demo/.
-DEMO_DIR := $(CACHE)/demo
+# The bundled demo model, reproducibly (~70 min on 2 cores): a small U-Net (2 µm/px input, 512 µm
+# windows, resampled per slide by its pixel size) trained on the real PAS kidney tiles of
+# ../shared/data/real-kidney (≈1 µm/px, weight 3) mixed with 8 synthetic 6000×4500 slides (0.5 µm/px,
+# weight 1), the last contiguous block of tiles (fold 3 of 4: tiles 279–339) held out and scored by the
+# whole-image engine (pooled Dice, object recall/precision), exported to www/models/demo/.
+DEMO_DIR := $(CACHE)/demo-real
 DEMO_TRAIN := --arch unet-tiny --tiny-widths 16,24,32,48,64 --decoder-channels 32,24,16,12,8 --size 256 \
-  --window 1024 --tile-overlap 512 --epochs 10 --samples-per-epoch 640 --batch 8 --lr 3e-3 --schedule onecycle \
-  --loss bce:1,dice:1 --folds 4 --fold 0 --seed 7
+  --input-pixel-size 2 --tile-overlap 128 --epochs 8 --samples-per-epoch 1800 --batch 8 --lr 3e-3 --schedule onecycle \
+  --loss bce:1,dice:1 --folds 4 --fold 3 --seed 7 --min-area 1000 --stain 0.1 --scale-jitter 0.15
+DEMO_TRAINED_ON := real human kidney, PAS stain: 82 of the 110 HuBMAP tiles in ../shared/data/real-kidney (Vanderbilt TMC \
+  slides, tiled and outlined by the Indiana University CNS team, MIT; 1600×1200 at ≈1 µm/px; 327 glomeruli), mixed with \
+  synthetic tissue (ftuscope synth, 6 slides)
+DEMO_LIMITS := PAS-stained human kidney only. Not validated on H&E, trichrome, silver or other stains, on other \
+  species, on other labs' scanners or on whole slides (only on 28 held-out tiles of the same source). Research use, \
+  not for diagnosis.
 demo-model:
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --features train --bin ftuscope
-	[ -f $(DEMO_DIR)/data/train.csv ] || $(FTUSCOPE) synth --out $(DEMO_DIR)/data --count 12 --size 8000x6000 --seed 2026
+	@[ -f "$(FTUSCOPE_DATA)/real-kidney/2.json" ] || { echo "the real kidney tiles are not in FTUSCOPE_DATA=$(FTUSCOPE_DATA)"; exit 1; }
+	[ -f $(DEMO_DIR)/synth/train.csv ] || $(FTUSCOPE) synth --out $(DEMO_DIR)/synth --count 8 --size 6000x4500 --seed 2026
 	rm -rf $(DEMO_DIR)/run
-	$(FTUSCOPE) train --data $(DEMO_DIR)/data --run $(DEMO_DIR)/run --cache $(DEMO_DIR)/tiles $(DEMO_TRAIN)
+	$(FTUSCOPE) train --data "$(FTUSCOPE_DATA)/real-kidney,pixel-size=1,weight=3" --data $(DEMO_DIR)/synth,weight=1 \
+	  --run $(DEMO_DIR)/run --cache $(DEMO_DIR)/tiles $(DEMO_TRAIN) --trained-on "$(DEMO_TRAINED_ON)" --limits "$(DEMO_LIMITS)"
 	$(FTUSCOPE) export $(DEMO_DIR)/run --out www/models/demo --name demo
 	cp $(DEMO_DIR)/run/metrics.csv $(DEMO_DIR)/run/validation.csv $(DEMO_DIR)/run/loss.png $(DEMO_DIR)/run/dice.png www/models/demo/
+	$(FTUSCOPE) eval --truth "$(FTUSCOPE_DATA)/real-kidney" --fold 3/4 --model www/models/demo --pixel-size 1
 
 # Training throughput on this machine's CPU: the demo network and U-Net-effb0 at 256 and 512.
 bench-train:

@@ -62,12 +62,18 @@ pub struct AugmentConfig {
     /// Largest noise standard deviation, in grey levels.
     #[config(default = 6.0)]
     pub noise_std: f64,
+    /// Probability of a JPEG round trip (the blocking and ringing of scanners' and archives' JPEG tiles).
+    #[config(default = 0.2)]
+    pub p_jpeg: f64,
+    /// Lowest JPEG quality drawn (uniform up to 95).
+    #[config(default = 40)]
+    pub jpeg_quality: u8,
 }
 
 impl AugmentConfig {
     /// No augmentation at all: the pair comes back unchanged (validation, debugging).
     pub fn none() -> Self {
-        Self { flips: false, rotate90: false, p_affine: 0.0, p_colour: 0.0, p_blur: 0.0, p_noise: 0.0, ..Self::new() }
+        Self { flips: false, rotate90: false, p_affine: 0.0, p_colour: 0.0, p_blur: 0.0, p_noise: 0.0, p_jpeg: 0.0, ..Self::new() }
     }
 }
 
@@ -122,7 +128,19 @@ pub fn augment(image: &RgbImage, mask: &GrayImage, config: &AugmentConfig, rng: 
             noise(&mut image, std, rng);
         }
     }
+    if rng.unit() < config.p_jpeg {
+        let low = config.jpeg_quality.clamp(1, 95);
+        let quality = low + (rng.next_u64() % u64::from(96 - low)) as u8;
+        image = jpeg_round_trip(&image, quality).unwrap_or(image);
+    }
     (image, mask)
+}
+
+/// The image encoded as JPEG at `quality` and decoded again (`None` if either step fails).
+fn jpeg_round_trip(image: &RgbImage, quality: u8) -> Option<RgbImage> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality).encode_image(image).ok()?;
+    image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).ok().map(|i| i.into_rgb8())
 }
 
 /// Index `i` folded into `0..n` by reflect-101 (`dcb|abcd|cba`), OpenCV's default border.

@@ -1,7 +1,10 @@
-//! Training data: the Kaggle HuBMAP layout (`train.csv` with `id,encoding`, `train/<id>.tiff`,
-//! optional `train/<id>-anatomical-structure.json`), local or behind an http(s) URL, cut into
-//! model-scale tiles once and cached on disk; the tissue filter; K-fold splits by slide; and the
-//! sampler that oversamples glomeruli and cortex and can drop tiles the model already gets right.
+//! Training data: datasets in the Kaggle HuBMAP layout (`train.csv` with `id,encoding`,
+//! `train/<id>.tiff`, optional `train/<id>-anatomical-structure.json`), local or behind an http(s)
+//! URL, or annotated image folders ([`crate::mask::read_folder`]: LabelMe, GeoJSON or mask PNGs),
+//! each with its pixel size and weight; cut into model-scale tiles once (windows sized by each
+//! slide's pixel size) and cached on disk; the tissue filter; K-fold splits in contiguous blocks
+//! of each dataset's groups; and the sampler that mixes datasets by weight, oversamples glomeruli
+//! and cortex and can drop tiles the model already gets right.
 
 use super::Error;
 use crate::infer::{PlanConfig, plan_slide, saturation};
@@ -12,17 +15,67 @@ use crate::slide::{Slide, SlideOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// One training slide.
+/// One dataset of a training run.
+#[derive(burn::config::Config, Debug, PartialEq)]
+pub struct DatasetConfig {
+    /// A folder or http(s) URL in the Kaggle layout (`train.csv`), or a local folder of images
+    /// with annotations (LabelMe JSON, GeoJSON or mask PNGs).
+    pub location: String,
+    /// µm per pixel of its images, overriding what the files record (needed for files that record
+    /// none, such as PNG/JPEG, when the run sets an input pixel size).
+    #[config(default = "None")]
+    pub pixel_size_um: Option<f64>,
+    /// Its share of the training draws, relative to the other datasets' weights.
+    #[config(default = 1.0)]
+    pub weight: f64,
+}
+
+impl DatasetConfig {
+    /// Parses `LOCATION[,pixel-size=UM][,weight=W]` (the `--data` syntax).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut parts = spec.split(',');
+        let location = parts.next().unwrap_or("").trim();
+        if location.is_empty() {
+            return Err(format!("'{spec}': expected LOCATION[,pixel-size=UM][,weight=W]"));
+        }
+        let mut config = Self::new(location.to_string());
+        for part in parts {
+            let (key, value) = part.split_once('=').ok_or_else(|| format!("'{part}': expected KEY=VALUE (pixel-size or weight)"))?;
+            let number: f64 = value.trim().parse().map_err(|_| format!("'{part}': {value} is not a number"))?;
+            if !(number.is_finite() && number > 0.0) {
+                return Err(format!("'{part}': must be positive"));
+            }
+            match key.trim() {
+                "pixel-size" => config.pixel_size_um = Some(number),
+                "weight" => config.weight = number,
+                other => return Err(format!("'{other}': unknown dataset option (pixel-size, weight)")),
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// One training slide (or image).
 #[derive(Debug, Clone)]
 pub struct SlideEntry {
-    /// Kaggle id (file name without extension).
+    /// Kaggle id or image name (file name without extension), prefixed by the dataset's index
+    /// when a run has several datasets.
     pub id: String,
-    /// Path or URL of the TIFF.
+    /// Path or URL of the slide or image.
     pub location: String,
     /// Its mask: column-major, 1-indexed RLE (as in train.csv).
     pub rle: String,
     /// Anatomical regions (Cortex, Medulla…), when the dataset has them.
     pub anatomy: Vec<Annotation>,
+    /// Which dataset of the run it belongs to.
+    pub dataset: usize,
+    /// What the K-fold split keeps together (a `groups.csv` `id,group` row, else the id).
+    pub group: String,
+    /// µm per pixel: the dataset's, else the file's (resolved by [`resolve_pixel_sizes`]).
+    pub pixel_size_um: Option<f64>,
+    /// The glomeruli as objects (0-based column-major runs), for object-level scores; empty:
+    /// taken from the RLE's connected components.
+    pub objects: Vec<crate::mask::Runs>,
 }
 
 /// Reads a text file of the dataset: `Ok(None)` when it does not exist.
@@ -48,8 +101,81 @@ fn join(root: &str, relative: &str) -> String {
     format!("{}/{relative}", root.trim_end_matches('/'))
 }
 
-/// The slides of a Kaggle-layout dataset at `root` (a folder or an http(s) URL), in train.csv's order.
+/// The slides and images of every dataset, in order; ids are prefixed with `<index>-` when there
+/// are several datasets.
+pub async fn read_datasets(datasets: &[DatasetConfig]) -> Result<Vec<SlideEntry>, Error> {
+    if datasets.is_empty() {
+        return Err(Error::Data("no dataset given".into()));
+    }
+    let mut all = Vec::new();
+    for (k, dataset) in datasets.iter().enumerate() {
+        let mut entries = read_dataset(&dataset.location).await?;
+        for e in &mut entries {
+            e.dataset = k;
+            e.pixel_size_um = dataset.pixel_size_um;
+            if datasets.len() > 1 {
+                e.id = format!("{k}-{}", e.id);
+            }
+        }
+        all.extend(entries);
+    }
+    Ok(all)
+}
+
+/// The entries of one dataset: the Kaggle layout when `train.csv` is there, else an annotated
+/// image folder (local only).
 pub async fn read_dataset(root: &str) -> Result<Vec<SlideEntry>, Error> {
+    let remote = root.starts_with("http://") || root.starts_with("https://");
+    if !remote && Path::new(root).is_dir() && !Path::new(root).join("train.csv").is_file() {
+        return read_image_folder(root).await;
+    }
+    read_kaggle(root).await
+}
+
+/// An annotated image folder ([`crate::mask::read_folder`]); `groups.csv` (`id,group`), when
+/// present, says which images the K-fold split must keep together.
+async fn read_image_folder(root: &str) -> Result<Vec<SlideEntry>, Error> {
+    let images = crate::mask::read_folder(Path::new(root)).map_err(|e| Error::Data(e.to_string()))?;
+    let mut groups = std::collections::HashMap::new();
+    if let Some(text) = read_text(root, "groups.csv").await? {
+        for (n, line) in text.lines().enumerate().filter(|(n, l)| !(l.trim().is_empty() || *n == 0 && l.starts_with("id,"))) {
+            let (id, group) = line.split_once(',').ok_or_else(|| Error::Data(format!("groups.csv line {}: expected id,group", n + 1)))?;
+            groups.insert(id.trim().to_string(), group.trim().to_string());
+        }
+    }
+    let mut entries = Vec::with_capacity(images.len());
+    for image in images {
+        let location = image.image.display().to_string();
+        let (width, height) = image_size(&location).await?;
+        let (rle, objects) = image.objects(width, height).map_err(|e| Error::Data(e.to_string()))?;
+        let group = groups.get(&image.id).cloned().unwrap_or_else(|| image.id.clone());
+        entries.push(SlideEntry { id: image.id, location, rle, anatomy: Vec::new(), dataset: 0, group, pixel_size_um: None, objects });
+    }
+    Ok(entries)
+}
+
+/// An image's size: from the header for PNG/JPEG, else by opening it as a slide.
+async fn image_size(location: &str) -> Result<(u32, u32), Error> {
+    if let Ok(size) = image::image_dimensions(location) {
+        return Ok(size);
+    }
+    let slide = Slide::open_location(location, SlideOptions::one_pass()).await.map_err(|e| Error::Data(format!("{location}: {e}")))?;
+    Ok(slide.dimensions())
+}
+
+/// Fills in each entry's pixel size from its file where the dataset gives none (a header read).
+pub async fn resolve_pixel_sizes(entries: &mut [SlideEntry]) -> Result<(), Error> {
+    for entry in entries.iter_mut().filter(|e| e.pixel_size_um.is_none()) {
+        let slide = Slide::open_location(&entry.location, SlideOptions::one_pass())
+            .await
+            .map_err(|e| Error::Data(format!("{}: {e}", entry.location)))?;
+        entry.pixel_size_um = slide.pixel_size_um();
+    }
+    Ok(())
+}
+
+/// The slides of a Kaggle-layout dataset at `root` (a folder or an http(s) URL), in train.csv's order.
+async fn read_kaggle(root: &str) -> Result<Vec<SlideEntry>, Error> {
     let csv = read_text(root, "train.csv").await?.ok_or_else(|| {
         Error::Data(format!("{} not found (expected the Kaggle layout: train.csv, train/<id>.tiff)", join(root, "train.csv")))
     })?;
@@ -65,7 +191,8 @@ pub async fn read_dataset(root: &str) -> Result<Vec<SlideEntry>, Error> {
             Some(text) => read_annotations(&text).map_err(|e| Error::Data(format!("{id}-anatomical-structure.json: {e}")))?,
             None => Vec::new(),
         };
-        entries.push(SlideEntry { location: join(root, &format!("train/{id}.tiff")), id, rle, anatomy });
+        let location = join(root, &format!("train/{id}.tiff"));
+        entries.push(SlideEntry { location, group: id.clone(), id, rle, anatomy, dataset: 0, pixel_size_um: None, objects: Vec::new() });
     }
     if entries.is_empty() {
         return Err(Error::Data(format!("{} lists no slides", join(root, "train.csv"))));
@@ -76,13 +203,17 @@ pub async fn read_dataset(root: &str) -> Result<Vec<SlideEntry>, Error> {
 /// How slides are cut into training tiles.
 #[derive(burn::config::Config, Debug, PartialEq)]
 pub struct TileConfig {
-    /// Window side in level-0 pixels (the seed: 1536).
+    /// Window side in level-0 pixels (the seed: 1536), when no input pixel size is set.
     #[config(default = 1536)]
     pub window: u32,
+    /// µm per network input pixel (e.g. 2.0): windows then cover `size` × this many µm on every
+    /// slide, whatever its pixel size, and `window` is ignored.
+    #[config(default = "None")]
+    pub input_pixel_size_um: Option<f64>,
     /// Network input side each window is resized to (the seed: 512).
     #[config(default = 512)]
     pub size: u32,
-    /// Overlap between neighbouring windows, level-0 pixels.
+    /// Overlap between neighbouring windows, level-0 pixels (input pixels with an input pixel size).
     #[config(default = 0)]
     pub overlap: u32,
     /// HSV saturation (0–255) above which a pixel counts as tissue (3rd place: 40).
@@ -91,6 +222,27 @@ pub struct TileConfig {
     /// Tiles with less tissue than this fraction and no glomerulus are dropped.
     #[config(default = 0.05)]
     pub min_tissue: f64,
+}
+
+impl TileConfig {
+    /// The window side in level-0 pixels on a slide of `pixel_size_um` µm/px.
+    pub fn window_for(&self, pixel_size_um: Option<f64>) -> Result<u32, String> {
+        match (self.input_pixel_size_um, pixel_size_um) {
+            (None, _) => Ok(self.window),
+            (Some(input), Some(slide)) if slide.is_finite() && slide > 0.0 => {
+                Ok(((input * self.size as f64 / slide).round() as u32).max(16))
+            }
+            (Some(_), _) => Err("the pixel size is unknown: give the dataset's (--data DIR,pixel-size=UM)".into()),
+        }
+    }
+
+    /// The overlap in level-0 pixels for a window of `window` (scaled like the window).
+    pub fn overlap_for(&self, window: u32) -> u32 {
+        match self.input_pixel_size_um {
+            None => self.overlap,
+            Some(_) => ((self.overlap as f64 * window as f64 / self.size as f64).round() as u32).min(window - 1),
+        }
+    }
 }
 
 /// What is known about one tile.
@@ -108,6 +260,12 @@ pub struct TileMeta {
     pub tissue: f32,
     /// Whether the tile's centre is in the cortex (`None`: no anatomy for this slide).
     pub cortex: Option<bool>,
+    /// The window's side in level-0 pixels.
+    #[serde(default)]
+    pub window: u32,
+    /// Which dataset of the run (set when the tiles are loaded, not cached).
+    #[serde(skip)]
+    pub dataset: usize,
 }
 
 /// Tiles of one or more slides, pixels in memory: RGB (`size`²×3 each) and masks (`size`², 0/1).
@@ -162,10 +320,12 @@ const MAGIC: &[u8; 8] = b"FTUTILE1";
 /// The cache file of one slide's tiles: named by the slide and everything that shapes the tiles.
 fn cache_path(dir: &Path, entry: &SlideEntry, config: &TileConfig) -> PathBuf {
     let mut h = crate::rng::mix(entry.rle.len() as u64);
-    for b in entry.location.bytes().chain(entry.rle.bytes().take(4096)).chain(format!("{config:?}").bytes()) {
+    let scale = format!("{config:?}{:?}", entry.pixel_size_um);
+    for b in entry.location.bytes().chain(entry.rle.bytes().take(4096)).chain(entry.rle.bytes().rev().take(4096)).chain(scale.bytes()) {
         h = crate::rng::mix(h ^ b as u64);
     }
-    dir.join(format!("{}-{}to{}-{h:016x}.tiles", entry.id, config.window, config.size))
+    let name: String = entry.id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    dir.join(format!("{name}-to{}-{h:016x}.tiles", config.size))
 }
 
 /// The tiles of one slide: from the cache when present, else extracted (with `progress(done, total)`)
@@ -236,24 +396,35 @@ pub async fn extract(entry: &SlideEntry, config: &TileConfig, progress: &mut dyn
     {
         return Err(Error::Data(format!("{}: the RLE runs past the {width}×{height} slide", entry.id)));
     }
-    let plan_config = PlanConfig::new().with_window(config.window).with_input_size(config.size).with_overlap(config.overlap);
+    let window =
+        config.window_for(entry.pixel_size_um.or(slide.pixel_size_um())).map_err(|e| Error::Data(format!("{}: {e}", entry.location)))?;
+    let plan_config = PlanConfig::new().with_window(window).with_input_size(config.size).with_overlap(config.overlap_for(window));
     let plan = plan_slide(&slide, &plan_config).await.map_err(|e| Error::Data(format!("{}: {e}", entry.location)))?;
     let cortex: Vec<&Annotation> = entry.anatomy.iter().filter(|a| a.classification.to_ascii_lowercase().contains("cortex")).collect();
     let px = (config.size * config.size) as usize;
     let mut tiles = Tiles { size: config.size, ..Tiles::default() };
     for (i, w) in plan.windows.iter().enumerate() {
         progress(i, plan.windows.len());
-        let window = config.window as f64;
-        let image = slide.read_scaled(w.x as f64, w.y as f64, window, window, config.size, config.size).await.map_err(slide_error)?;
-        let mask = window_mask(&runs, width, height, w.x, w.y, config.window, config.size);
+        let side = window as f64;
+        let image = slide.read_scaled(w.x as f64, w.y as f64, side, side, config.size, config.size).await.map_err(slide_error)?;
+        let mask = window_mask(&runs, width, height, w.x, w.y, window, config.size);
         let tissue = image.pixels().filter(|p| saturation(p.0) > config.saturation).count() as f32 / px as f32;
         let glomerulus = mask.iter().map(|&m| m as u32).sum::<u32>() as f32 / px as f32;
         if (tissue as f64) < config.min_tissue && glomerulus == 0.0 {
             continue;
         }
-        let (cx, cy) = ((w.x + config.window as i64 / 2) as f64, (w.y + config.window as i64 / 2) as f64);
+        let (cx, cy) = ((w.x + window as i64 / 2) as f64, (w.y + window as i64 / 2) as f64);
         let in_cortex = (!entry.anatomy.is_empty()).then(|| cortex.iter().any(|a| a.polygons.iter().any(|p| p.contains(cx, cy))));
-        tiles.meta.push(TileMeta { slide: entry.id.clone(), x: w.x, y: w.y, glomerulus, tissue, cortex: in_cortex });
+        tiles.meta.push(TileMeta {
+            slide: entry.id.clone(),
+            x: w.x,
+            y: w.y,
+            glomerulus,
+            tissue,
+            cortex: in_cortex,
+            window,
+            dataset: entry.dataset,
+        });
         tiles.rgb.extend_from_slice(image.as_raw());
         tiles.mask.extend_from_slice(&mask);
     }
@@ -294,18 +465,20 @@ pub fn window_mask(runs: &[(u64, u64)], width: u32, height: u32, x0: i64, y0: i6
     coverage.iter().zip(&area).map(|(&c, &a)| (a > 0 && 2 * c >= a) as u8).collect()
 }
 
-/// Slide ids of fold `fold` of `folds` (validation), by position in the sorted id list.
-pub fn fold_split(ids: &[String], folds: usize, fold: usize) -> (Vec<String>, Vec<String>) {
-    let mut sorted = ids.to_vec();
-    sorted.sort();
-    if folds < 2 {
-        return (sorted, Vec::new());
+/// Which entries are held out: each dataset's groups split by [`fold_split`] on their own.
+pub fn held_out(entries: &[SlideEntry], folds: usize, fold: usize) -> Vec<bool> {
+    let mut valid = vec![false; entries.len()];
+    let datasets = entries.iter().map(|e| e.dataset).max().map_or(0, |d| d + 1);
+    for d in 0..datasets {
+        let groups: Vec<String> = entries.iter().filter(|e| e.dataset == d).map(|e| e.group.clone()).collect();
+        let (_, held) = crate::mask::fold_split(&groups, folds, fold);
+        for (i, e) in entries.iter().enumerate() {
+            if e.dataset == d && held.contains(&e.group) {
+                valid[i] = true;
+            }
+        }
     }
-    let (mut train, mut valid) = (Vec::new(), Vec::new());
-    for (i, id) in sorted.into_iter().enumerate() {
-        if i % folds == fold % folds { valid.push(id) } else { train.push(id) }
-    }
-    (train, valid)
+    valid
 }
 
 /// How tiles are drawn each epoch.
@@ -330,9 +503,10 @@ pub struct SamplerConfig {
 }
 
 /// The tiles of one epoch: weighted draws with replacement, deterministic in `seed`; tiles flagged
-/// in `dropped` are skipped.
-pub fn epoch_order(tiles: &Tiles, config: &SamplerConfig, dropped: &[bool], seed: u64) -> Vec<usize> {
-    let weights: Vec<f64> = tiles
+/// in `dropped` are skipped. With several datasets, dataset `d` gets `dataset_weights[d]` / Σ of
+/// the draws (the tile weights apply within each dataset).
+pub fn epoch_order(tiles: &Tiles, config: &SamplerConfig, dropped: &[bool], seed: u64, dataset_weights: &[f64]) -> Vec<usize> {
+    let mut weights: Vec<f64> = tiles
         .meta
         .iter()
         .enumerate()
@@ -348,6 +522,18 @@ pub fn epoch_order(tiles: &Tiles, config: &SamplerConfig, dropped: &[bool], seed
             g * c
         })
         .collect();
+    if dataset_weights.len() > 1 {
+        let mut sums = vec![0.0; dataset_weights.len()];
+        for (m, w) in tiles.meta.iter().zip(&weights) {
+            if let Some(s) = sums.get_mut(m.dataset) {
+                *s += w;
+            }
+        }
+        for (m, w) in tiles.meta.iter().zip(weights.iter_mut()) {
+            let (share, sum) = (dataset_weights.get(m.dataset).copied().unwrap_or(0.0), sums.get(m.dataset).copied().unwrap_or(0.0));
+            *w = if sum > 0.0 { *w * share / sum } else { 0.0 };
+        }
+    }
     let total: f64 = weights.iter().sum();
     if total <= 0.0 {
         return Vec::new();
@@ -400,31 +586,66 @@ mod tests {
     }
 
     #[test]
-    fn folds_partition_the_slides() {
-        let ids: Vec<String> = ["d", "a", "c", "b", "e"].iter().map(|s| s.to_string()).collect();
-        let mut seen = Vec::new();
-        for f in 0..3 {
-            let (train, valid) = fold_split(&ids, 3, f);
-            assert_eq!(train.len() + valid.len(), 5);
-            assert!(valid.iter().all(|v| !train.contains(v)));
-            seen.extend(valid);
+    fn datasets_are_mixed_by_weight_and_held_out_in_blocks_of_their_own() {
+        let meta =
+            |d: usize, g: f32| TileMeta { slide: "s".into(), x: 0, y: 0, glomerulus: g, tissue: 1.0, cortex: None, window: 1, dataset: d };
+        // Dataset 0: three tiles; dataset 1: one tile. Weights 1:3 → dataset 1 gets 3/4 of the draws.
+        let tiles =
+            Tiles { size: 1, meta: vec![meta(0, 0.0), meta(0, 0.5), meta(0, 0.0), meta(1, 0.0)], rgb: vec![0; 12], mask: vec![0; 4] };
+        let config = SamplerConfig::new().with_samples_per_epoch(Some(8000));
+        let order = epoch_order(&tiles, &config, &[], 3, &[1.0, 3.0]);
+        let share = order.iter().filter(|&&i| i == 3).count() as f64 / 8000.0;
+        assert!((share - 0.75).abs() < 0.03, "{share}");
+        // Within dataset 0 the glomerulus weight still applies (3 : 1 : 1).
+        let within = order.iter().filter(|&&i| i == 1).count() as f64 / order.iter().filter(|&&i| i < 3).count() as f64;
+        assert!((within - 0.6).abs() < 0.05, "{within}");
+        let entry = |d: usize, id: &str| SlideEntry {
+            id: id.into(),
+            location: String::new(),
+            rle: String::new(),
+            anatomy: Vec::new(),
+            dataset: d,
+            group: id.into(),
+            pixel_size_um: None,
+            objects: Vec::new(),
+        };
+        let entries: Vec<SlideEntry> = ["1", "2", "10", "11", "20", "21", "30", "31"]
+            .iter()
+            .map(|id| entry(0, id))
+            .chain(["a", "b"].iter().map(|id| entry(1, id)))
+            .collect();
+        let held = held_out(&entries, 4, 1);
+        let ids: Vec<&str> = entries.iter().zip(&held).filter(|(_, h)| **h).map(|(e, _)| e.id.as_str()).collect();
+        assert_eq!(ids, ["10", "11", "a"], "each dataset split on its own, in contiguous natural-order blocks");
+        assert_eq!(held_out(&entries, 4, 3).iter().filter(|h| **h).count(), 3);
+    }
+
+    #[test]
+    fn dataset_specs_parse_and_bad_ones_say_why() {
+        let d = DatasetConfig::parse("../shared/data/real-kidney,pixel-size=1,weight=3").unwrap();
+        assert_eq!((d.location.as_str(), d.pixel_size_um, d.weight), ("../shared/data/real-kidney", Some(1.0), 3.0));
+        assert_eq!(DatasetConfig::parse("https://x.org/d").unwrap().weight, 1.0);
+        for bad in ["", ",weight=1", "d,weight=0", "d,weight=x", "d,colour=1", "d,pixel-size"] {
+            assert!(DatasetConfig::parse(bad).is_err(), "{bad}");
         }
-        seen.sort();
-        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
-        assert!(fold_split(&ids, 1, 0).1.is_empty());
+        let window = TileConfig::new().with_size(256).with_input_pixel_size_um(Some(2.0));
+        assert_eq!(window.window_for(Some(0.5)), Ok(1024));
+        assert_eq!(window.window_for(Some(1.0)), Ok(512));
+        assert!(window.window_for(None).is_err());
+        assert_eq!(TileConfig::new().window_for(None), Ok(1536));
     }
 
     #[test]
     fn the_sampler_oversamples_glomeruli_and_skips_dropped_tiles() {
-        let meta = |g: f32| TileMeta { slide: "s".into(), x: 0, y: 0, glomerulus: g, tissue: 1.0, cortex: None };
+        let meta = |g: f32| TileMeta { slide: "s".into(), x: 0, y: 0, glomerulus: g, tissue: 1.0, cortex: None, window: 1, dataset: 0 };
         let tiles = Tiles { size: 1, meta: vec![meta(0.0), meta(0.3), meta(0.0), meta(0.0)], rgb: vec![0; 12], mask: vec![0; 4] };
         let config = SamplerConfig::new().with_glomerulus_weight(5.0).with_samples_per_epoch(Some(8000));
-        let order = epoch_order(&tiles, &config, &[], 1);
+        let order = epoch_order(&tiles, &config, &[], 1, &[]);
         let share = order.iter().filter(|&&i| i == 1).count() as f64 / 8000.0;
         assert!((share - 5.0 / 8.0).abs() < 0.03, "{share}");
-        assert_eq!(order, epoch_order(&tiles, &config, &[], 1));
-        let order = epoch_order(&tiles, &config, &[false, true, false, false], 1);
+        assert_eq!(order, epoch_order(&tiles, &config, &[], 1, &[]));
+        let order = epoch_order(&tiles, &config, &[false, true, false, false], 1, &[]);
         assert!(!order.contains(&1) && order.len() == 8000);
-        assert!(epoch_order(&tiles, &config, &[true; 4], 1).is_empty());
+        assert!(epoch_order(&tiles, &config, &[true; 4], 1, &[]).is_empty());
     }
 }

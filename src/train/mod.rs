@@ -15,7 +15,7 @@ pub mod schedule;
 
 pub use augment::AugmentConfig;
 pub use bench::{TrainBench, bench_train};
-pub use data::{SamplerConfig, SlideEntry, TileConfig, TileMeta, Tiles};
+pub use data::{DatasetConfig, SamplerConfig, SlideEntry, TileConfig, TileMeta, Tiles};
 pub use loss::LossConfig;
 pub use run::{EpochMetrics, Event, SlideScore, export, resume, train};
 pub use schedule::Schedule;
@@ -52,8 +52,9 @@ pub enum Error {
 /// Everything a training run is made of; saved as `config.json` in the run folder.
 #[derive(Config, Debug)]
 pub struct TrainConfig {
-    /// Dataset root (folder or http(s) URL) in the Kaggle layout.
-    pub data: String,
+    /// The datasets: Kaggle layouts (folders or http(s) URLs) and annotated image folders, each
+    /// with its pixel size and weight.
+    pub data: Vec<DatasetConfig>,
     /// The network (its `input_size` must equal `tiles.size`).
     pub model: SegmenterConfig,
     /// Tile extraction.
@@ -115,6 +116,9 @@ pub struct TrainConfig {
     /// What the data is, in words (written into the exported manifest); detected for synthetic sets.
     #[config(default = "None")]
     pub trained_on: Option<String>,
+    /// What the model was not validated on and must not be used for (the manifest's `limits`).
+    #[config(default = "None")]
+    pub limits: Option<String>,
 }
 
 impl TrainConfig {
@@ -127,7 +131,15 @@ impl TrainConfig {
         if self.tiles.size == 0 || !(self.tiles.size as usize).is_multiple_of(crate::model::STRIDE) {
             return bad(format!("tile size {} must be a positive multiple of {}", self.tiles.size, crate::model::STRIDE));
         }
-        if self.tiles.window < self.tiles.size || self.tiles.overlap >= self.tiles.window {
+        if let Some(p) = self.tiles.input_pixel_size_um
+            && !(p.is_finite() && p > 0.0)
+        {
+            return bad(format!("input pixel size {p} must be positive"));
+        }
+        if self.data.iter().any(|d| !(d.weight.is_finite() && d.weight > 0.0)) {
+            return bad("dataset weights must be positive".into());
+        }
+        if self.tiles.input_pixel_size_um.is_none() && (self.tiles.window < self.tiles.size || self.tiles.overlap >= self.tiles.window) {
             return bad(format!(
                 "window {} must be at least the tile size {} and larger than the overlap {}",
                 self.tiles.window, self.tiles.size, self.tiles.overlap

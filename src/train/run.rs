@@ -6,12 +6,12 @@
 //! finished epoch.
 
 use super::augment::augment;
-use super::data::{SlideEntry, Tiles, epoch_order, fold_split, read_dataset, slide_tiles};
+use super::data::{SlideEntry, Tiles, epoch_order, held_out, read_datasets, resolve_pixel_sizes, slide_tiles};
 use super::plot::{Series, line_chart};
 use super::schedule::learning_rate;
 use super::{Error, TrainConfig};
 use crate::infer::{NetModel, WsiConfig, predict_slide};
-use crate::mask::dice_rle;
+use crate::mask::{Scores, score_rle};
 use crate::model::{Manifest, Precision, SegmentationModel, folder, seeded};
 use crate::rng::{SplitMix64, mix};
 use crate::slide::source::open_native;
@@ -95,15 +95,17 @@ pub struct EpochMetrics {
     pub images_per_s: f64,
 }
 
-/// The competition's Dice of one held-out slide.
+/// The scores of one held-out slide or image through the whole-slide engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlideScore {
     /// Slide id.
     pub id: String,
-    /// Full-resolution Dice against train.csv.
+    /// Full-resolution Dice against its truth.
     pub dice: f64,
     /// Glomeruli found.
     pub count: usize,
+    /// Pixel and object counts (object precision/recall at IoU ≥ 0.5).
+    pub scores: Scores,
     /// Seconds the slide took.
     pub seconds: f64,
 }
@@ -178,11 +180,20 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Says "synthetic tissue" when the dataset came from `ftuscope synth` (its information CSV has a
 /// seed column), else what the user said, else "unspecified data".
-async fn describe_data(config: &TrainConfig) -> String {
+async fn describe_data(config: &TrainConfig, entries: &[SlideEntry]) -> String {
     if let Some(text) = &config.trained_on {
         return text.clone();
     }
-    let info = format!("{}/HuBMAP-20-dataset_information.csv", config.data.trim_end_matches('/'));
+    let mut parts = Vec::new();
+    for (k, dataset) in config.data.iter().enumerate() {
+        let n = entries.iter().filter(|e| e.dataset == k).count();
+        parts.push(format!("{} ({n} images)", describe_dataset(&dataset.location).await));
+    }
+    parts.join(" + ")
+}
+
+async fn describe_dataset(location: &str) -> String {
+    let info = format!("{}/HuBMAP-20-dataset_information.csv", location.trim_end_matches('/'));
     let header = match open_native(&info).await {
         Ok(source) => source
             .read_range(0..source.len().min(4096))
@@ -193,7 +204,7 @@ async fn describe_data(config: &TrainConfig) -> String {
     };
     match header {
         Some(h) if h.split(',').any(|c| c.trim() == "seed") => "synthetic tissue (ftuscope synth), not real kidney".into(),
-        _ => format!("unspecified data from {}", config.data),
+        _ => format!("unspecified data from {location}"),
     }
 }
 
@@ -212,17 +223,25 @@ fn execute(
         return Err(Error::Config("gradient accumulation with several devices is not supported: raise --batch instead".into()));
     }
     // Data.
-    let entries = block_on(read_dataset(&config.data))?;
-    let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-    let (train_ids, valid_ids) = fold_split(&ids, config.folds, config.fold);
+    let mut entries = block_on(read_datasets(&config.data))?;
+    if config.tiles.input_pixel_size_um.is_some() {
+        block_on(resolve_pixel_sizes(&mut entries))?;
+    }
+    let held = held_out(&entries, config.folds, config.fold);
+    let valid_ids: Vec<String> = entries.iter().zip(&held).filter(|(_, h)| **h).map(|(e, _)| e.id.clone()).collect();
+    let train_ids: Vec<String> = entries.iter().zip(&held).filter(|(_, h)| !**h).map(|(e, _)| e.id.clone()).collect();
     let mut train_tiles = Tiles::default();
     let mut valid_tiles = Tiles::default();
-    for entry in &entries {
-        let tiles = block_on(slide_tiles(entry, &config.tiles, cache, &mut |done, total| {
+    for (entry, &held) in entries.iter().zip(&held) {
+        let mut tiles = block_on(slide_tiles(entry, &config.tiles, cache, &mut |done, total| {
             events(Event::Extracting { slide: &entry.id, done, total })
         }))?;
-        if valid_ids.contains(&entry.id) { valid_tiles.extend(tiles) } else { train_tiles.extend(tiles) }
+        tiles.meta.iter_mut().for_each(|m| m.dataset = entry.dataset);
+        if held { valid_tiles.extend(tiles) } else { train_tiles.extend(tiles) }
     }
+    let dataset_weights: Vec<f64> = config.data.iter().map(|d| d.weight).collect();
+    // The pixel size the manifest's `window` and `min_area` are given at: the first slide's.
+    let reference_pixel_size = entries.first().and_then(|e| e.pixel_size_um);
     if train_tiles.is_empty() {
         return Err(Error::Data("no training tile has tissue or glomeruli".into()));
     }
@@ -255,17 +274,17 @@ fn execute(
     let steps_per_epoch = samples.div_ceil(per_step).max(1);
     let total_steps = steps_per_epoch * config.epochs;
     let warmup = (config.warmup_epochs * steps_per_epoch as f64).round() as usize;
-    let data_label = block_on(describe_data(config));
+    let data_label = block_on(describe_data(config, &entries));
     write_metrics(run, &state.history)?;
 
     for epoch in state.epoch..config.epochs {
         let started = Instant::now();
         let drop_active = config.sampler.drop_perfect_after.is_some_and(|after| epoch >= after);
         let dropped: Vec<bool> = if drop_active { state.perfect.clone() } else { Vec::new() };
-        let mut order = epoch_order(&train_tiles, &config.sampler, &dropped, mix(config.seed ^ (epoch as u64 + 1)));
+        let mut order = epoch_order(&train_tiles, &config.sampler, &dropped, mix(config.seed ^ (epoch as u64 + 1)), &dataset_weights);
         if order.is_empty() {
             // Everything was learnt: fall back to every tile rather than stopping silently.
-            order = epoch_order(&train_tiles, &config.sampler, &[], mix(config.seed ^ (epoch as u64 + 1)));
+            order = epoch_order(&train_tiles, &config.sampler, &[], mix(config.seed ^ (epoch as u64 + 1)), &dataset_weights);
         }
         let (mut loss_sum, mut loss_n, mut counts) = (0.0, 0usize, [0f64; 3]);
         let mut lr = 0.0;
@@ -352,7 +371,7 @@ fn execute(
         state.epoch = epoch + 1;
         // Best model by held-out tile Dice (or the latest, without validation).
         let score = valid_dice.unwrap_or(metrics.train_dice);
-        let mut manifest = manifest_for(config, &data_label);
+        let mut manifest = manifest_for(config, &data_label, reference_pixel_size);
         if state.best.is_none_or(|best| score >= best) {
             state.best = Some(score);
             manifest.validation = format!(
@@ -378,34 +397,48 @@ fn execute(
             scores.push(score);
         }
         let mean = scores.iter().map(|s| s.dice).sum::<f64>() / scores.len() as f64;
-        let mut csv = String::from("id,dice,count,seconds\n");
+        let mut pooled = Scores::default();
+        scores.iter().for_each(|s| pooled.add(&s.scores));
+        let mut csv = String::from("id,dice,count,truth_count,matched,seconds\n");
         for s in &scores {
-            csv.push_str(&format!("{},{:.6},{},{:.1}\n", s.id, s.dice, s.count, s.seconds));
+            csv.push_str(&format!("{},{:.6},{},{},{},{:.1}\n", s.id, s.dice, s.count, s.scores.truth_objects, s.scores.matched, s.seconds));
         }
-        csv.push_str(&format!("mean,{mean:.6},,\n"));
+        csv.push_str(&format!("mean,{mean:.6},,,,\n"));
+        csv.push_str(&format!("pooled,{:.6},{},{},{},\n", pooled.dice(), pooled.predicted_objects, pooled.truth_objects, pooled.matched));
         write_atomic(&run.join("validation.csv"), csv.as_bytes())?;
-        manifest.validation_dice = Some(mean);
+        manifest.validation_dice = Some(pooled.dice());
+        let list = if scores.len() <= 12 {
+            format!(": {}", scores.iter().map(|s| format!("{} {:.4}", s.id, s.dice)).collect::<Vec<_>>().join(", "))
+        } else {
+            format!(" ({} … {})", scores[0].id, scores[scores.len() - 1].id)
+        };
         manifest.validation = format!(
-            "competition Dice (full-resolution RLE) on {} held-out slide(s) of fold {}/{}: {}",
+            "whole-image engine on {} held-out image(s) of fold {}/{} (contiguous blocks){list}: pooled Dice {:.4}, mean Dice {mean:.4}, \
+             glomeruli found (IoU ≥ 0.5) {}/{} (recall {:.3}), precision {:.3}",
             scores.len(),
             config.fold,
             config.folds,
-            scores.iter().map(|s| format!("{} {:.4}", s.id, s.dice)).collect::<Vec<_>>().join(", ")
+            pooled.dice(),
+            pooled.matched,
+            pooled.truth_objects,
+            pooled.recall(),
+            pooled.precision()
         );
         folder::save(&best, &manifest, &run.join("best"))?;
     }
     Ok(scores)
 }
 
-/// The manifest a model of this run is saved with.
-fn manifest_for(config: &TrainConfig, data_label: &str) -> Manifest {
-    let mut m = Manifest::new("model", config.model.clone());
-    m.window = config.tiles.window;
-    m.overlap = Manifest::overlap_for(config.tiles.window);
+/// The manifest a model of this run is saved with: `window` and `min_area` at the reference pixel size.
+fn manifest_for(config: &TrainConfig, data_label: &str, reference_pixel_size: Option<f64>) -> Manifest {
+    let mut m = Manifest::new("model", config.model.clone()).with_pixel_size(config.tiles.input_pixel_size_um);
+    m.window = config.tiles.window_for(reference_pixel_size).unwrap_or(config.tiles.window);
+    m.overlap = Manifest::overlap_for(m.window);
     (m.mean, m.std) = (config.normaliser.mean, config.normaliser.std);
     m.threshold = config.threshold;
     m.min_area = config.min_area;
     m.trained_on = data_label.to_string();
+    m.limits = config.limits.clone().unwrap_or_else(|| "not validated beyond its held-out data; research use, not for diagnosis".into());
     m.date = utc_now();
     m
 }
@@ -473,17 +506,20 @@ fn evaluate_tiles(model: &SegmentationModel, tiles: &Tiles, config: &TrainConfig
     Ok((loss / tiles.len().max(1) as f64, 2.0 * counts[0] / (counts[1] + counts[2]).max(1e-9)))
 }
 
-/// One held-out slide through the whole-slide engine, scored against its train.csv RLE.
+/// One held-out slide through the whole-slide engine (at its pixel size), scored against its truth.
 fn score_slide(entry: &SlideEntry, net: &NetModel, manifest: &Manifest) -> Result<SlideScore, Error> {
     let started = Instant::now();
     let error = |e: &dyn std::fmt::Display| Error::Infer(format!("{}: {e}", entry.id));
-    let slide = block_on(Slide::open_location(&entry.location, SlideOptions::one_pass())).map_err(|e| error(&e))?;
-    let wsi = WsiConfig::for_model(manifest);
+    let slide = block_on(Slide::open_location(&entry.location, SlideOptions::one_pass().with_pixel_size_um(entry.pixel_size_um)))
+        .map_err(|e| error(&e))?;
+    let wsi = WsiConfig::for_model(manifest, slide.pixel_size_um());
     let prediction = block_on(predict_slide(&slide, net, &wsi, &AtomicBool::new(false), &mut |_, _| {})).map_err(|e| error(&e))?;
     let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
     let rle = prediction.rle(wsi.threshold, wsi.min_area);
-    let dice = dice_rle(&entry.rle, &rle).map_err(|e| error(&e))?;
-    Ok(SlideScore { id: entry.id.clone(), dice, count, seconds: started.elapsed().as_secs_f64() })
+    let objects = (!entry.objects.is_empty()).then_some(entry.objects.as_slice());
+    let (width, height) = slide.dimensions();
+    let scores = score_rle(&entry.rle, objects, &rle, width, height).map_err(|e| error(&e))?;
+    Ok(SlideScore { id: entry.id.clone(), dice: scores.dice(), count, scores, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// Writes the checkpoint into `checkpoint.partial/`, then swaps it in.

@@ -8,17 +8,26 @@ use super::*;
 #[test]
 fn training_tiles_and_inference_windows_of_the_same_pixels_give_the_same_tensors() {
     let slide_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/synth-3072x2048.tif");
-    let entry = SlideEntry { id: "s".into(), location: slide_path.into(), rle: String::new(), anatomy: Vec::new() };
+    let entry = SlideEntry {
+        id: "s".into(),
+        location: slide_path.into(),
+        rle: String::new(),
+        anatomy: Vec::new(),
+        dataset: 0,
+        group: "s".into(),
+        pixel_size_um: None,
+        objects: Vec::new(),
+    };
     let tile_config = super::super::TileConfig::new().with_window(1024).with_size(128).with_min_tissue(0.0);
     let tiles = block_on(super::super::data::extract(&entry, &tile_config, &mut |_, _| {})).unwrap();
     assert!(tiles.len() >= 4, "{} tiles", tiles.len());
     let model = crate::model::SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(128);
     let odd = crate::model::Normaliser::new().with_mean([0.3, 0.5, 0.7]).with_std([0.2, 0.3, 0.4]);
-    let config = TrainConfig::new(String::new(), model)
+    let config = TrainConfig::new(Vec::new(), model)
         .with_tiles(tile_config)
         .with_normaliser(odd.clone())
         .with_augment(super::super::AugmentConfig::none());
-    let manifest = manifest_for(&config, "test");
+    let manifest = manifest_for(&config, "test", None);
     assert_eq!(manifest.normaliser(), odd, "the manifest carries the training normalisation");
     let device = Device::flex();
     let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass())).unwrap();

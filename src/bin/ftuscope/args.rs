@@ -140,6 +140,14 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
     }
 }
 
+/// `--pixel-size UM`: a positive, finite number of µm per pixel (at most 1000).
+pub fn parse_pixel_size(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1000.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a pixel size in µm (a positive number up to 1000, e.g. 0.5)")),
+    }
+}
+
 /// Parses `predict --tta`: 1, 2, 4 or 8 flipped views.
 pub fn parse_tta(text: &str) -> Result<u8, String> {
     match text.trim().parse::<u8>() {

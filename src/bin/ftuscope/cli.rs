@@ -1,6 +1,6 @@
 //! Argument parsing and the subcommands. Errors are printed as one line and exit with code 2.
 
-use crate::args::{Blending, Compression, Rect, Shard, parse_rect, parse_shard, parse_size, parse_tta};
+use crate::args::{Blending, Compression, Rect, Shard, parse_pixel_size, parse_rect, parse_shard, parse_size, parse_tta};
 use crate::output::save_png;
 use anyhow::anyhow;
 use clap::error::ErrorKind;
@@ -104,6 +104,9 @@ enum Command {
         /// Probability threshold for glomeruli and the overlay [default: the model's manifest].
         #[arg(long)]
         threshold: Option<f32>,
+        /// µm per pixel of the image (PNG/JPEG record none) [default: the file's, else the model's].
+        #[arg(long, value_parser = parse_pixel_size)]
+        pixel_size: Option<f64>,
     },
     /// Describe a slide (TIFF, BigTIFF, OME-TIFF, SVS; a path or an http(s) URL) as JSON: format,
     /// levels, tile sizes, compression, pixel size, associated images. Reads only the metadata.
@@ -202,6 +205,10 @@ enum Command {
         /// Overlap between windows in level-0 pixels [default: the manifest's].
         #[arg(long)]
         overlap: Option<u32>,
+        /// µm per level-0 pixel, overriding what the files record (PNG/JPEG record none): windows
+        /// are resampled so the model sees its own scale.
+        #[arg(long, value_parser = parse_pixel_size)]
+        pixel_size: Option<f64>,
     },
     /// Train a network on a Kaggle-layout dataset (needs the `train` feature): tiles cached on
     /// disk, K-fold validation by slide, checkpoints every epoch, metrics.csv and curves.
@@ -221,15 +228,39 @@ enum Command {
         #[arg(long)]
         f16: bool,
     },
-    /// The competition metric: per-image and mean Dice of a submission CSV against a truth CSV
-    /// (both `id,encoding`).
+    /// Score predictions against truth. With --pred: the competition metric (per-image and mean
+    /// Dice) of a submission CSV against a truth CSV (both `id,encoding`). With --model: runs the
+    /// model on an annotated image folder (images with LabelMe JSON, GeoJSON or mask PNGs) and
+    /// prints per-image scores, pooled Dice, mean per-image Dice and object-level recall and
+    /// precision (a glomerulus is found when a predicted object overlaps it with IoU ≥ 0.5).
     Eval {
-        /// Truth, e.g. train.csv.
+        /// Truth: train.csv (with --pred) or an annotated image folder (with --model).
         #[arg(long)]
         truth: PathBuf,
         /// Predictions, e.g. submission.csv.
+        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        pred: Option<PathBuf>,
+        /// A model folder (or `untrained:ARCH`) to run on the folder's images.
         #[arg(long)]
-        pred: PathBuf,
+        model: Option<String>,
+        /// Only fold I of N of the folder: contiguous blocks in natural name order, as training holds out.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard, requires = "model")]
+        fold: Option<Shard>,
+        /// µm per pixel of the images (PNG/JPEG record none) [default: the file's, else the model's].
+        #[arg(long, value_parser = parse_pixel_size)]
+        pixel_size: Option<f64>,
+        /// Compute device: cpu, wgpu or cuda.
+        #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+        device: DeviceChoice,
+        /// Windows per forward pass.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Flip test-time augmentation: 1, 2, 4 or 8 views [default: the model's manifest].
+        #[arg(long, value_parser = parse_tta)]
+        tta: Option<u8>,
+        /// Also write the per-image scores as CSV.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Benchmarks.
     Bench {
@@ -351,7 +382,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
         Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, device, batch),
-        Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap } => {
+        Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap, pixel_size } => {
             crate::predict::predict(crate::predict::PredictArgs {
                 slides,
                 model,
@@ -365,9 +396,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 blend: blend.into(),
                 window,
                 overlap,
+                pixel_size,
             })
         }
-        Command::Eval { truth, pred } => crate::predict::eval(&truth, &pred),
+        Command::Eval { truth, pred: Some(pred), .. } => crate::predict::eval(&truth, &pred),
+        Command::Eval { truth, pred: None, model, fold, pixel_size, device, batch, tta, out } => {
+            crate::predict::eval_folder(crate::predict::EvalFolderArgs {
+                truth,
+                model: model.unwrap_or_default(),
+                fold,
+                pixel_size,
+                device,
+                batch,
+                tta,
+                out,
+            })
+        }
         Command::Train(args) => crate::train::train(*args),
         Command::Export { run, out, name, f16 } => crate::train::export(&run, &out, &name, f16),
         Command::Import { from, arch, encoder_only, out } => {
@@ -432,8 +476,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} synthetic slides written to {} in {:.1} s", slides.len(), out.display(), started.elapsed().as_secs_f64());
             Ok(())
         }
-        Command::Segment { image, model, out, overlay, device, batch, tta, threshold } => {
-            crate::predict::segment(crate::predict::SegmentArgs { image, model, out, overlay, device, batch, tta, threshold })
+        Command::Segment { image, model, out, overlay, device, batch, tta, threshold, pixel_size } => {
+            crate::predict::segment(crate::predict::SegmentArgs { image, model, out, overlay, device, batch, tta, threshold, pixel_size })
         }
     }
 }

@@ -8,7 +8,7 @@ use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{Blend, NetModel, Prediction, WsiConfig, predict_slide};
 use ftuscope::mask::{dice_rle, overlay, write_annotations};
 use ftuscope::model::{Manifest, SegmenterConfig, UNTRAINED_SEED, folder, seeded};
-use ftuscope::slide::{Slide, SlideOptions, decode_image};
+use ftuscope::slide::{Slide, SlideOptions};
 use futures_lite::future::block_on;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -30,14 +30,15 @@ pub struct PredictArgs {
     pub blend: Blend,
     pub window: Option<u32>,
     pub overlap: Option<u32>,
+    pub pixel_size: Option<f64>,
 }
 
-/// A slide's id: its file name without the TIFF extensions (Kaggle's `id`).
+/// A slide's id: its file name without the TIFF/SVS/PNG/JPEG extensions (Kaggle's `id`).
 fn slide_id(path_or_url: &str) -> String {
     let name = path_or_url.rsplit(['/', '\\']).next().unwrap_or(path_or_url);
     let name = name.split(['?', '#']).next().unwrap_or(name);
     let lower = name.to_ascii_lowercase();
-    for ext in [".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs"] {
+    for ext in [".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs", ".png", ".jpeg", ".jpg"] {
         if lower.ends_with(ext) {
             return name[..name.len() - ext.len()].to_string();
         }
@@ -53,11 +54,6 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         Some(arch) => format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"),
         None => format!("{} '{}' from {} (trained on {})", manifest.model.arch(), manifest.name, args.model, manifest.trained_on),
     };
-    let wsi = wsi_config(&manifest, args.window, args.overlap)
-        .with_batch(args.batch)
-        .with_blend(args.blend)
-        .with_threshold(args.threshold.unwrap_or(manifest.threshold))
-        .with_min_area(args.min_area.unwrap_or(manifest.min_area));
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let mine = shard.select(&args.slides);
     eprintln!("model: {label}; device: {} [{}]; shard {shard}: {} of {} slides", info.backend, info.adapter, mine.len(), args.slides.len());
@@ -66,7 +62,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for slide_path in &mine {
         let id = slide_id(slide_path);
-        match predict_one(slide_path, &id, &net, &wsi, &args.out) {
+        match predict_one(slide_path, &id, &net, &manifest, &args) {
             Ok(rle) => rows.push((id, rle)),
             Err(e) => {
                 failed += 1;
@@ -91,8 +87,17 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn predict_one(slide_path: &str, id: &str, net: &NetModel, wsi: &WsiConfig, out: &Path) -> anyhow::Result<String> {
-    let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass()))?;
+fn predict_one(slide_path: &str, id: &str, net: &NetModel, manifest: &Manifest, args: &PredictArgs) -> anyhow::Result<String> {
+    let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass().with_pixel_size_um(args.pixel_size)))?;
+    let wsi = &wsi_config(manifest, &slide, args.window, args.overlap)
+        .with_batch(args.batch)
+        .with_blend(args.blend)
+        .with_threshold(args.threshold.unwrap_or(manifest.threshold));
+    let wsi = &match args.min_area {
+        Some(area) => wsi.clone().with_min_area(area),
+        None => wsi.clone(),
+    };
+    let out = args.out.as_path();
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} windows {msg} ETA {eta}")
@@ -146,19 +151,24 @@ pub struct SegmentArgs {
     pub batch: usize,
     pub tta: Option<u8>,
     pub threshold: Option<f32>,
+    pub pixel_size: Option<f64>,
 }
 
-/// `ftuscope segment`: one PNG/JPEG image through the whole-slide engine as a one-level slide.
+/// `ftuscope segment`: one image (PNG, JPEG, or a TIFF small enough to hold whole) through the
+/// whole-slide engine.
 pub fn segment(args: SegmentArgs) -> anyhow::Result<()> {
     let path = args.image.display().to_string();
-    let bytes = std::fs::read(&args.image).map_err(|e| anyhow!("cannot read image: {e}: {path}"))?;
-    let image = decode_image(&bytes).map_err(|e| anyhow!("{e}: {path}"))?;
+    if !args.image.is_file() {
+        return Err(anyhow!("cannot read image: no such file: {path}"));
+    }
+    let slide = block_on(Slide::open_location(&path, SlideOptions::one_pass().with_pixel_size_um(args.pixel_size)))?;
+    let (width, height) = slide.dimensions();
+    let image = block_on(slide.read_region(0, 0, 0, width, height))?;
     let (device, info) = select_device(args.device)?;
     let (net, manifest) = load_model(&args.model, &device, args.tta)?;
     let threshold = args.threshold.unwrap_or(manifest.threshold);
-    let wsi = WsiConfig::for_model(&manifest).with_batch(args.batch).with_threshold(threshold);
+    let wsi = wsi_config(&manifest, &slide, None, None).with_batch(args.batch).with_threshold(threshold);
     let started = std::time::Instant::now();
-    let slide = block_on(Slide::from_image(&image, None, &path))?;
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
     let glomeruli = prediction.glomeruli(threshold, wsi.min_area);
     let probabilities = prediction.probability_image(image.width(), image.height());
@@ -188,8 +198,8 @@ pub fn bench_infer(slide_path: &str, model: &str, device: DeviceChoice, batch: u
     let (device, _) = select_device(device)?;
     let (net, manifest) = load_model(model, &device, Some(1))?;
     let config = &manifest.model;
-    let wsi = wsi_config(&manifest, None, None).with_batch(batch).with_threshold(manifest.threshold).with_min_area(manifest.min_area);
     let slide = block_on(Slide::open_location(slide_path, SlideOptions::one_pass()))?;
+    let wsi = wsi_config(&manifest, &slide, None, None).with_batch(batch);
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
     let started = std::time::Instant::now();
     let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
@@ -212,9 +222,16 @@ pub fn bench_infer(slide_path: &str, model: &str, device: DeviceChoice, batch: u
     Ok(())
 }
 
-/// The whole-slide settings a model's manifest asks for, with optional overrides.
-pub fn wsi_config(manifest: &Manifest, window: Option<u32>, overlap: Option<u32>) -> WsiConfig {
-    let mut wsi = WsiConfig::for_model(manifest);
+/// The whole-slide settings a model's manifest asks for on `slide` (at its pixel size, or the
+/// model's assumed one, said on stderr), with optional overrides.
+pub fn wsi_config(manifest: &Manifest, slide: &Slide, window: Option<u32>, overlap: Option<u32>) -> WsiConfig {
+    if let (None, Some(assumed)) = (slide.pixel_size_um(), manifest.assumed_pixel_size_um()) {
+        eprintln!(
+            "{}: pixel size unknown — assuming {assumed} µm/px (the model's training data); give --pixel-size if it differs",
+            slide.name()
+        );
+    }
+    let mut wsi = WsiConfig::for_model(manifest, slide.pixel_size_um());
     if let Some(window) = window {
         wsi.plan.window = window;
         wsi.plan.overlap = Manifest::overlap_for(window);
@@ -270,6 +287,93 @@ pub fn eval(truth: &Path, pred: &Path) -> anyhow::Result<()> {
     }
     let mean = if truth_rows.is_empty() { 1.0 } else { sum / truth_rows.len() as f64 };
     println!("mean,{mean:.6}");
+    Ok(())
+}
+
+/// Options of `ftuscope eval` on an annotated image folder.
+pub struct EvalFolderArgs {
+    pub truth: PathBuf,
+    pub model: String,
+    pub fold: Option<Shard>,
+    pub pixel_size: Option<f64>,
+    pub device: DeviceChoice,
+    pub batch: usize,
+    pub tta: Option<u8>,
+    pub out: Option<PathBuf>,
+}
+
+/// `ftuscope eval --truth FOLDER --model M`: runs the model on the folder's images (or fold I of N,
+/// contiguous blocks as training holds out) and prints per-image and pooled scores: pooled Dice,
+/// mean per-image Dice, and glomeruli found at IoU ≥ 0.5 (recall, precision).
+pub fn eval_folder(args: EvalFolderArgs) -> anyhow::Result<()> {
+    use ftuscope::mask::{Scores, fold_split, read_folder, score_rle};
+    let images = read_folder(&args.truth)?;
+    let selected: Vec<_> = match args.fold {
+        Some(Shard { index, count }) => {
+            let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+            let (_, held) = fold_split(&ids, count, index);
+            images.into_iter().filter(|i| held.contains(&i.id)).collect()
+        }
+        None => images,
+    };
+    let (device, info) = select_device(args.device)?;
+    let (net, manifest) = load_model(&args.model, &device, args.tta)?;
+    eprintln!(
+        "model: {} '{}' (trained on {}); device: {} [{}]; {} images",
+        manifest.model.arch(),
+        manifest.name,
+        manifest.trained_on,
+        info.backend,
+        info.adapter,
+        selected.len()
+    );
+    let mut csv = String::from("id,dice,truth,predicted,matched,recall,precision\n");
+    let (mut pooled, mut dice_sum) = (Scores::default(), 0.0);
+    println!("id,dice,truth,predicted,matched");
+    for image in &selected {
+        let location = image.image.display().to_string();
+        let slide = block_on(Slide::open_location(&location, SlideOptions::one_pass().with_pixel_size_um(args.pixel_size)))?;
+        let wsi = wsi_config(&manifest, &slide, None, None).with_batch(args.batch);
+        let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
+        let (width, height) = slide.dimensions();
+        let (truth, objects) = image.objects(width, height)?;
+        let scores = score_rle(&truth, Some(&objects), &prediction.rle(wsi.threshold, wsi.min_area), width, height)?;
+        pooled.add(&scores);
+        dice_sum += scores.dice();
+        println!("{},{:.6},{},{},{}", image.id, scores.dice(), scores.truth_objects, scores.predicted_objects, scores.matched);
+        csv.push_str(&format!(
+            "{},{:.6},{},{},{},{:.4},{:.4}\n",
+            image.id,
+            scores.dice(),
+            scores.truth_objects,
+            scores.predicted_objects,
+            scores.matched,
+            scores.recall(),
+            scores.precision()
+        ));
+    }
+    let mean = if selected.is_empty() { 1.0 } else { dice_sum / selected.len() as f64 };
+    csv.push_str(&format!(
+        "pooled,{:.6},{},{},{},{:.4},{:.4}\n",
+        pooled.dice(),
+        pooled.truth_objects,
+        pooled.predicted_objects,
+        pooled.matched,
+        pooled.recall(),
+        pooled.precision()
+    ));
+    if let Some(out) = &args.out {
+        std::fs::write(out, csv).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    println!(
+        "pooled Dice {:.4}, mean per-image Dice {mean:.4}, glomeruli: {} true, {} predicted, {} found at IoU ≥ 0.5 (recall {:.3}, precision {:.3})",
+        pooled.dice(),
+        pooled.truth_objects,
+        pooled.predicted_objects,
+        pooled.matched,
+        pooled.recall(),
+        pooled.precision()
+    );
     Ok(())
 }
 

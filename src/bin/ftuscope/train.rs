@@ -11,9 +11,12 @@ use std::str::FromStr;
 /// Options of `ftuscope train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Dataset in the Kaggle HuBMAP layout (train.csv, train/<id>.tiff): a folder or an http(s) URL.
-    #[arg(long, required_unless_present = "resume")]
-    pub data: Option<String>,
+    /// A dataset: `LOCATION[,pixel-size=UM][,weight=W]`, repeatable. LOCATION is the Kaggle HuBMAP
+    /// layout (train.csv, train/<id>.tiff; a folder or an http(s) URL) or a folder of images
+    /// (PNG/JPEG/TIFF) each with LabelMe JSON, GeoJSON or a mask PNG. `pixel-size` (µm/px) is
+    /// needed when the files record none; `weight` is the dataset's share of the draws [1].
+    #[arg(long, required_unless_present = "resume", value_parser = parse_dataset)]
+    pub data: Vec<ftuscope::train::DatasetConfig>,
     /// Run folder (config.json, metrics.csv, curves, checkpoint/, best/, validation.csv).
     #[arg(long, required_unless_present = "resume")]
     pub run: Option<PathBuf>,
@@ -32,9 +35,25 @@ pub struct TrainArgs {
     /// U-Net decoder channels, deepest first, e.g. 64,48,32,24,16.
     #[arg(long, value_delimiter = ',')]
     pub decoder_channels: Option<Vec<usize>>,
-    /// Window side in level-0 pixels [default 1536].
+    /// Window side in level-0 pixels [default 1536] (ignored with --input-pixel-size).
     #[arg(long)]
     pub window: Option<u32>,
+    /// µm per network input pixel, e.g. 2: windows cover --size × this many µm on every slide,
+    /// resampled by each slide's pixel size (recorded in the exported manifest).
+    #[arg(long)]
+    pub input_pixel_size: Option<f64>,
+    /// Smallest object kept at inference, level-0 pixels² at the first dataset's pixel size [default 2000].
+    #[arg(long)]
+    pub min_area: Option<f64>,
+    /// Stain variation in optical density: gain 1 ± S and shift ± S per channel [default 0.05].
+    #[arg(long)]
+    pub stain: Option<f64>,
+    /// Largest |scale − 1| of the shift/scale/rotate warp [default 0.1].
+    #[arg(long)]
+    pub scale_jitter: Option<f64>,
+    /// Probability of a JPEG round trip (quality 40–95) [default 0.2].
+    #[arg(long)]
+    pub p_jpeg: Option<f64>,
     /// Network input side each window is resized to [default 512].
     #[arg(long)]
     pub size: Option<u32>,
@@ -96,6 +115,9 @@ pub struct TrainArgs {
     /// What the data is, for the exported manifest [default: detected for synthetic sets].
     #[arg(long)]
     pub trained_on: Option<String>,
+    /// What the model was not validated on and must not be used for, for the manifest's model card.
+    #[arg(long)]
+    pub limits: Option<String>,
     /// Compute device: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
     pub device: DeviceChoice,
@@ -105,6 +127,11 @@ pub struct TrainArgs {
     /// Tile cache folder [default: ~/.cache/ftuscope/tiles].
     #[arg(long)]
     pub cache: Option<PathBuf>,
+}
+
+/// `--data LOCATION[,pixel-size=UM][,weight=W]`.
+fn parse_dataset(spec: &str) -> Result<ftuscope::train::DatasetConfig, String> {
+    ftuscope::train::DatasetConfig::parse(spec)
 }
 
 #[cfg(feature = "train")]
@@ -162,14 +189,15 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             );
         }
         Event::Slide(s) => {
-            say(&bars, format!("held-out slide {}: Dice {:.4}, {} glomeruli, {:.0} s", s.id, s.dice, s.count, s.seconds));
+            let objects = format!("{} glomeruli ({} of {} true found)", s.count, s.scores.matched, s.scores.truth_objects);
+            say(&bars, format!("held-out {}: Dice {:.4}, {objects}, {:.0} s", s.id, s.dice, s.seconds));
         }
     };
     println!("device: {} [{}] × {}", info.backend, info.adapter, devices.len());
     let (run, scores) = if let Some(run) = &args.resume {
         (run.clone(), resume(run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
     } else {
-        let (data, run) = (args.data.clone().unwrap_or_default(), args.run.clone().unwrap_or_default());
+        let (data, run) = (args.data.clone(), args.run.clone().unwrap_or_default());
         let mut config = match &args.config {
             Some(path) => TrainConfig::load(path).map_err(|e| anyhow!("{}: {e}", path.display()))?,
             None => TrainConfig::new(data.clone(), SegmenterConfig::from_arch("unet-efficientnet-b0").map_err(|e| anyhow!(e))?),
@@ -196,7 +224,12 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
              config.batch => args.batch, config.accumulate => args.accumulate, config.lr => args.lr,
              config.weight_decay => args.weight_decay, config.warmup_epochs => args.warmup_epochs,
              config.folds => args.folds, config.fold => args.fold, config.seed => args.seed,
-             config.sampler.glomerulus_weight => args.glomerulus_weight, config.sampler.cortex_weight => args.cortex_weight);
+             config.sampler.glomerulus_weight => args.glomerulus_weight, config.sampler.cortex_weight => args.cortex_weight,
+             config.min_area => args.min_area, config.augment.stain => args.stain, config.augment.scale => args.scale_jitter,
+             config.augment.p_jpeg => args.p_jpeg);
+        if args.input_pixel_size.is_some() {
+            config.tiles.input_pixel_size_um = args.input_pixel_size;
+        }
         if args.samples_per_epoch.is_some() {
             config.sampler.samples_per_epoch = args.samples_per_epoch;
         }
@@ -218,22 +251,29 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         if args.trained_on.is_some() {
             config.trained_on = args.trained_on.clone();
         }
-        println!(
-            "training {} at {}→{} px for {} epochs into {}",
-            config.model.arch(),
-            config.tiles.window,
-            config.tiles.size,
-            config.epochs,
-            run.display()
-        );
+        if args.limits.is_some() {
+            config.limits = args.limits.clone();
+        }
+        let scale = match config.tiles.input_pixel_size_um {
+            Some(p) => format!("{:.0} µm → {} px ({p} µm/px)", p * config.tiles.size as f64, config.tiles.size),
+            None => format!("{}→{} px", config.tiles.window, config.tiles.size),
+        };
+        println!("training {} at {scale} for {} epochs into {}", config.model.arch(), config.epochs, run.display());
         (run.clone(), train(config, &run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
     };
     epoch_bar.finish_and_clear();
     if !scores.is_empty() {
         let mean = scores.iter().map(|s| s.dice).sum::<f64>() / scores.len() as f64;
+        let mut pooled = ftuscope::mask::Scores::default();
+        scores.iter().for_each(|s| pooled.add(&s.scores));
         println!(
-            "held-out whole-slide Dice (competition metric): {mean:.4} over {} slides → {}",
+            "held-out (whole-image engine, {} images): pooled Dice {:.4}, mean Dice {mean:.4}, glomeruli found {}/{} (recall {:.3}), precision {:.3} → {}",
             scores.len(),
+            pooled.dice(),
+            pooled.matched,
+            pooled.truth_objects,
+            pooled.recall(),
+            pooled.precision(),
             run.join("validation.csv").display()
         );
     }
