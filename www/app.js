@@ -85,13 +85,15 @@ async function openSlide(source, name) {
     const [info] = await Promise.all([tiles.call('open', { source }), engine.call('open', { source })]);
     clearResults();
     state.annotations = [];
-    state.slide = { name, info, id: slideId(name) };
+    state.annotationsText = null;
+    state.slide = { name, info, id: slideId(name), pixelSource: info.pixel_size_um ? 'file' : 'unknown' };
     const l0 = info.levels[0];
-    fill('slide-info', [
-      ['name', name], ['size', `${fmt(l0.width)} × ${fmt(l0.height)} px`], ['format', info.format],
-      ['levels', info.levels.length], ['pixel size', info.pixel_size_um ? `${fmt(info.pixel_size_um, 3)} µm` : 'unknown'],
-      ['file', `${info.bytes >= 1e6 ? `${fmt(info.bytes / 1e6, 1)} MB` : `${fmt(info.bytes / 1e3, 1)} kB`}${info.bigtiff ? ', BigTIFF' : ''}`],
-    ]);
+    if (!info.pixel_size_um) {
+      // No pixel size in the file (PNG/JPEG, many TIFFs): assume the model's, and say so.
+      const assumed = assumedPixelSize(await modelManifest());
+      if (assumed) await setPixelSize(assumed, 'assumed');
+    }
+    renderSlideInfo();
     // Flat slides get overview levels (one pass) so that zoomed-out views are cheap.
     if (info.levels.length === 1 && Math.max(l0.width, l0.height) > 4 * TILE) {
       setState('opening', `Building overviews of ${name}…`);
@@ -112,7 +114,64 @@ async function openSlide(source, name) {
 
 function slideId(name) {
   const base = name.split(/[?#]/)[0].split('/').pop();
-  return base.replace(/\.(ome\.)?(tiff?|svs|btf)$/i, '') || 'slide';
+  return base.replace(/\.(ome\.)?(tiff?|svs|btf|png|jpe?g)$/i, '') || 'slide';
+}
+
+/** The model that Segment will use: loaded, picked by the user, or the demo model's manifest. */
+async function modelManifest() {
+  if (state.model) return state.model.manifest;
+  if (state.userModel) { try { return JSON.parse(state.userModel.json); } catch { return null; } }
+  try {
+    const r = await cachedFetch(`${DEMO_MODEL}model.json`);
+    return r.ok ? await r.json() : null;
+  } catch { return null; }
+}
+
+/** The µm/px a model assumes for a slide that records none: its window in µm over its window in px. */
+const assumedPixelSize = (m) => (m?.input_pixel_size_um ? (m.input_pixel_size_um * m.model.input_size) / m.window : null);
+
+/** Sets the slide's pixel size in both workers; segmentation, areas and the scale bar follow it. */
+async function setPixelSize(um, source) {
+  await Promise.all([tiles.call('pixelSize', { um }), engine.call('pixelSize', { um })]);
+  state.slide.info.pixel_size_um = um;
+  state.slide.pixelSource = um ? source : 'unknown';
+  drawScaleBar();
+}
+
+function renderSlideInfo() {
+  const { name, info, pixelSource } = state.slide;
+  const l0 = info.levels[0];
+  fill('slide-info', [
+    ['name', name], ['size', `${fmt(l0.width)} × ${fmt(l0.height)} px`], ['format', info.format],
+    ['levels', info.levels.length],
+    ['file', `${info.bytes >= 1e6 ? `${fmt(info.bytes / 1e6, 1)} MB` : `${fmt(info.bytes / 1e3, 1)} kB`}${info.bigtiff ? ', BigTIFF' : ''}`],
+  ]);
+  // The pixel size, editable: the file's, the user's, or assumed from the model.
+  const dt = document.createElement('dt'); dt.textContent = 'pixel size';
+  const dd = document.createElement('dd');
+  const input = Object.assign(document.createElement('input'), { type: 'number', id: 'pixel-size', min: '0.01', max: '1000', step: 'any', size: 6 });
+  input.value = info.pixel_size_um ? String(+info.pixel_size_um.toFixed(4)) : '';
+  input.setAttribute('aria-label', 'pixel size in µm per pixel');
+  const note = document.createElement('span');
+  note.id = 'pixel-size-note';
+  note.textContent = {
+    file: ' µm/px (from the file)',
+    user: ' µm/px (set by you)',
+    assumed: ` µm/px — pixel size unknown — assuming ${+info.pixel_size_um.toFixed(3)} µm/px (the model's training data); correct it if you know it`,
+    unknown: ' µm/px — pixel size unknown: areas in px²',
+  }[pixelSource];
+  input.addEventListener('change', async () => {
+    const v = Number(input.value);
+    if (!(v > 0 && v <= 1000)) { input.value = state.slide.info.pixel_size_um ?? ''; return; }
+    await setPixelSize(v, 'user');
+    renderSlideInfo();
+    if (state.glomeruli.length || $('count').textContent !== '–') {
+      clearResults();
+      setState('ready', `Pixel size set to ${v} µm/px: segment again (the windows are resampled to the model's scale).`);
+    }
+  });
+  dd.append(input, note);
+  $('slide-info').append(dt, dd);
 }
 
 function showViewer(width, height) {
@@ -198,14 +257,20 @@ async function ensureModel() {
 
 function showModel({ manifest, backend }) {
   const software = /swiftshader|llvmpipe|lavapipe|software|fallback|basic render/i.test(backend.adapter ?? '');
+  const scale = manifest.input_pixel_size_um
+    ? `${fmt(manifest.window_um ?? manifest.input_pixel_size_um * manifest.model.input_size)} µm → ${manifest.model.input_size} px (${fmt(manifest.input_pixel_size_um, 2)} µm/px, resampled per slide)`
+    : `${manifest.window} px → ${manifest.model.input_size}`;
   fill('model-info', [
     ['model', `${manifest.name} (${manifest.model.encoder}/${manifest.model.decoder})`],
     ['trained on', manifest.trained_on],
-    ['validation', manifest.validation_dice != null ? `Dice ${fmt(manifest.validation_dice, 3)}` : 'not measured'],
-    ['window', `${manifest.window} px → ${manifest.model.input_size}`],
+    ['validation', manifest.validation || (manifest.validation_dice != null ? `Dice ${fmt(manifest.validation_dice, 3)}` : 'not measured')],
+    ['limits', manifest.limits],
+    ['window', scale],
     ['backend', backend.backend], ['adapter', backend.adapter],
   ]);
-  $('model-badge').textContent = `${manifest.name} model · trained on ${manifest.trained_on} · not for diagnosis`;
+  const short = manifest.trained_on.length > 70 ? `${manifest.trained_on.slice(0, 67)}…` : manifest.trained_on;
+  $('model-badge').textContent = `${manifest.name} model · trained on ${short} · research use, not for diagnosis`;
+  $('model-badge').title = [manifest.trained_on, manifest.limits].filter(Boolean).join('\n');
   notice(backend.notice ?? (software ? `WebGPU runs on a software adapter (${backend.adapter}): expect it to be slow.` : ''));
 }
 
@@ -217,6 +282,12 @@ async function loadUserModel(files) {
     state.userModel = { bpk: await bpkFile.arrayBuffer(), json: await jsonFile.text() };
     state.model = null;
     await ensureModel();
+    if (state.slide?.pixelSource === 'assumed') {
+      // The assumption follows the model: its training data's pixel size.
+      const assumed = assumedPixelSize(state.model.manifest);
+      await setPixelSize(assumed, 'assumed');
+      renderSlideInfo();
+    }
     setState('ready', `Loaded ${bpkFile.name} + ${jsonFile.name}.`);
   } catch (err) {
     state.userModel = null;
@@ -295,8 +366,11 @@ function showResults(summary, whole) {
   const um = summary.pixel_size_um;
   $('count').textContent = `(${summary.count})`;
   const total = summary.glomeruli.reduce((s, g) => s + (g.area_um2 ?? 0), 0);
-  $('summary').textContent = `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} in ${summary.windows} window${summary.windows === 1 ? '' : 's'}, ${fmt(summary.timings.total_s, 1)} s` +
-    (um ? ` · mean area ${fmt(summary.count ? total / summary.count : 0)} µm²` : ' · pixel size unknown: areas in px²');
+  const where = `${summary.windows} window${summary.windows === 1 ? '' : 's'}, ${fmt(summary.timings.total_s, 1)} s`;
+  $('summary').textContent = summary.count === 0
+    ? `No glomerulus found (${where}). The model was trained on ${state.model.manifest.trained_on}; other stains, species or scales may need another model.`
+    : `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} in ${where}` +
+      (um ? ` · mean area ${fmt(total / summary.count)} µm²` : ' · pixel size unknown: areas in px²');
   $('results').replaceChildren(...summary.glomeruli.map((g) => {
     const li = document.createElement('li');
     li.textContent = g.area_um2 != null ? `${fmt(g.area_um2)} µm²` : `${fmt(g.area_px)} px²`;
@@ -305,6 +379,7 @@ function showResults(summary, whole) {
     return li;
   }));
   for (const id of ['export-geojson', 'export-csv', 'export-png']) $(id).disabled = false;
+  if (state.annotationsText) compareWith(state.annotationsText);
   setState('done', `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} found${whole ? '' : ' in the view'} (${fmt(summary.timings.total_s, 1)} s on ${state.model.backend.backend}).`);
   drawOverlay();
 }
@@ -434,23 +509,27 @@ async function exportAs(kind) {
   }
 }
 
-async function importAnnotations(file) {
+async function importAnnotations(name, text) {
   try {
-    const text = await file.text();
-    // Parsed in Rust (the viewer worker), by the same reader the Dice below uses.
+    // Parsed in Rust (the viewer worker), by the same reader the Dice below uses (GeoJSON or LabelMe).
     const annotations = await tiles.call('annotations', { text });
     state.annotations = annotations.flatMap((a) => a.polygons);
+    state.annotationsText = text;
     drawOverlay();
     if (state.glomeruli.length || state.windows.length || $('count').textContent !== '–') {
-      const dice = await engine.call('compare', { annotations: text });
-      $('compare').textContent = `${state.annotations.length} annotated polygons (dashed) · Dice with the prediction: ${fmt(dice, 4)}` +
-        (state.lastWhole ? '' : ' (only the view was segmented: annotations outside it count as missed)');
+      await compareWith(text);
     } else {
       $('compare').textContent = `${state.annotations.length} annotated polygons shown (dashed); segment to compare.`;
     }
   } catch (err) {
-    setState('error', `Cannot read ${file.name}: ${err.message}`);
+    setState('error', `Cannot read ${name}: ${err.message}`);
   }
+}
+
+async function compareWith(text) {
+  const dice = await engine.call('compare', { annotations: text });
+  $('compare').textContent = `${state.annotations.length} annotated polygons (dashed) · Dice with the prediction: ${fmt(dice, 4)}` +
+    (state.lastWhole ? '' : ' (only the view was segmented: annotations outside it count as missed)');
 }
 
 // ---- wiring -------------------------------------------------------------------------------------------
@@ -463,10 +542,17 @@ $('url-form').addEventListener('submit', (e) => {
   history.replaceState(null, '', `?url=${encodeURIComponent(url)}`);
   openSlide(url, url);
 });
-$('demo').addEventListener('change', (e) => {
+$('demo').addEventListener('change', async (e) => {
   const path = e.target.value;
+  const outlines = e.target.selectedOptions[0]?.dataset.annotations;
   e.target.value = '';
-  if (path) openSlide(new URL(path, location.href).href, path.split('/').pop());
+  if (!path) return;
+  await openSlide(new URL(path, location.href).href, path.split('/').pop());
+  // A demo with its expert outlines: shown dashed, and compared with each segmentation.
+  if (outlines && state.slide?.name === path.split('/').pop()) {
+    const r = await fetch(outlines);
+    if (r.ok) await importAnnotations(outlines, await r.text());
+  }
 });
 $('model-files').addEventListener('change', (e) => loadUserModel(e.target.files));
 $('backend').addEventListener('change', () => { state.model = null; });
@@ -476,7 +562,7 @@ $('cancel').addEventListener('click', cancelRun);
 $('export-geojson').addEventListener('click', () => exportAs('geojson'));
 $('export-csv').addEventListener('click', () => exportAs('csv'));
 $('export-png').addEventListener('click', () => exportAs('png'));
-$('annotations').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) importAnnotations(f); });
+$('annotations').addEventListener('change', async (e) => { const f = e.target.files[0]; if (f) importAnnotations(f.name, await f.text()); });
 for (const id of ['show-fill', 'show-outline', 'opacity', 'colour']) $(id).addEventListener('input', drawOverlay);
 window.addEventListener('resize', drawOverlay);
 for (const ev of ['dragenter', 'dragover']) document.addEventListener(ev, (e) => { e.preventDefault(); document.body.classList.add('dragging'); });

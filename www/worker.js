@@ -57,6 +57,12 @@ const ops = {
     slide = next;
     return slide.info;
   },
+  // The user's (or the model's assumed) pixel size for a slide whose file records none or a wrong one.
+  pixelSize({ um }) {
+    if (!slide) throw new Error('open a slide first');
+    slide.setPixelSize(um ?? undefined);
+    return slide.info.pixel_size_um ?? null;
+  },
   async overviews() {
     return slide.buildOverviews((done, total) => postMessage({ event: 'overviews', done, total }));
   },

@@ -1,9 +1,9 @@
-//! Imported GeoJSON annotations for the page, read by the one parser the crate has
-//! ([`crate::mask::read_annotations`]): their outlines for drawing, and the competition's Dice
+//! Imported annotations for the page (GeoJSON or LabelMe JSON), read by the crate's parsers
+//! ([`crate::mask::read_outlines`]): their outlines for drawing, and the competition's Dice
 //! between them and a prediction.
 
 use super::{js_error, to_js};
-use crate::mask::{Annotation, Polygon, dice_rle, read_annotations, rle_encode_polygons};
+use crate::mask::{Annotation, Polygon, dice_rle, read_outlines, rle_encode_polygons};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -16,13 +16,13 @@ struct AnnotationOut {
     polygons: Vec<Vec<Vec<[f64; 2]>>>,
 }
 
-/// Parses GeoJSON annotations (a FeatureCollection, a Feature or a HuBMAP/QuPath list of Features
-/// with Polygon or MultiPolygon geometry) into `[{classification, polygons: [[[[x, y], …], …], …]}]`:
+/// Parses annotations — LabelMe JSON, or GeoJSON (a FeatureCollection, a Feature or a HuBMAP/QuPath
+/// list of Features with Polygon or MultiPolygon geometry) — into `[{classification, polygons: [[[[x, y], …], …], …]}]`:
 /// per feature, its polygons, each a list of rings (exterior first). Anything else — not JSON, a
 /// bare geometry, a point, a ring of fewer than 3 points — rejects with one readable line.
 #[wasm_bindgen(js_name = parseAnnotations)]
 pub fn parse_annotations(text: &str) -> Result<JsValue, JsError> {
-    let annotations = read_annotations(text).map_err(js_error)?;
+    let annotations = read_outlines(text).map_err(js_error)?;
     let out: Vec<AnnotationOut> = annotations
         .into_iter()
         .map(|Annotation { polygons, classification, .. }| AnnotationOut {
@@ -39,7 +39,7 @@ pub fn parse_annotations(text: &str) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = diceOfAnnotations)]
 pub fn dice_of_annotations(a: &str, b: &str, width: u32, height: u32) -> Result<f64, JsError> {
     let polygons = |text: &str| -> Result<Vec<Polygon>, JsError> {
-        Ok(read_annotations(text).map_err(js_error)?.into_iter().flat_map(|x| x.polygons).collect())
+        Ok(read_outlines(text).map_err(js_error)?.into_iter().flat_map(|x| x.polygons).collect())
     };
     let (pa, pb) = (polygons(a)?, polygons(b)?);
     dice_rle(&rle_encode_polygons(&pa, width, height), &rle_encode_polygons(&pb, width, height)).map_err(js_error)

@@ -184,7 +184,7 @@ impl SegmentRun {
     pub fn start(slide: &WebSlide, model: &WebModel, options: JsValue) -> js_sys::Promise {
         let (slide, manifest) = (slide.shared(), model.manifest.clone());
         wasm_bindgen_futures::future_to_promise(async move {
-            let wsi = config_for(&manifest, run_options(options)?)?;
+            let wsi = config_for(&manifest, slide.pixel_size_um(), run_options(options)?)?;
             let run = SlideRun::start(&slide, &wsi).await.map_err(js_value)?;
             Ok(SegmentRun { slide, wsi, run: Rc::new(RefCell::new(Some(run))) }.into())
         })
@@ -246,9 +246,10 @@ fn run_options(options: JsValue) -> Result<RunOptions, JsValue> {
     value.map_or(Ok(RunOptions::default()), |v| serde_json::from_value(v).map_err(|e| invalid(&e)))
 }
 
-/// The manifest's settings, limited to the options' region when given.
-fn config_for(manifest: &Manifest, options: RunOptions) -> Result<WsiConfig, JsValue> {
-    let mut wsi = WsiConfig::for_model(manifest);
+/// The manifest's settings at the slide's pixel size (its file's, or the one the page set with
+/// `WebSlide.setPixelSize`), limited to the options' region when given.
+fn config_for(manifest: &Manifest, pixel_size_um: Option<f64>, options: RunOptions) -> Result<WsiConfig, JsValue> {
+    let mut wsi = WsiConfig::for_model(manifest, pixel_size_um);
     if let Some([x, y, w, h]) = options.region {
         if !(w > 0.0 && h > 0.0) || [x, y, w, h].iter().any(|v| !v.is_finite()) {
             return Err(js_value("region must have a positive size"));

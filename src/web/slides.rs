@@ -27,6 +27,14 @@ impl WebSlide {
         to_js(&self.slide.info())
     }
 
+    /// Sets the pixel size in µm (`null`, `0` or `NaN` clear it, back to the file's): what the user
+    /// typed when the file records none or the wrong one. Segmentation resamples by it, and the
+    /// summary's areas in µm² follow it.
+    #[wasm_bindgen(js_name = setPixelSize)]
+    pub fn set_pixel_size(&self, pixel_size_um: Option<f64>) {
+        self.slide.set_pixel_size_um(pixel_size_um);
+    }
+
     /// Resolves to the `w`×`h` region at (`x`, `y`) of `level` as RGBA bytes (for `new ImageData`);
     /// outside the image is white.
     #[wasm_bindgen(js_name = readRegion)]
