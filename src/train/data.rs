@@ -620,6 +620,34 @@ mod tests {
         assert_eq!(held_out(&entries, 4, 3).iter().filter(|h| **h).count(), 3);
     }
 
+    /// An image folder reads as a dataset: truth as RLE at the image's size, objects kept apart, and
+    /// `groups.csv` deciding what the folds keep together.
+    #[test]
+    fn image_folders_read_with_their_groups() {
+        let dir = std::env::temp_dir().join(format!("ftuscope-groups-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let image = image::RgbImage::from_pixel(20, 10, image::Rgb([200, 120, 200]));
+        let labelme = r#"{"shapes": [{"label": "glomerulus", "shape_type": "rectangle", "points": [[2, 2], [6, 6]]},
+            {"label": "glomerulus", "shape_type": "rectangle", "points": [[5, 2], [9, 6]]}]}"#;
+        for id in ["a1", "a2", "b1"] {
+            image.save(dir.join(format!("{id}.png"))).unwrap();
+            std::fs::write(dir.join(format!("{id}.json")), labelme).unwrap();
+        }
+        std::fs::write(dir.join("groups.csv"), "id,group\na1,slideA\na2,slideA\nb1,slideB\n").unwrap();
+        let entries = futures_lite::future::block_on(read_dataset(dir.to_str().unwrap())).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| (e.id.as_str(), e.group.as_str())).collect::<Vec<_>>(),
+            [("a1", "slideA"), ("a2", "slideA"), ("b1", "slideB")]
+        );
+        // Two overlapping outlines: one union in the RLE (4×4 + 4×4 − 1×4 overlap), two objects.
+        assert_eq!(crate::mask::rle_runs(&entries[0].rle).unwrap().iter().map(|(s, e)| e - s).sum::<u64>(), 28);
+        assert_eq!(entries[0].objects.len(), 2);
+        let held = held_out(&entries, 2, 0);
+        assert_eq!(held, [true, true, false], "a slide's images stay in one fold");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn dataset_specs_parse_and_bad_ones_say_why() {
         let d = DatasetConfig::parse("../shared/data/real-kidney,pixel-size=1,weight=3").unwrap();
