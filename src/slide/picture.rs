@@ -155,6 +155,8 @@ mod tests {
         let want = decode_image(&png).unwrap();
         let slide = block_on(Slide::open(Arc::new(MemorySource::new(png.clone(), "a.png")))).unwrap();
         assert_eq!((slide.format(), slide.dimensions(), slide.pixel_size_um()), (SlideFormat::Png, (300, 200), None));
+        let info = slide.info();
+        assert_eq!((info.bytes, info.levels[0].compression.as_str()), (png.len() as u64, "PNG (decoded whole)"));
         assert_eq!(block_on(slide.read_region(0, 0, 0, 300, 200)).unwrap(), want);
         slide.set_pixel_size_um(Some(0.5));
         assert_eq!((slide.pixel_size_um(), slide.info().pixel_size_um), (Some(0.5), Some(0.5)));

@@ -50,6 +50,9 @@ pub struct Slide {
     pub(super) overviews: RwLock<Vec<(Level, Arc<RgbImage>)>>,
     cache: TileCache,
     pub(super) options: SlideOptions,
+    /// The file's length: the source's, or for a PNG/JPEG the original file's (its pixels are held
+    /// as an in-memory TIFF).
+    pub(super) file_len: u64,
     /// The pixel-size override's f64 bits (0: none), settable through a shared reference.
     pixel_size_override: std::sync::atomic::AtomicU64,
 }
@@ -121,7 +124,8 @@ impl Slide {
         let layout = read_layout(source.as_ref(), &blocks).await.map_err(|e| e.at(&name))?;
         let cache = TileCache::new(options.cache_bytes);
         let pixel_size_override = std::sync::atomic::AtomicU64::new(options.pixel_size_um.unwrap_or(0.0).to_bits());
-        Ok(Self { source, blocks, layout, overviews: RwLock::new(Vec::new()), cache, options, pixel_size_override })
+        let file_len = source.len();
+        Ok(Self { source, blocks, layout, overviews: RwLock::new(Vec::new()), cache, options, file_len, pixel_size_override })
     }
 
     /// Opens a file path or an http(s) URL (natively; the browser opens Blobs and URLs through its
@@ -188,9 +192,14 @@ impl Slide {
     pub fn info(&self) -> SlideInfo {
         let file_levels = self.layout.levels.iter().map(|l| {
             let p = &self.layout.pages[l.pages[0]];
+            let picture = match self.layout.format {
+                SlideFormat::Png => Some("PNG (decoded whole)"),
+                SlideFormat::Jpeg => Some("JPEG (decoded whole)"),
+                _ => None,
+            };
             LevelInfo {
                 level: l.clone(),
-                compression: p.compression_name(),
+                compression: picture.map_or_else(|| p.compression_name(), String::from),
                 tiled: p.tiled,
                 planar: p.planar || l.pages.len() == 3,
                 bits: p.bits,
@@ -215,7 +224,7 @@ impl Slide {
             .unwrap_or_default();
         SlideInfo {
             source: self.source.name().to_string(),
-            bytes: self.source.len(),
+            bytes: self.file_len,
             format: self.layout.format,
             bigtiff: self.layout.big,
             byte_order: if self.layout.little_endian { "little" } else { "big" },

@@ -305,6 +305,7 @@ impl Slide {
         let image = super::picture::read_picture(source.as_ref()).await.map_err(|e| e.at(&name))?;
         let mut slide = Self::from_image_with(&image, options, &name).await?;
         slide.layout.format = format;
+        slide.file_len = source.len();
         Ok(slide)
     }
 }
