@@ -54,6 +54,8 @@ fn segments_an_image_with_the_model_through_the_whole_slide_engine() {
         mask.to_str().unwrap(),
         "--overlay",
         overlay.to_str().unwrap(),
+        "--pixel-size",
+        "0.5",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -77,6 +79,65 @@ fn segments_an_image_with_the_model_through_the_whole_slide_engine() {
     assert!(ihc.status.success() && String::from_utf8_lossy(&ihc.stdout).contains("glomeruli"), "{}", stderr(&ihc));
 }
 
+/// `eval` on an annotated image folder (the synthetic test slide as a PNG with a mask PNG) runs the
+/// model and prints pooled Dice, mean per-image Dice and object recall/precision; `predict` and
+/// `info` read PNG/JPEG images as slides, with --pixel-size for files that record none.
+#[test]
+fn eval_scores_an_annotated_folder_and_images_are_slides() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("truth");
+    std::fs::create_dir_all(&folder).unwrap();
+    let png = folder.join("synth.png");
+    let region = ftuscope(&["region", &data("tests/data/synth-3072x2048.tif"), "--rect", "0,0,3072,2048", "--out", png.to_str().unwrap()]);
+    assert!(region.status.success(), "{}", stderr(&region));
+    let rle = std::fs::read_to_string(data("tests/data/synth-3072x2048.rle")).unwrap();
+    let truth = ftuscope::mask::rle_decode(rle.trim(), 3072, 2048).unwrap();
+    image::GrayImage::from_fn(3072, 2048, |x, y| image::Luma([255 * truth.get(x, y) as u8])).save(folder.join("synth_mask.png")).unwrap();
+    let scores = dir.path().join("scores.csv");
+    let model = data("www/models/demo");
+    let out = ftuscope(&[
+        "eval",
+        "--truth",
+        folder.to_str().unwrap(),
+        "--model",
+        &model,
+        "--pixel-size",
+        "0.5",
+        "--out",
+        scores.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let pooled = printed.lines().last().unwrap();
+    assert!(pooled.starts_with("pooled Dice ") && pooled.contains("mean per-image Dice") && pooled.contains("recall"), "{printed}");
+    let dice: f64 = pooled["pooled Dice ".len()..].split(',').next().unwrap().parse().unwrap();
+    assert!(dice >= 0.9, "{printed}");
+    assert!(pooled.contains("4 true"), "{printed}");
+    let csv = std::fs::read_to_string(&scores).unwrap();
+    assert!(csv.starts_with("id,dice,truth,predicted,matched,recall,precision\nsynth,") && csv.contains("\npooled,"), "{csv}");
+    // The PNG is a slide: info names it, predict writes its outputs under its name.
+    let info = ftuscope(&["info", png.to_str().unwrap()]);
+    assert!(info.status.success() && String::from_utf8_lossy(&info.stdout).contains("\"Png\""), "{}", stderr(&info));
+    let o = dir.path().join("o");
+    let predicted = ftuscope(&["predict", png.to_str().unwrap(), "--model", &model, "--out", o.to_str().unwrap(), "--pixel-size", "0.5"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let stats = std::fs::read_to_string(o.join("synth.glomeruli.json")).unwrap();
+    assert!(stats.contains("\"count\": 4") && stats.contains("\"pixel_size_um\": 0.5"), "{stats}");
+    // Without a pixel size the model's is assumed, and said.
+    let assumed = ftuscope(&["predict", png.to_str().unwrap(), "--model", &model, "--out", o.to_str().unwrap()]);
+    assert!(assumed.status.success() && stderr(&assumed).contains("pixel size unknown — assuming"), "{}", stderr(&assumed));
+    // Folders without images or without truth, and bad pixel sizes: one-line errors.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert_one_line_error(&ftuscope(&["eval", "--truth", empty.to_str().unwrap(), "--model", &model]), "no images");
+    std::fs::remove_file(folder.join("synth_mask.png")).unwrap();
+    assert_one_line_error(&ftuscope(&["eval", "--truth", folder.to_str().unwrap(), "--model", &model]), "no annotations");
+    assert_one_line_error(
+        &ftuscope(&["predict", png.to_str().unwrap(), "--model", &model, "--out", "x", "--pixel-size", "0"]),
+        "pixel size",
+    );
+}
+
 #[test]
 fn unknown_device_missing_file_and_not_an_image_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +158,7 @@ fn unknown_device_missing_file_and_not_an_image_fail_cleanly() {
 
     let text = dir.path().join("notes.png");
     std::fs::write(&text, "not an image at all").unwrap();
-    assert_one_line_error(&segment(&[text.to_str().unwrap()]), "cannot decode image");
+    assert_one_line_error(&segment(&[text.to_str().unwrap()]), "nor a PNG or JPEG image");
 
     let truncated = dir.path().join("truncated.png");
     let bytes = std::fs::read(input).unwrap();

@@ -1,30 +1,64 @@
-//! The committed demo model (www/models/demo/) loads into the current architecture and still finds
-//! glomeruli: Dice ≥ 0.9 (the competition's, full resolution) on a freshly generated synthetic
-//! slide whose seed no training run used. If an architecture change breaks the weights, or the
-//! engine's scaling, tiling or thresholds drift, this fails.
+//! The committed demo model (www/models/demo/): it loads into the current architecture, says what
+//! it was trained on, finds glomeruli in held-out real kidney tiles (a floor measured when it was
+//! trained), still segments synthetic slides, sees the same tissue at two pixel sizes the same way,
+//! and claims no glomerulus in H&E skin. If an architecture change breaks the weights, or the
+//! engine's scaling, tiling or thresholds drift, these fail.
 
 use burn::prelude::*;
-use ftuscope::infer::{NetModel, WsiConfig, predict_slide};
-use ftuscope::mask::dice_rle;
-use ftuscope::model::folder;
+use ftuscope::infer::{NetModel, Prediction, WsiConfig, predict_slide};
+use ftuscope::mask::{BinaryMask, Scores, dice, dice_rle, read_folder, score_rle};
+use ftuscope::model::{Manifest, folder};
 use ftuscope::slide::source::open_native;
-use ftuscope::slide::{Slide, TileCompression};
+use ftuscope::slide::{Slide, SlideOptions, TileCompression};
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use futures_lite::future::block_on;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+
+/// Held-out real tiles of the bundled model (its fold 3 of 4: tiles 279–339) used as the fixture.
+const REAL_TILES: [&str; 4] = ["306", "307", "323", "337"];
+/// Floors under what the bundled model scored on `REAL_TILES` when it was trained (`ftuscope eval`:
+/// pooled Dice 0.84, 24 of 32 glomeruli found), less a margin.
+const REAL_FLOOR: (f64, f64) = (0.80, 0.70);
+
+fn demo() -> (ftuscope::model::SegmentationModel, Manifest, NetModel) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/demo");
+    let (model, manifest) = folder::load(&dir, &Device::flex()).expect("www/models/demo must load into the current architecture");
+    let net = NetModel::new(model.clone(), &manifest, &Device::flex(), None).unwrap();
+    (model, manifest, net)
+}
+
+fn shared_data() -> PathBuf {
+    let candidates = [std::env::var("FTUSCOPE_DATA").unwrap_or_default(), "../shared/data".into(), "/work/shared/data".into()];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("real-kidney").is_dir())
+        .expect("the shared data folder with real-kidney/ (set FTUSCOPE_DATA)")
+}
+
+fn predict(slide: &Slide, net: &NetModel, manifest: &Manifest) -> (Prediction, WsiConfig) {
+    let wsi = WsiConfig::for_model(manifest, slide.pixel_size_um());
+    let prediction = block_on(predict_slide(slide, net, &wsi, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
+    (prediction, wsi)
+}
+
+#[test]
+fn the_demo_model_says_what_it_was_trained_on_and_where_not_to_use_it() {
+    let (_, manifest, _) = demo();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/demo");
+    assert!(std::fs::metadata(dir.join("model.bpk")).unwrap().len() <= 10_000_000, "the demo model must stay ≤ 10 MB");
+    let said = manifest.trained_on.to_lowercase();
+    assert!(said.contains("real") && said.contains("kidney") && said.contains("pas"), "{}", manifest.trained_on);
+    let limits = manifest.limits.to_lowercase();
+    assert!(limits.contains("not for diagnosis") && limits.contains("h&e"), "{}", manifest.limits);
+    assert!(manifest.validation.contains("held-out") && manifest.validation_dice.is_some(), "{}", manifest.validation);
+    assert_eq!(manifest.input_pixel_size_um, Some(2.0), "the model's scale is part of it");
+}
 
 #[test]
 fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/demo");
-    let (model, manifest) = folder::load(&dir, &Device::flex()).expect("www/models/demo must load into the current architecture");
-    assert!(
-        manifest.trained_on.contains("synthetic"),
-        "the demo manifest must say it was trained on synthetic tissue: {}",
-        manifest.trained_on
-    );
-    assert!(std::fs::metadata(dir.join("model.bpk")).unwrap().len() <= 10_000_000, "the demo model must stay ≤ 10 MB");
-
+    let (_, manifest, net) = demo();
     let data = tempfile::tempdir().unwrap();
     let options = DatasetOptions { size: (6000, 4000), seed: 424_242, compression: TileCompression::Jpeg(85), ..DatasetOptions::default() };
     let id = write_dataset(data.path(), &options, |_, _| {}).unwrap()[0].id.clone();
@@ -33,15 +67,102 @@ fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
 
     let path = data.path().join("train").join(format!("{id}.tiff"));
     let slide = block_on(Slide::open(block_on(open_native(path.to_str().unwrap())).unwrap())).unwrap();
-    let net = NetModel::new(model, &manifest, &Device::flex(), None).unwrap();
-    let wsi = WsiConfig::for_model(&manifest);
-    let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
+    let (prediction, wsi) = predict(&slide, &net, &manifest);
     let found = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
     let dice = dice_rle(&truth, &prediction.rle(wsi.threshold, wsi.min_area)).unwrap();
     println!(
-        "demo model on fresh slide {id}: Dice {dice:.4}, {found} glomeruli found, {} windows, {:.1} s",
+        "demo model on fresh synthetic slide {id}: Dice {dice:.4}, {found} glomeruli found, {} windows, {:.1} s",
         prediction.plan.windows.len(),
         prediction.timings.total_s
     );
     assert!(dice >= 0.9, "demo model Dice {dice:.4} < 0.9");
+}
+
+/// The same tissue written at 0.5 µm/px (the synthetic test slide, pixel size in its TIFF tags) and
+/// reduced 2× to 1 µm/px (a PNG-like image with the pixel size given): the engine resamples each by
+/// its own pixel size, so both reach the network at the model's scale and give the same glomeruli.
+#[test]
+fn the_same_tissue_at_two_pixel_sizes_gives_the_same_glomeruli() {
+    let (_, manifest, net) = demo();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/synth-3072x2048.tif");
+    let fine = block_on(Slide::open_location(path, SlideOptions::one_pass())).unwrap();
+    assert_eq!(fine.pixel_size_um(), Some(0.5));
+    let (w, h) = fine.dimensions();
+    let full = block_on(fine.read_region(0, 0, 0, w, h)).unwrap();
+    let reduced = image::imageops::resize(&full, w / 2, h / 2, image::imageops::FilterType::Triangle);
+    let coarse = block_on(Slide::from_image(&reduced, Some(1.0), "reduced")).unwrap();
+    let (a, wa) = predict(&fine, &net, &manifest);
+    let (b, wb) = predict(&coarse, &net, &manifest);
+    assert_eq!(wa.plan.window, 2 * wb.plan.window, "windows cover the same µm");
+    let mask = |p: &Prediction, threshold: f32| {
+        let probs = p.probability_image(w, h);
+        let mut m = BinaryMask::new(w, h);
+        for (x, y, v) in probs.enumerate_pixels() {
+            m.set(x, y, v.0[0] >= ftuscope::mask::threshold_level(threshold));
+        }
+        m
+    };
+    let (ma, mb) = (mask(&a, wa.threshold), mask(&b, wb.threshold));
+    let agreement = dice(&ma, &mb);
+    let (na, nb) = (a.glomeruli(wa.threshold, wa.min_area).len(), b.glomeruli(wb.threshold, wb.min_area).len());
+    println!(
+        "0.5 µm/px: {na} glomeruli, window {}; 1 µm/px: {nb} glomeruli, window {}; Dice between them {agreement:.4}",
+        wa.plan.window, wb.plan.window
+    );
+    assert_eq!(na, nb);
+    assert!(agreement >= 0.95, "Dice between the two scales {agreement:.4} < 0.95");
+}
+
+/// Held-out real PAS tiles (never seen in training): pooled Dice and object recall above the floor
+/// measured when the model was trained.
+#[test]
+fn the_demo_model_finds_glomeruli_in_held_out_real_kidney_tiles() {
+    let (_, manifest, net) = demo();
+    let source = shared_data().join("real-kidney");
+    let fixture = tempfile::tempdir().unwrap();
+    for id in REAL_TILES {
+        for ext in ["jpg", "json"] {
+            std::fs::copy(source.join(format!("{id}.{ext}")), fixture.path().join(format!("{id}.{ext}"))).unwrap();
+        }
+    }
+    let mut pooled = Scores::default();
+    for image in read_folder(fixture.path()).unwrap() {
+        let options = SlideOptions::one_pass().with_pixel_size_um(Some(1.0));
+        let slide = block_on(Slide::open_location(image.image.to_str().unwrap(), options)).unwrap();
+        let (prediction, wsi) = predict(&slide, &net, &manifest);
+        let (width, height) = slide.dimensions();
+        let (truth, objects) = image.objects(width, height).unwrap();
+        let scores = score_rle(&truth, Some(&objects), &prediction.rle(wsi.threshold, wsi.min_area), width, height).unwrap();
+        println!(
+            "real tile {}: Dice {:.4}, {}/{} glomeruli found, {} predicted",
+            image.id,
+            scores.dice(),
+            scores.matched,
+            scores.truth_objects,
+            scores.predicted_objects
+        );
+        pooled.add(&scores);
+    }
+    println!(
+        "held-out real tiles {REAL_TILES:?}: pooled Dice {:.4}, recall {:.3}, precision {:.3}",
+        pooled.dice(),
+        pooled.recall(),
+        pooled.precision()
+    );
+    assert!(pooled.dice() >= REAL_FLOOR.0, "pooled Dice {:.4} < {}", pooled.dice(), REAL_FLOOR.0);
+    assert!(pooled.recall() >= REAL_FLOOR.1, "recall {:.3} < {}", pooled.recall(), REAL_FLOOR.1);
+}
+
+/// H&E skin (the CC0 OpenSlide sample): tissue, but no kidney, so a good model claims no glomerulus.
+/// The bundled model, which has seen no H&E, still claims 5 (measured when it was trained; issue #16's
+/// goal of 0 is not met): this guards against it getting worse until a model with H&E negatives ships.
+#[test]
+fn the_demo_model_claims_few_glomeruli_in_h_and_e_skin() {
+    let (_, manifest, net) = demo();
+    let svs = shared_data().join("CMU-1-Small-Region.svs");
+    let slide = block_on(Slide::open_location(svs.to_str().unwrap(), SlideOptions::one_pass())).unwrap();
+    let (prediction, wsi) = predict(&slide, &net, &manifest);
+    let found = prediction.glomeruli(wsi.threshold, wsi.min_area);
+    println!("H&E skin: {} glomeruli claimed in {} windows", found.len(), prediction.plan.windows.len());
+    assert!(found.len() <= 5, "{} glomeruli claimed in skin", found.len());
 }

@@ -1,12 +1,13 @@
 //! Training (feature `train`): a small run on synthetic slides in the Kaggle layout learns, writes
 //! its run folder, resumes exactly where a killed run stopped, trains over two devices, and
-//! exports a model folder that `predict` reads.
+//! exports a model folder that `predict` reads; a run mixing an annotated image folder (PNG + mask
+//! PNGs, pixel size given) with a Kaggle layout records its scale and scores objects.
 #![cfg(feature = "train")]
 
 use burn::prelude::*;
 use ftuscope::model::{SegmenterConfig, folder};
 use ftuscope::synth::{DatasetOptions, write_dataset};
-use ftuscope::train::{AugmentConfig, Event, TrainConfig, export, resume, train};
+use ftuscope::train::{AugmentConfig, DatasetConfig, Event, TrainConfig, export, resume, train};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,7 +24,7 @@ fn dataset(dir: &Path) {
 /// A small, fast run: 512 px windows at 128 px, a tiny U-Net, 24 tiles an epoch.
 fn config(data: &Path, epochs: usize) -> TrainConfig {
     let model = SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(128).with_decoder_channels(vec![32, 24, 16, 12, 8]);
-    let mut c = TrainConfig::new(data.display().to_string(), model)
+    let mut c = TrainConfig::new(vec![DatasetConfig::new(data.display().to_string())], model)
         .with_epochs(epochs)
         .with_batch(4)
         .with_folds(2)
@@ -142,6 +143,57 @@ fn two_devices_and_whole_slide_validation() {
     assert!(validation.starts_with("id,dice") && validation.contains("mean,"), "{validation}");
     let manifest = std::fs::read_to_string(run.join("best/model.json")).unwrap();
     assert!(manifest.contains("\"validation_dice\": ") && !manifest.contains("\"validation_dice\": null"), "{manifest}");
+}
+
+/// A folder of PNG images with mask PNGs (cut from the synthetic test slide, no pixel size in the
+/// files: given as 0.5 µm/px) mixed with a Kaggle-layout dataset: windows follow the input pixel
+/// size, held-out images are scored with object counts, and the manifest carries the scale.
+#[test]
+fn an_image_folder_mixed_with_a_kaggle_dataset_trains_at_its_pixel_size() {
+    use ftuscope::slide::{Slide, SlideOptions};
+    use futures_lite::future::block_on;
+    let dir = tempfile::tempdir().unwrap();
+    let (kaggle, images, cache) = (dir.path().join("kaggle"), dir.path().join("images"), dir.path().join("cache"));
+    dataset(&kaggle);
+    std::fs::create_dir_all(&images).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/synth-3072x2048.tif");
+    let slide = block_on(Slide::open_location(path, SlideOptions::one_pass())).unwrap();
+    let rle = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/synth-3072x2048.rle")).unwrap();
+    let truth = ftuscope::mask::rle_decode(rle.trim(), 3072, 2048).unwrap();
+    for (k, (x, y)) in [(0u32, 0u32), (1536, 0), (0, 1024), (1536, 1024)].into_iter().enumerate() {
+        let image = block_on(slide.read_region(0, x as i64, y as i64, 1536, 1024)).unwrap();
+        image.save(images.join(format!("{k}.png"))).unwrap();
+        let mask = image::GrayImage::from_fn(1536, 1024, |i, j| image::Luma([255 * truth.get(x + i, y + j) as u8]));
+        mask.save(images.join(format!("{k}_mask.png"))).unwrap();
+    }
+    let mut c = config(&kaggle, 1).with_slide_validation(true);
+    c.data = vec![
+        DatasetConfig::new(images.display().to_string()).with_pixel_size_um(Some(0.5)).with_weight(3.0),
+        DatasetConfig::new(kaggle.display().to_string()),
+    ];
+    c.tiles.input_pixel_size_um = Some(4.0);
+    c.tiles.overlap = 0;
+    let run = dir.path().join("run");
+    let mut held = Vec::new();
+    train(c, &run, &[Device::flex()], &cache, &go(), &mut |e| {
+        if let Event::Slide(s) = e {
+            held.push(s.clone());
+        }
+    })
+    .unwrap();
+    // Fold 0 of 2: the first two images and the first Kaggle slide.
+    assert_eq!(held.iter().map(|s| s.id.as_str()).filter(|id| id.starts_with("0-")).collect::<Vec<_>>(), ["0-0", "0-1"]);
+    assert!(held.iter().any(|s| s.id.starts_with("1-")));
+    assert!(held.iter().map(|s| s.scores.truth_objects).sum::<usize>() > 0, "{held:?}");
+    let (_, manifest) = folder::load(&run.join("best"), &Device::flex()).unwrap();
+    assert_eq!((manifest.input_pixel_size_um, manifest.window), (Some(4.0), 1024), "512 µm windows at the first dataset's 0.5 µm/px");
+    assert!(manifest.trained_on.contains("(4 images)") && manifest.validation.contains("recall"), "{manifest:?}");
+    // An image folder without a pixel size (and none in its PNGs) cannot be scaled: a clear error.
+    let mut c = config(&kaggle, 1);
+    c.data = vec![DatasetConfig::new(images.display().to_string())];
+    c.tiles.input_pixel_size_um = Some(4.0);
+    let err = train(c, &dir.path().join("run2"), &[Device::flex()], &cache, &go(), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("pixel size"), "{err}");
 }
 
 #[test]

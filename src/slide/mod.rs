@@ -44,8 +44,8 @@ pub enum Error {
     /// The image has no pixels.
     #[error("image is empty (0 pixels)")]
     Empty,
-    /// The file does not start with a TIFF or BigTIFF header.
-    #[error("not a TIFF (no II*/MM* header)")]
+    /// The file does not start with a TIFF or BigTIFF header (nor a PNG or JPEG signature).
+    #[error("not a TIFF (no II*/MM* header), nor a PNG or JPEG image")]
     NotTiff,
     /// The file ends before a structure it points to.
     #[error("truncated: needs bytes {start}..{end} but the file has {len}")]

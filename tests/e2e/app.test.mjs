@@ -3,7 +3,8 @@
 // lie on the slide's known glomeruli, and the GeoJSON export parses with one feature each; (2) a
 // slide by URL from another origin with Range; (3) readable errors for a server without Range, a
 // non-slide file and a 404, after which the app still works; (4) every request is the app's own or
-// the slide URL the user gave; the CPU fallback says so. Imported annotations are read by the
+// the slide URL the user gave; the CPU fallback says so; (5) the real kidney demo (a JPEG without a
+// pixel size: assumed and said) segments as natively beside its expert outlines. Imported annotations are read by the
 // crate's GeoJSON reader (a wrong file is one readable line). Any page error or console error fails
 // a test. Screenshots of each state go to target/e2e/.
 import { test } from 'node:test';
@@ -180,6 +181,46 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
     await page.screenshot({ path: join(shots, '3b-gpu-lost.png') });
     // A lost device reports itself in the console; anything else is still a problem.
     assert.deepEqual(problems.filter((p) => !/device (was )?lost|destroyed/i.test(p)), []);
+  });
+});
+
+// What the native build finds on the real kidney demo (tile 306 at its assumed 1 µm/px):
+// `ftuscope eval --truth DIR_WITH_306 --model www/models/demo`: 7 glomeruli, pixel Dice 0.8018 against its
+// LabelMe outlines (the app's Dice compares the simplified outlines, so within 0.03).
+const NATIVE_REAL_306 = { count: 7, dice: 0.8018 };
+
+test('the real kidney demo: a JPEG, pixel size assumed and said; Segment slide finds its glomeruli beside the expert outlines', { timeout: 900_000 }, async () => {
+  await mkdir(shots, { recursive: true });
+  await withApp(chromiumArgs, async (page, origin, urls) => {
+    const problems = watchConsole(page);
+    await page.goto(`${origin}/`);
+    await settle(page);
+    await page.selectOption('#demo', 'www/demo/real-kidney-306.jpg');
+    let s = await settle(page);
+    assert.equal(s.state, 'ready', s.status);
+    // Its expert outlines come with it (LabelMe JSON, read by the crate) and are drawn dashed.
+    await page.waitForFunction(() => /8 annotated polygons/.test(document.getElementById('compare').textContent));
+    assert.match(await page.textContent('#slide-info'), /Jpeg/);
+    assert.match(await page.textContent('#pixel-size-note'), /pixel size unknown — assuming 1 µm\/px/);
+    assert.equal(await page.inputValue('#pixel-size'), '1');
+    assert.ok(!(await page.isHidden('#scalebar')), 'the µm scale bar follows the assumed pixel size');
+    await page.click('#segment-slide');
+    s = await settle(page, 840_000);
+    console.log(`status: ${s.status}`);
+    assert.equal(s.state, 'done', s.status);
+    const found = await page.evaluate(() => window.ftuscope.state.glomeruli.length);
+    await page.waitForFunction(() => /Dice with the prediction/.test(document.getElementById('compare').textContent));
+    const compared = await page.textContent('#compare');
+    console.log(`real kidney demo: ${found} glomeruli (native ${NATIVE_REAL_306.count}); ${compared}`);
+    assert.equal(found, NATIVE_REAL_306.count, 'the browser finds what the native build finds');
+    const dice = Number(compared.match(/Dice with the prediction: ([\d.]+)/)[1]);
+    assert.ok(Math.abs(dice - NATIVE_REAL_306.dice) < 0.03, `Dice ${dice} vs native ${NATIVE_REAL_306.dice}`);
+    assert.match(await page.textContent('#summary'), /µm²/);
+    assert.match(await page.textContent('#model-badge'), /kidney/i);
+    assert.match(await page.textContent('#model-info'), /not for diagnosis/);
+    await page.screenshot({ path: join(shots, '5-real-kidney.png') });
+    assertPrivate(urls, origin);
+    assert.deepEqual(problems, []);
   });
 });
 
