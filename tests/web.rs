@@ -176,9 +176,15 @@ impl Progress {
         Progress { seen, closure }
     }
 
-    /// A recorder for the demo model's windows (1024 level-0 px at 256 model px).
+    /// A recorder for the demo model's windows on a 0.5 µm/px slide (1024 level-0 px at 256 model px).
     fn demo() -> Self {
-        Self::new(1024, 256, |_| {})
+        Self::demo_at(0.5)
+    }
+
+    /// A recorder for the demo model's windows on a slide of `pixel_size_um` µm/px (resampled to its 2 µm/px).
+    fn demo_at(pixel_size_um: f64) -> Self {
+        let manifest = ftuscope::model::Manifest::from_json(MANIFEST).expect("the demo manifest");
+        Self::new(manifest.window_for(Some(pixel_size_um)), manifest.model.input_size as u32, |_| {})
     }
 }
 
@@ -339,7 +345,8 @@ async fn the_whole_slide_engine_runs_in_the_browser_on_webgpu_within_its_memory_
     let slide = blob_slide(CROP).await;
     let model = demo_model("webgpu").await;
     assert!(model.is_gpu());
-    let progress = Progress::demo();
+    // The crop records 0.499 µm/px: its windows are 1026 px, resampled to the model's 2 µm/px.
+    let progress = Progress::demo_at(0.499_000_002_046_679_7);
     let prediction = segment(&slide, &model, "{}", Some(&progress), &Cancel::new()).await.expect("the engine runs in wasm on WebGPU");
     let seen = std::mem::take(&mut *progress.seen.borrow_mut());
     assert!(seen.problems.is_empty(), "{:#?}", seen.problems);
