@@ -264,6 +264,8 @@ fn train_and_export_fail_cleanly_on_bad_input() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = ftuscope(&["train", "--data", "x", "--run", run.to_str().unwrap(), "--loss", "huber:1"]);
     assert_one_line_error(&out, "unknown term 'huber'");
+    let out = ftuscope(&["train", "--data", "x,weight=0", "--run", run.to_str().unwrap()]);
+    assert_one_line_error(&out, "--data 'weight=0': must be positive");
     let out = ftuscope(&["bench", "train", "--size", "100", "--steps", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

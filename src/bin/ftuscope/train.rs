@@ -15,8 +15,8 @@ pub struct TrainArgs {
     /// layout (train.csv, train/<id>.tiff; a folder or an http(s) URL) or a folder of images
     /// (PNG/JPEG/TIFF) each with LabelMe JSON, GeoJSON or a mask PNG. `pixel-size` (µm/px) is
     /// needed when the files record none; `weight` is the dataset's share of the draws [1].
-    #[arg(long, required_unless_present = "resume", value_parser = parse_dataset)]
-    pub data: Vec<ftuscope::train::DatasetConfig>,
+    #[arg(long, required_unless_present = "resume")]
+    pub data: Vec<String>,
     /// Run folder (config.json, metrics.csv, curves, checkpoint/, best/, validation.csv).
     #[arg(long, required_unless_present = "resume")]
     pub run: Option<PathBuf>,
@@ -129,17 +129,12 @@ pub struct TrainArgs {
     pub cache: Option<PathBuf>,
 }
 
-/// `--data LOCATION[,pixel-size=UM][,weight=W]`.
-fn parse_dataset(spec: &str) -> Result<ftuscope::train::DatasetConfig, String> {
-    ftuscope::train::DatasetConfig::parse(spec)
-}
-
 #[cfg(feature = "train")]
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     use burn::config::Config;
     use ftuscope::backend::select_devices;
     use ftuscope::model::SegmenterConfig;
-    use ftuscope::train::{AugmentConfig, Event, TrainConfig, resume, train};
+    use ftuscope::train::{AugmentConfig, DatasetConfig, Event, TrainConfig, resume, train};
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     use std::sync::atomic::AtomicBool;
 
@@ -197,7 +192,12 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let (run, scores) = if let Some(run) = &args.resume {
         (run.clone(), resume(run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
     } else {
-        let (data, run) = (args.data.clone(), args.run.clone().unwrap_or_default());
+        let data = args
+            .data
+            .iter()
+            .map(|spec| DatasetConfig::parse(spec).map_err(|e| anyhow!("--data {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let run = args.run.clone().unwrap_or_default();
         let mut config = match &args.config {
             Some(path) => TrainConfig::load(path).map_err(|e| anyhow!("{}: {e}", path.display()))?,
             None => TrainConfig::new(data.clone(), SegmenterConfig::from_arch("unet-efficientnet-b0").map_err(|e| anyhow!(e))?),
