@@ -341,27 +341,10 @@ pub fn eval_folder(args: EvalFolderArgs) -> anyhow::Result<()> {
         pooled.add(&scores);
         dice_sum += scores.dice();
         println!("{},{:.6},{},{},{}", image.id, scores.dice(), scores.truth_objects, scores.predicted_objects, scores.matched);
-        csv.push_str(&format!(
-            "{},{:.6},{},{},{},{:.4},{:.4}\n",
-            image.id,
-            scores.dice(),
-            scores.truth_objects,
-            scores.predicted_objects,
-            scores.matched,
-            scores.recall(),
-            scores.precision()
-        ));
+        csv.push_str(&csv_row(&image.id, &scores));
     }
     let mean = if selected.is_empty() { 1.0 } else { dice_sum / selected.len() as f64 };
-    csv.push_str(&format!(
-        "pooled,{:.6},{},{},{},{:.4},{:.4}\n",
-        pooled.dice(),
-        pooled.truth_objects,
-        pooled.predicted_objects,
-        pooled.matched,
-        pooled.recall(),
-        pooled.precision()
-    ));
+    csv.push_str(&csv_row("pooled", &pooled));
     if let Some(out) = &args.out {
         std::fs::write(out, csv).with_context(|| format!("cannot write {}", out.display()))?;
     }
@@ -375,6 +358,11 @@ pub fn eval_folder(args: EvalFolderArgs) -> anyhow::Result<()> {
         pooled.precision()
     );
     Ok(())
+}
+
+/// One row of `eval --out`: `id,dice,truth,predicted,matched,recall,precision`.
+fn csv_row(id: &str, s: &ftuscope::mask::Scores) -> String {
+    format!("{id},{:.6},{},{},{},{:.4},{:.4}\n", s.dice(), s.truth_objects, s.predicted_objects, s.matched, s.recall(), s.precision())
 }
 
 #[cfg(test)]
