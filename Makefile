@@ -42,7 +42,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: bench-jpeg2000 check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -137,15 +137,16 @@ check:
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo clippy --features wgpu,train --all-targets -- -D warnings
 
 # Third-party TIFF tools the slide tests make and check files with: libvips, libtiff's tiffcp, and
-# PyPI's tifffile (in a venv under the cache).
+# PyPI's tifffile, imagecodecs (OpenJPEG, to write JPEG 2000 tiles) and OpenSlide 4 (openslide-bin
+# + openslide-python, the peer for Aperio SVS), in a venv under the cache.
 PY          := $(CACHE)/py/bin/python
-TIFFFILE    := tifffile==2025.10.16 numpy==2.3.4
+TIFFFILE    := tifffile==2025.10.16 numpy==2.3.4 imagecodecs==2026.3.6 openslide-bin==4.0.1.2 openslide-python==1.4.7
 setup-vips:
 	@{ command -v vipsheader && command -v tiffcp; } >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && $(APT_INSTALL) libvips-tools libtiff-tools; }
 	@dpkg -s python3-venv >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) python3-venv; }
 	@[ -x $(PY) ] || python3 -m venv $(CACHE)/py
-	@$(PY) -c 'import tifffile, numpy' 2>/dev/null || $(PY) -m pip install -q $(TIFFFILE)
+	@$(PY) -c 'import tifffile, numpy, imagecodecs, openslide' 2>/dev/null || $(PY) -m pip install -q $(TIFFFILE)
 
 # The real third-party slides (CMU-1-Small-Region.svs) live beside the clone.
 FTUSCOPE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))
@@ -238,6 +239,11 @@ bench-read: setup-vips $(BENCH_DIR)/read-8000x8000/done
 	@$(PY) -c 'import imagecodecs' 2>/dev/null || $(PY) -m pip install -q imagecodecs==2025.8.2
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
 	$(PY) .ci/bench_read.py $(FTUSCOPE) $$(ls $(BENCH_DIR)/read-8000x8000/train/*.tiff)
+
+# JPEG 2000 (Aperio 33003/33005) tile decoding natively beside OpenSlide 4 on the same files.
+bench-jpeg2000: setup-vips
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(PY) .ci/bench_jpeg2000.py $(FTUSCOPE) $(FTUSCOPE_DATA)/CMU-1-Small-Region.svs $(BENCH_DIR)/jpeg2000
 
 bench-browser: web setup-npm $(BENCH_DIR)/browser-4096x4096/done
 	mkdir -p target/bench && ln -sf $$(ls $(BENCH_DIR)/browser-4096x4096/train/*.tiff) target/bench/browser.tiff

@@ -235,6 +235,46 @@ async fn slides_stream_from_a_blob_and_from_fetch_with_the_same_pixels_as_native
     trap.assert_clean();
 }
 
+/// Aperio JPEG 2000 SVS fixtures (both codes) and OpenSlide 4's decoding of each level (PNG).
+const APERIO_J2K: [(&str, &[u8], [&[u8]; 2]); 2] = [
+    (
+        "33003",
+        include_bytes!("data/aperio-j2k-33003.svs"),
+        [include_bytes!("data/aperio-j2k-33003.openslide-0.png"), include_bytes!("data/aperio-j2k-33003.openslide-1.png")],
+    ),
+    (
+        "33005",
+        include_bytes!("data/aperio-j2k-33005.svs"),
+        [include_bytes!("data/aperio-j2k-33005.openslide-0.png"), include_bytes!("data/aperio-j2k-33005.openslide-1.png")],
+    ),
+];
+
+#[wasm_bindgen_test]
+async fn aperio_jpeg2000_reads_in_the_browser_as_openslide_and_foreign_formats_are_named() {
+    let trap = ErrorTrap::install();
+    for (code, svs, peers) in APERIO_J2K {
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(svs));
+        let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap();
+        let slide = WebSlide::open_source(blob.into()).await.unwrap();
+        let levels = slide.slide().levels();
+        assert_eq!(levels.len(), 2, "{code}");
+        for (level, png) in peers.iter().enumerate() {
+            let theirs = image::load_from_memory(png).unwrap().to_rgb8();
+            let l = &levels[level];
+            let ours = slide.slide().read_region(level, 0, 0, l.width, l.height).await.unwrap();
+            assert_eq!(ours.dimensions(), theirs.dimensions());
+            let mse = ours.as_raw().iter().zip(theirs.as_raw()).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>()
+                / ours.as_raw().len() as f64;
+            let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10();
+            web_sys::console::log_1(&format!("Aperio {code} level {level}: {db:.1} dB against OpenSlide").into());
+            assert!(db >= 40.0, "{code} level {level}: {db:.1} dB");
+        }
+    }
+    let err = Slide::open(Arc::new(MemorySource::new(b"ZISRAWFILE\0\0\0\0\0\0".to_vec(), "slide.czi"))).await.err().unwrap();
+    assert!(err.to_string().starts_with("Zeiss CZI is not read by ftuscope"), "{err}");
+    trap.assert_clean();
+}
+
 /// `make test-wasm` runs tests/server/range-server.mjs here (CORS, Range, misbehaving modes).
 const RANGE_SERVER: &str = "http://127.0.0.1:8788";
 

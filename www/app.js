@@ -142,8 +142,9 @@ function renderSlideInfo() {
   const { name, info, pixelSource } = state.slide;
   const l0 = info.levels[0];
   fill('slide-info', [
-    ['name', name], ['size', `${fmt(l0.width)} × ${fmt(l0.height)} px`], ['format', info.format],
+    ['name', name], ['size', `${fmt(l0.width)} × ${fmt(l0.height)} px`], ['format', info.vendor ?? info.format],
     ['levels', info.levels.length],
+    ...(info.notice ? [['notice', info.notice]] : []),
     ['file', `${info.bytes >= 1e6 ? `${fmt(info.bytes / 1e6, 1)} MB` : `${fmt(info.bytes / 1e3, 1)} kB`}${info.bigtiff ? ', BigTIFF' : ''}`],
   ]);
   // The pixel size, editable: the file's, the user's, or assumed from the model.

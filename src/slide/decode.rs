@@ -1,7 +1,7 @@
 //! Decoding one chunk (tile or strip) whose compressed bytes are already fetched: a plain
 //! synchronous step. JPEG chunks go to zune-jpeg with the page's JPEGTables (the `tiff` crate hands
 //! back JPEG data in the stream's own colour space, which for SVS and YCbCr TIFFs is not RGB);
-//! everything else to the `tiff` crate. The result is 8-bit RGB.
+//! JPEG 2000 chunks to `super::jpeg2000`; everything else to the `tiff` crate. The result is 8-bit RGB.
 
 use super::layout::{MAX_CHUNK_BYTES, Page, decoder_limits};
 use super::source::Bytes;
@@ -26,11 +26,11 @@ pub struct Part<'a> {
 }
 
 /// Decoded 8-bit samples of one part.
-struct Samples {
-    width: u32,
-    height: u32,
-    channels: usize,
-    data: Vec<u8>,
+pub(super) struct Samples {
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub data: Vec<u8>,
 }
 
 /// Decodes the parts of one chunk — one chunky part, or one part per plane (planar pages and the
@@ -106,6 +106,9 @@ fn decode_part(blocks: &Arc<Blocks>, len: u64, part: &Part<'_>) -> Result<Sample
     }
     if page.compression == 6 {
         return Err(Error::Unsupported("old-style JPEG (compression 6)".into()));
+    }
+    if super::jpeg2000::is_jpeg2000(page.compression) {
+        return super::jpeg2000::decode(page, &part.bytes);
     }
     if page.compression != 1 && declared > MAX_RATIO * part.bytes.len() as u64 + 65_536 {
         return Err(Error::Limit(format!(
@@ -192,7 +195,7 @@ fn decode_jpeg(page: &Page, bytes: &[u8]) -> Result<Samples> {
 }
 
 /// JFIF YCbCr → RGB.
-fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+pub(super) fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     let (y, cb, cr) = (y as f32, cb as f32 - 128.0, cr as f32 - 128.0);
     let c = |v: f32| v.round().clamp(0.0, 255.0) as u8;
     [c(y + 1.402 * cr), c(y - 0.344_136 * cb - 0.714_136 * cr), c(y + 1.772 * cb)]

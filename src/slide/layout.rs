@@ -28,6 +28,12 @@ pub enum SlideFormat {
     HubmapPlanes,
     /// Any other TIFF.
     Tiff,
+    /// Philips TIFF export (XML ImageDescription with `DPUfsImport`; sparse tiles at offset 0).
+    Philips,
+    /// Ventana BIF (XMP with `iScan`).
+    VentanaBif,
+    /// Leica SCN (XML ImageDescription in the `scn` namespace).
+    LeicaScn,
     /// A PNG image, decoded whole and held as a one-level slide.
     Png,
     /// A JPEG image, decoded whole and held as a one-level slide.
@@ -54,6 +60,10 @@ pub struct Page {
     pub jpeg_tables: Option<Arc<Vec<u8>>>,
     pub pixel_size_um: Option<f64>,
     pub sub_ifds: Vec<u64>,
+    /// Hamamatsu's private NDPI tag (65420) is present.
+    pub ndpi: bool,
+    /// The XMP packet (tag 700) names Ventana's iScan.
+    pub iscan: bool,
 }
 
 impl Page {
@@ -121,6 +131,8 @@ pub struct Layout {
     pub levels: Vec<Level>,
     pub associated: Vec<AssociatedImage>,
     pub pixel_size_um: Option<f64>,
+    /// What the reader shows differently from the file (e.g. one channel of a fluorescence image).
+    pub notice: Option<String>,
 }
 
 /// Reads the header and all pages, fetching metadata through `blocks`.
@@ -179,23 +191,102 @@ pub async fn read_layout(source: &dyn ByteSource, blocks: &Arc<Blocks>) -> Resul
     if pages.is_empty() {
         return Err(skipped.into_iter().next().unwrap_or(Error::NoImage));
     }
+    if pages[0].ndpi {
+        return Err(super::vendor::NDPI.error());
+    }
     let description = pages[0].description.clone();
     let format = if description.starts_with("Aperio") {
         SlideFormat::Svs
     } else if description.contains("<OME") {
         SlideFormat::OmeTiff
+    } else if description.starts_with("<?xml") && description.contains("DPUfsImport") {
+        SlideFormat::Philips
+    } else if description.contains("leica-microsystems.com/scn") {
+        SlideFormat::LeicaScn
+    } else if pages[0].iscan {
+        SlideFormat::VentanaBif
     } else if planes_at(&pages, 0) {
         SlideFormat::HubmapPlanes
     } else {
         SlideFormat::Tiff
     };
-    let (levels, associated) = arrange(&pages, main_count, format);
+    let channels = if format == SlideFormat::OmeTiff { ome_channels(&description) } else { Channels::Rgb };
+    let (levels, associated) = arrange(&pages, main_count, format, channels);
     if levels.is_empty() {
         return Err(Error::NoImage);
     }
     let base = &pages[levels[0].pages[0]];
-    let pixel_size_um = svs_mpp(&description).or_else(|| ome_pixel_size(&description)).or(base.pixel_size_um);
-    Ok(Layout { big, little_endian, format, pages, levels, associated, pixel_size_um })
+    let pixel_size_um =
+        svs_mpp(&description).or_else(|| ome_pixel_size(&description)).or_else(|| philips_pixel_size(&description)).or(base.pixel_size_um);
+    let notice = match (channels, format) {
+        (Channels::Many { count, fluorescence, bits }, _) if levels[0].pages.len() == 1 => Some(format!(
+            "{} image with {count} channels ({bits}-bit): showing channel 1 of {count} in grey; the model expects brightfield RGB (PAS, H&E)",
+            if fluorescence { "a fluorescence" } else { "a multi-channel" }
+        )),
+        (_, SlideFormat::VentanaBif) => {
+            Some("Ventana BIF: the scanner's tile overlaps are not applied, so tile seams may be off by a few pixels".into())
+        }
+        (_, SlideFormat::LeicaScn) => {
+            Some("Leica SCN: the largest image and its reductions are shown; other images in the file are listed as associated".into())
+        }
+        _ => None,
+    };
+    Ok(Layout { big, little_endian, format, pages, levels, associated, pixel_size_um, notice })
+}
+
+/// How an OME-TIFF stores colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channels {
+    /// RGB samples in each page (or not OME).
+    Rgb,
+    /// Three 8-bit brightfield channels, one page (and one SubIFD pyramid) each.
+    RgbPages,
+    /// Other channel layouts: fluorescence, more than three channels, deeper samples.
+    Many { count: u32, fluorescence: bool, bits: u32 },
+}
+
+/// Reads the first `<Pixels>` element of OME-XML: SizeC, Type and each Channel's SamplesPerPixel
+/// and fluorescence attributes.
+fn ome_channels(xml: &str) -> Channels {
+    let Some(start) = xml.find("<Pixels ") else { return Channels::Rgb };
+    let end = xml[start..].find("</Pixels>").map_or(xml.len(), |e| start + e);
+    let pixels = &xml[start..end];
+    let head = &pixels[..pixels.find('>').unwrap_or(pixels.len())];
+    let attr = |text: &str, name: &str| -> Option<String> {
+        let at = text.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(text[at..].chars().take_while(|c| *c != '"').collect())
+    };
+    let count: u32 = attr(head, "SizeC").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let bits = match attr(head, "Type").as_deref() {
+        Some("uint8" | "int8") | None => 8,
+        Some("uint16" | "int16") => 16,
+        Some(_) => 32,
+    };
+    let first_channel = pixels.find("<Channel").map(|c| &pixels[c..]);
+    let samples: u32 =
+        first_channel.and_then(|c| attr(&c[..c.find('>').unwrap_or(c.len())], "SamplesPerPixel")).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let fluorescence = ["EmissionWavelength", "ExcitationWavelength", "Fluor=", "\"Epifluorescence\"", "\"Fluorescence\""]
+        .iter()
+        .any(|k| pixels.contains(k));
+    match (count, samples) {
+        (1, _) | (_, 3..) => Channels::Rgb,
+        (3, _) if bits == 8 && !fluorescence => Channels::RgbPages,
+        _ => Channels::Many { count, fluorescence, bits },
+    }
+}
+
+/// Philips: the first `DICOM_PIXEL_SPACING` attribute (the base level's), in mm.
+fn philips_pixel_size(description: &str) -> Option<f64> {
+    if !description.contains("DPUfsImport") {
+        return None;
+    }
+    let at = description.find("\"DICOM_PIXEL_SPACING\"")?;
+    let rest = &description[at..];
+    let value = &rest[rest.find('>')? + 1..];
+    let value = value.trim_start_matches(|c: char| c == '"' || c == ' ' || c == '&' || c.is_ascii_alphabetic() || c == ';');
+    let number: String = value.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == 'e' || *c == '-').collect();
+    let mm: f64 = number.parse().ok()?;
+    Some(mm * 1000.0).filter(|v| *v > 0.0 && *v <= 100.0)
 }
 
 /// One page's facts and the next IFD in its chain. A page the `tiff` crate cannot interpret (an
@@ -249,6 +340,11 @@ fn page_facts(r: SparseReader, ptr: u64) -> std::result::Result<Page, tiff::Tiff
         Some(v) => v.into_u64_vec().unwrap_or_default(),
         None => Vec::new(),
     };
+    let ndpi = d.find_tag(Tag::Unknown(65420))?.is_some();
+    let iscan = match d.find_tag(Tag::Unknown(700))? {
+        Some(v) => v.into_u8_vec().map(|x| x.windows(5).any(|w| w == b"iScan")).unwrap_or(false),
+        None => false,
+    };
     Ok(Page {
         ptr,
         width,
@@ -267,6 +363,8 @@ fn page_facts(r: SparseReader, ptr: u64) -> std::result::Result<Page, tiff::Tiff
         jpeg_tables,
         pixel_size_um,
         sub_ifds,
+        ndpi,
+        iscan,
     })
 }
 
@@ -329,11 +427,12 @@ fn planes_at(pages: &[Page], i: usize) -> bool {
 }
 
 /// Sorts pages into levels (largest first) and associated images.
-fn arrange(pages: &[Page], main_count: usize, format: SlideFormat) -> (Vec<Level>, Vec<AssociatedImage>) {
+fn arrange(pages: &[Page], main_count: usize, format: SlideFormat, channels: Channels) -> (Vec<Level>, Vec<AssociatedImage>) {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut i = 0;
     while i < main_count {
-        if format == SlideFormat::HubmapPlanes && planes_at(pages, i) {
+        let rgb_pages = channels == Channels::RgbPages && i == 0;
+        if (format == SlideFormat::HubmapPlanes || rgb_pages) && planes_at(pages, i) {
             groups.push(vec![i, i + 1, i + 2]);
             i += 3;
         } else {
@@ -358,16 +457,28 @@ fn arrange(pages: &[Page], main_count: usize, format: SlideFormat) -> (Vec<Level
     };
     let mut levels = vec![level(&base)];
     let mut associated = Vec::new();
-    // SubIFDs of the base page are its pyramid (OME-TIFF).
-    let subs: Vec<usize> = (main_count..pages.len()).filter(|&j| b.sub_ifds.contains(&pages[j].ptr)).collect();
-    for j in subs {
-        levels.push(level(&[j]));
+    // SubIFDs of the base page(s) are its pyramid (OME-TIFF): level k is the k-th SubIFD of each
+    // of the base's pages (one page, or one per channel).
+    let subs: Vec<Vec<usize>> = base
+        .iter()
+        .map(|&p| pages[p].sub_ifds.iter().filter_map(|ptr| (main_count..pages.len()).find(|&j| pages[j].ptr == *ptr)).collect())
+        .collect();
+    for k in 0..subs.iter().map(Vec::len).min().unwrap_or(0) {
+        let group: Vec<usize> = subs.iter().map(|s| s[k]).collect();
+        if group.iter().all(|&j| pages[j].samples == pages[group[0]].samples) {
+            levels.push(level(&group));
+        }
     }
+    let multichannel = matches!(channels, Channels::Many { .. });
     for group in &groups {
         if *group == base {
             continue;
         }
         let p = &pages[group[0]];
+        // The other channels (or planes) of a multi-channel image are not associated images.
+        if multichannel && p.width == b.width && p.height == b.height && p.samples == b.samples {
+            continue;
+        }
         let same_aspect = ((b.width as f64 / p.width as f64) / (b.height as f64 / p.height as f64) - 1.0).abs() < 0.02;
         let smaller = p.width < b.width && p.height < b.height;
         // A stripped page after a tiled base is a thumbnail (SVS), not a level.
@@ -427,5 +538,22 @@ mod tests {
         assert_eq!(ome_pixel_size(r#"<OME><Image><Pixels PhysicalSizeX="250" PhysicalSizeXUnit="nm"/></Image></OME>"#), Some(0.25));
         assert_eq!(ome_pixel_size(r#"<OME><Pixels PhysicalSizeX="0.5"/></OME>"#), Some(0.5));
         assert_eq!(ome_pixel_size("no xml"), None);
+        let philips = r#"<?xml version="1.0" encoding="UTF-8" ?><DataObject ObjectType="DPUfsImport"><Attribute Name="DICOM_PIXEL_SPACING" Group="0x0028" Element="0x0030" PMSVR="IDoubleArray">&quot;0.000226891&quot; &quot;0.000226907&quot;</Attribute></DataObject>"#;
+        assert!((philips_pixel_size(philips).unwrap() - 0.226891).abs() < 1e-9);
+        assert_eq!(philips_pixel_size("<?xml?><DataObject/>"), None);
+    }
+
+    #[test]
+    fn ome_channel_layouts_are_told_apart() {
+        let pixels =
+            |attrs: &str, channels: &str| format!(r#"<OME><Image><Pixels ID="Pixels:0" {attrs}>{channels}</Pixels></Image></OME>"#);
+        let rgb3 = r#"<Channel ID="C:0" SamplesPerPixel="1" Name="R"/><Channel ID="C:1" SamplesPerPixel="1"/><Channel ID="C:2" SamplesPerPixel="1"/>"#;
+        assert_eq!(ome_channels(&pixels(r#"SizeC="3" Type="uint8""#, rgb3)), Channels::RgbPages);
+        assert_eq!(ome_channels(&pixels(r#"SizeC="3" Type="uint8""#, r#"<Channel ID="C:0" SamplesPerPixel="3"/>"#)), Channels::Rgb);
+        assert_eq!(ome_channels(&pixels(r#"SizeC="1" Type="uint8""#, "")), Channels::Rgb);
+        assert_eq!(ome_channels(&pixels(r#"SizeC="3" Type="uint16""#, rgb3)), Channels::Many { count: 3, fluorescence: false, bits: 16 });
+        let fluo = r#"<Channel ID="C:0" SamplesPerPixel="1" EmissionWavelength="461"/>"#;
+        assert_eq!(ome_channels(&pixels(r#"SizeC="3" Type="uint8""#, fluo)), Channels::Many { count: 3, fluorescence: true, bits: 8 });
+        assert_eq!(ome_channels(&pixels(r#"SizeC="5" Type="uint16""#, "")), Channels::Many { count: 5, fluorescence: false, bits: 16 });
     }
 }

@@ -5,23 +5,27 @@
 //! Bytes flow one way: a source fetches ranges ([`source`]), a read-ahead block store answers the
 //! `tiff` crate's metadata reads (`sparse`), the page layout becomes levels and associated images
 //! (`layout`), tiles are decoded synchronously by the `tiff` crate (or zune-jpeg for JPEG tiles,
-//! which the `tiff` crate hands back undecoded to RGB) (`decode`), kept in a byte-bounded LRU
+//! which the `tiff` crate hands back undecoded to RGB, and hayro-jpeg2000 for JPEG 2000 tiles)
+//! (`decode`, `jpeg2000`), kept in a byte-bounded LRU
 //! (`cache`), and composed into regions by [`Slide`].
 
 mod cache;
 mod decode;
+mod jpeg2000;
 mod layout;
 mod overview;
 mod picture;
 mod reader;
 pub mod source;
 mod sparse;
+mod vendor;
 mod write;
 
 pub use layout::{AssociatedImage, Level, SlideFormat};
 pub use picture::{MAX_IMAGE_BYTES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_SIDE, decode_image, rgb_from_rgba, test_pattern};
 pub use reader::{LevelInfo, Slide, SlideInfo, SlideOptions, resize};
 pub use source::{ByteSource, Bytes, MemorySource};
+pub use vendor::{Foreign, describe, recognise};
 pub use write::{PageSpec, TiffWriter, TileCompression, image_to_tiff};
 
 /// Errors while reading an image or a slide. Messages say what failed, then why; [`Error::At`]
@@ -66,6 +70,16 @@ pub enum Error {
     /// A size, count or ratio over the configured limits (a hostile or broken file).
     #[error("over the limits: {0}")]
     Limit(String),
+    /// A format ftuscope recognises but does not read: what it is, why, and the conversion to use.
+    #[error("{format} is not read by ftuscope ({why}): {advice}")]
+    Foreign {
+        /// The format, with its vendor.
+        format: &'static str,
+        /// Why it is not read.
+        why: &'static str,
+        /// What to do instead.
+        advice: &'static str,
+    },
     /// No page in the file is an image ftuscope can show.
     #[error("no readable image page")]
     NoImage,

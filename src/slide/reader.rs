@@ -82,8 +82,12 @@ pub struct SlideInfo {
     pub source: String,
     /// File length in bytes.
     pub bytes: u64,
-    /// SVS, OME-TIFF, HuBMAP planes or plain TIFF.
+    /// SVS, OME-TIFF, HuBMAP planes, a vendor's TIFF variant, plain TIFF, PNG or JPEG.
     pub format: SlideFormat,
+    /// The format's name as a person says it ("Aperio SVS", "Philips TIFF", …).
+    pub vendor: &'static str,
+    /// What is shown differently from the file (one channel of a fluorescence image, say).
+    pub notice: Option<String>,
     /// BigTIFF (64-bit offsets) or classic.
     pub bigtiff: bool,
     /// "little" or "big".
@@ -111,6 +115,9 @@ impl Slide {
     /// [`super::MAX_IMAGE_SIDE`]) and held as a one-level slide, so every path that reads slides
     /// reads plain images too.
     pub async fn open_with(source: Arc<dyn ByteSource>, options: SlideOptions) -> Result<Self> {
+        if let Some(foreign) = super::vendor::foreign(source.as_ref()).await? {
+            return Err(foreign.error().at(source.name()));
+        }
         if let Some(format) = super::picture::sniff(source.as_ref()).await? {
             return Self::open_picture(source, options, format).await;
         }
@@ -173,6 +180,11 @@ impl Slide {
         self.layout.format
     }
 
+    /// What the reader shows differently from the file, if anything (see [`SlideInfo::notice`]).
+    pub fn notice(&self) -> Option<&str> {
+        self.layout.notice.as_deref()
+    }
+
     /// Label, macro and thumbnail images stored beside the pyramid.
     pub fn associated(&self) -> &[AssociatedImage] {
         &self.layout.associated
@@ -226,6 +238,8 @@ impl Slide {
             source: self.source.name().to_string(),
             bytes: self.file_len,
             format: self.layout.format,
+            vendor: super::vendor::describe(self.layout.format),
+            notice: self.layout.notice.clone(),
             bigtiff: self.layout.big,
             byte_order: if self.layout.little_endian { "little" } else { "big" },
             pages: self.layout.pages.len(),

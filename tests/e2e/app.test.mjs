@@ -238,6 +238,8 @@ test('slides by URL: Range from another origin works; no Range, not a slide and 
   lost.write('II*\0');
   lost.writeUInt32LE(0x7fffff00, 4);
   await writeFile(join(shots, 'ifd-past-end.tif'), lost);
+  // A format that is not read (MIRAX, recognised by its name): one line naming it and the conversion.
+  await writeFile(join(shots, 'slide.mrxs'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]));
   // Other origins: the test data, and the files made above.
   const data = await start({ root: join(root, 'tests/data') });
   const made = await start({ root: shots });
@@ -275,6 +277,16 @@ test('slides by URL: Range from another origin works; no Range, not a slide and 
       console.log(`404: ${s.status}`);
       assert.match(s.status, /404/);
       await page.screenshot({ path: join(shots, '5-error-404.png') });
+      s = await openUrl(`${made.url}/range/slide.mrxs`);
+      console.log(`MIRAX: ${s.status}`);
+      assert.equal(s.state, 'error');
+      assert.match(s.status, /MIRAX.*bfconvert/);
+      // An Aperio SVS with JPEG 2000 tiles opens like any other slide.
+      s = await openUrl(`${base}/range/aperio-j2k-33005.svs`);
+      assert.equal(s.state, 'ready', s.status);
+      assert.match(await page.textContent('#slide-info'), /360 × 240.*Aperio SVS/s);
+      await page.waitForTimeout(1000);
+      await page.screenshot({ path: join(shots, '5b-aperio-jpeg2000.png') });
       // Still usable: a good URL opens, and the address is shareable.
       s = await openUrl(`${base}/range/cmu-300x200.tif`);
       assert.equal(s.state, 'ready', s.status);

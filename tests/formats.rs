@@ -1,0 +1,198 @@
+//! Issue #17's formats against their peers: Aperio JPEG 2000 SVS (33003, 33005) and TIFF JPEG 2000
+//! (34712) against OpenSlide 4 and tifffile + imagecodecs; OME-TIFF with three channel pages (and
+//! per-channel SubIFD pyramids) and a four-channel 16-bit fluorescence OME-TIFF against tifffile;
+//! formats that are not read, named in one line. The files are made by tests/peers/slides.py
+//! (tifffile + imagecodecs' OpenJPEG, from a crop of the real CMU-1-Small-Region.svs); `make test`
+//! installs the peers into its Python venv.
+
+use ftuscope::slide::source::FileSource;
+use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat};
+use futures_lite::future::block_on;
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+fn python() -> String {
+    std::env::var("FTUSCOPE_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.cache/ftuscope/py/bin/python", std::env::var("HOME").unwrap_or_default()))
+}
+
+fn cmu() -> PathBuf {
+    let candidates = [std::env::var("FTUSCOPE_DATA").unwrap_or_default(), "../shared/data".into(), "/work/shared/data".into()];
+    candidates
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("CMU-1-Small-Region.svs"))
+        .find(|p| p.exists())
+        .expect("CMU-1-Small-Region.svs: set FTUSCOPE_DATA to the shared data folder")
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/slides.py")
+}
+
+/// The test slides, made once per test binary.
+fn slides() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(python()).arg(script()).arg("make").arg(dir.path()).arg(cmu()).output().unwrap();
+        assert!(out.status.success(), "slides.py make: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+    .path()
+}
+
+/// The peer's decoding (OpenSlide for .svs, tifffile otherwise) of a whole level.
+fn peer(path: &Path, level: usize) -> RgbImage {
+    let raw = path.with_extension(format!("peer{level}.rgb"));
+    let out = Command::new(python()).arg(script()).arg("peer").arg(path).arg(level.to_string()).arg(&raw).output().unwrap();
+    assert!(out.status.success(), "slides.py peer: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut dims = text.split_whitespace().map(|v| v.parse::<u32>().unwrap());
+    let (w, h) = (dims.next().unwrap(), dims.next().unwrap());
+    RgbImage::from_raw(w, h, std::fs::read(&raw).unwrap()).expect("w*h*3 bytes")
+}
+
+fn open(path: &Path) -> Slide {
+    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(path).unwrap());
+    block_on(Slide::open(src)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn whole(slide: &Slide, level: usize) -> RgbImage {
+    let l = &slide.levels()[level];
+    block_on(slide.read_region(level, 0, 0, l.width, l.height)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.as_raw().len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+}
+
+#[test]
+fn aperio_and_tiff_jpeg2000_match_openslide_and_tifffile_at_every_level() {
+    for (name, levels) in [("aperio-33003.svs", 2), ("aperio-33005.svs", 2), ("j2k-34712.tif", 1)] {
+        let path = slides().join(name);
+        let slide = open(&path);
+        let info = slide.info();
+        assert_eq!(slide.levels().len(), levels, "{name}");
+        assert_eq!(info.levels[0].compression, "JPEG 2000", "{name}");
+        if name.ends_with(".svs") {
+            assert_eq!(slide.format(), SlideFormat::Svs, "{name}");
+            assert_eq!(info.vendor, "Aperio SVS");
+            assert_eq!(slide.pixel_size_um(), Some(0.499));
+            assert_eq!(slide.associated().iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["thumbnail"]);
+        }
+        for level in 0..levels {
+            let ours = whole(&slide, level);
+            let theirs = peer(&path, level);
+            let db = psnr(&ours, &theirs);
+            println!("{name} level {level} ({}×{}): {db:.1} dB against the peer", ours.width(), ours.height());
+            assert!(db >= 40.0, "{name} level {level}: {db:.1} dB");
+        }
+    }
+}
+
+#[test]
+fn ome_three_channel_pages_read_as_rgb_at_every_level() {
+    let path = slides().join("ome-rgb-pages.ome.tif");
+    let slide = open(&path);
+    assert_eq!(slide.format(), SlideFormat::OmeTiff);
+    assert_eq!(slide.notice(), None);
+    assert!(slide.associated().is_empty(), "channel pages are not associated images: {:?}", slide.associated());
+    assert_eq!(slide.pixel_size_um(), Some(0.499));
+    let levels = slide.levels();
+    assert_eq!(levels.iter().map(|l| (l.width, l.height)).collect::<Vec<_>>(), [(1100, 900), (550, 450), (275, 225)]);
+    let info = slide.info();
+    assert!(info.levels.iter().all(|l| l.samples == 3 && l.planar), "{:?}", info.levels);
+    for level in 0..3 {
+        assert!(whole(&slide, level) == peer(&path, level), "level {level} differs from tifffile's");
+    }
+}
+
+#[test]
+fn fluorescence_ome_shows_its_first_channel_with_a_notice() {
+    let slide = open(&slides().join("ome-fluorescence.ome.tif"));
+    let notice = slide.notice().expect("a notice, never a silent grey page");
+    assert!(notice.contains("fluorescence") && notice.contains("channel 1 of 4"), "{notice}");
+    assert_eq!(slide.info().notice.as_deref(), Some(notice));
+    assert!(slide.associated().is_empty(), "{:?}", slide.associated());
+    let img = whole(&slide, 0);
+    // Channel 1 is red × 200 in 16 bits: its high byte, in grey.
+    let src = peer(&slides().join("ome-rgb-pages.ome.tif"), 0);
+    let (x, y) = (500, 400);
+    let expected = ((src.get_pixel(x, y).0[0] as u32 * 200) >> 8) as u8;
+    assert_eq!(img.get_pixel(x, y).0, [expected; 3]);
+}
+
+#[test]
+fn formats_not_read_are_named_in_one_line() {
+    let tiff_head = b"II*\0\x08\0\0\0\0\0\0\0".to_vec();
+    let mut dicom = vec![0u8; 256];
+    dicom[128..132].copy_from_slice(b"DICM");
+    for (bytes, name, format) in [
+        (tiff_head.clone(), "slide.mrxs", "MIRAX"),
+        (b"ZISRAWFILE\0\0\0\0\0\0".to_vec(), "slide.czi", "Zeiss CZI"),
+        (tiff_head.clone(), "slide.vsi", "Olympus VSI"),
+        (b"<DataObject ObjectType=\"DPUfsImport\">".to_vec(), "slide.isyntax", "iSyntax"),
+        (dicom, "level-0.dcm", "DICOM"),
+    ] {
+        let err = block_on(Slide::open(Arc::new(MemorySource::new(bytes, name)))).err().expect("an error");
+        assert!(matches!(err.kind(), Error::Foreign { .. }), "{name}: {err}");
+        let message = err.to_string();
+        println!("{message}");
+        assert!(message.contains(format) && message.contains("bfconvert") && !message.contains('\n'), "{message}");
+        assert!(message.ends_with(name), "{message}");
+    }
+}
+
+#[test]
+fn ndpi_is_recognised_by_its_private_tag() {
+    // A one-page TIFF carrying Hamamatsu's tag 65420.
+    let path = slides().join("ndpi-like.tif");
+    let out = Command::new(python())
+        .arg("-c")
+        .arg("import sys, numpy, tifffile; tifffile.imwrite(sys.argv[1], numpy.zeros((64, 64, 3), 'uint8'), extratags=[(65420, 'I', 1, 1, True)])")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(&path).unwrap());
+    let err = block_on(Slide::open(src)).err().expect("NDPI is not read");
+    assert!(err.to_string().starts_with("Hamamatsu NDPI is not read by ftuscope"), "{err}");
+}
+
+#[test]
+fn broken_jpeg2000_tiles_are_typed_errors() {
+    let bytes = std::fs::read(slides().join("aperio-33003.svs")).unwrap();
+    let slide = open(&slides().join("aperio-33003.svs"));
+    let (w, h) = slide.dimensions();
+    drop(slide);
+    // Cut short, and with bytes flipped through the tile data: errors or pixels, never a panic.
+    let mut errors = 0;
+    for cut in (bytes.len() / 2..bytes.len()).step_by(bytes.len() / 40) {
+        let read = block_on(async {
+            let slide = Slide::open(Arc::new(MemorySource::new(bytes[..cut].to_vec(), "cut.svs"))).await?;
+            slide.read_region(0, 0, 0, w, h).await
+        });
+        if let Err(e) = read {
+            assert!(e.to_string().ends_with("cut.svs"), "{e}");
+            errors += 1;
+        }
+    }
+    assert!(errors >= 15, "{errors} of 20 cut files failed to read");
+    for seed in 0..24u64 {
+        let mut bad = bytes.clone();
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        for _ in 0..64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let at = 4096 + (x >> 33) as usize % (bad.len() - 8192);
+            bad[at] ^= (x >> 24) as u8 | 1;
+        }
+        if let Ok(slide) = block_on(Slide::open(Arc::new(MemorySource::new(bad, "flipped.svs")))) {
+            let _ = block_on(slide.read_region(0, 0, 0, w, h));
+        }
+    }
+}
