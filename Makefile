@@ -136,17 +136,19 @@ check:
 	cargo fmt --check
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo clippy --features wgpu,train --all-targets -- -D warnings
 
-# Third-party TIFF tools the slide tests make and check files with: libvips, libtiff's tiffcp, and
-# PyPI's tifffile, imagecodecs (OpenJPEG, to write JPEG 2000 tiles) and OpenSlide 4 (openslide-bin
-# + openslide-python, the peer for Aperio SVS), in a venv under the cache.
+# Third-party tools the slide tests make and check files with: libvips, libtiff's tiffcp, and
+# PyPI's tifffile, imagecodecs (OpenJPEG, to write JPEG 2000 tiles), wsidicomizer (DICOM WSI; needs
+# Debian's libturbojpeg0) and OpenSlide 4 (openslide-bin + openslide-python, the peer for Aperio SVS
+# and DICOM), in a venv under the cache.
 PY          := $(CACHE)/py/bin/python
-TIFFFILE    := tifffile==2025.10.16 numpy==2.3.4 imagecodecs==2026.3.6 openslide-bin==4.0.1.2 openslide-python==1.4.7
+TIFFFILE    := tifffile==2025.10.16 numpy==2.3.4 imagecodecs==2026.3.6 openslide-bin==4.0.1.2 openslide-python==1.4.7 \
+               wsidicomizer==0.26.1 wsidicom==0.31.0 opentile==0.22.0 pydicom==3.0.2
 setup-vips:
 	@{ command -v vipsheader && command -v tiffcp; } >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && $(APT_INSTALL) libvips-tools libtiff-tools; }
-	@dpkg -s python3-venv >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) python3-venv; }
+	@dpkg -s python3-venv libturbojpeg0 >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) python3-venv libturbojpeg0; }
 	@[ -x $(PY) ] || python3 -m venv $(CACHE)/py
-	@$(PY) -c 'import tifffile, numpy, imagecodecs, openslide' 2>/dev/null || $(PY) -m pip install -q $(TIFFFILE)
+	@$(PY) -c 'import tifffile, numpy, imagecodecs, openslide, wsidicomizer' 2>/dev/null || $(PY) -m pip install -q $(TIFFFILE)
 
 # The real third-party slides (CMU-1-Small-Region.svs) live beside the clone.
 FTUSCOPE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))

@@ -1,12 +1,14 @@
 //! Issue #17's formats against their peers: Aperio JPEG 2000 SVS (33003, 33005) and TIFF JPEG 2000
 //! (34712) against OpenSlide 4 and tifffile + imagecodecs; OME-TIFF with three channel pages (and
 //! per-channel SubIFD pyramids) and a four-channel 16-bit fluorescence OME-TIFF against tifffile;
+//! DICOM WSI folders (JPEG YCbCr and Aperio's RGB JPEG, JPEG 2000, uncompressed TILED_SPARSE;
+//! wsidicomizer) against OpenSlide;
 //! formats that are not read, named in one line. The files are made by tests/peers/slides.py
 //! (tifffile + imagecodecs' OpenJPEG, from a crop of the real CMU-1-Small-Region.svs); `make test`
 //! installs the peers into its Python venv.
 
 use ftuscope::slide::source::FileSource;
-use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat};
+use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat, SlideOptions};
 use futures_lite::future::block_on;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -130,14 +132,11 @@ fn fluorescence_ome_shows_its_first_channel_with_a_notice() {
 #[test]
 fn formats_not_read_are_named_in_one_line() {
     let tiff_head = b"II*\0\x08\0\0\0\0\0\0\0".to_vec();
-    let mut dicom = vec![0u8; 256];
-    dicom[128..132].copy_from_slice(b"DICM");
     for (bytes, name, format) in [
         (tiff_head.clone(), "slide.mrxs", "MIRAX"),
         (b"ZISRAWFILE\0\0\0\0\0\0".to_vec(), "slide.czi", "Zeiss CZI"),
         (tiff_head.clone(), "slide.vsi", "Olympus VSI"),
         (b"<DataObject ObjectType=\"DPUfsImport\">".to_vec(), "slide.isyntax", "iSyntax"),
-        (dicom, "level-0.dcm", "DICOM"),
     ] {
         let err = block_on(Slide::open(Arc::new(MemorySource::new(bytes, name)))).err().expect("an error");
         assert!(matches!(err.kind(), Error::Foreign { .. }), "{name}: {err}");
@@ -195,4 +194,86 @@ fn broken_jpeg2000_tiles_are_typed_errors() {
             let _ = block_on(slide.read_region(0, 0, 0, w, h));
         }
     }
+}
+
+fn open_dir(dir: &Path) -> Slide {
+    block_on(Slide::open_location(dir.to_str().unwrap(), SlideOptions::new())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn dicom_wsi_folders_match_openslide_at_every_level() {
+    for (name, levels, associated) in [
+        ("dicom-jpeg", 4, vec![]),
+        ("dicom-svs", 1, vec!["label", "macro", "thumbnail"]),
+        ("dicom-j2k", 1, vec![]),
+        ("dicom-sparse", 1, vec![]),
+    ] {
+        let dir = slides().join(name);
+        let slide = open_dir(&dir);
+        assert_eq!(slide.format(), SlideFormat::Dicom, "{name}");
+        assert_eq!(slide.info().vendor, "DICOM WSI");
+        assert_eq!(slide.levels().len(), levels, "{name}: {:?}", slide.levels());
+        assert_eq!(slide.pixel_size_um().map(|p| (p * 1000.0).round()), Some(499.0), "{name}");
+        let mut names: Vec<_> = slide.associated().iter().map(|a| a.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, associated, "{name}");
+        for level in 0..levels {
+            let ours = whole(&slide, level);
+            let theirs = peer(&dir, level);
+            let db = psnr(&ours, &theirs);
+            println!("{name} level {level} ({}×{}): {db:.1} dB against OpenSlide", ours.width(), ours.height());
+            assert!(db >= 40.0, "{name} level {level}: {db:.1} dB");
+        }
+        if name == "dicom-sparse" {
+            // The frame left out (tile 1 of row 0) is background, as in OpenSlide.
+            let tile = block_on(slide.read_region(0, 300, 10, 8, 8)).unwrap();
+            assert!(tile.pixels().all(|p| p.0 == [255; 3]));
+        }
+    }
+    // One file of a series, alone (say from a URL): that instance as a one-level slide.
+    let one = std::fs::read_dir(slides().join("dicom-j2k")).unwrap().next().unwrap().unwrap().path();
+    let slide = open(&one);
+    assert_eq!((slide.format(), slide.dimensions()), (SlideFormat::Dicom, (1100, 900)));
+    assert!(block_on(slide.associated_image("label")).is_err());
+    let label = block_on(open_dir(&slides().join("dicom-svs")).associated_image("label")).unwrap();
+    assert_eq!(label.dimensions(), (387, 463));
+}
+
+#[test]
+fn broken_dicom_files_are_typed_errors() {
+    let dir = slides().join("dicom-jpeg");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    let bytes = std::fs::read(&paths[0]).unwrap();
+    let mut errors = 0;
+    for cut in (0..bytes.len()).step_by(bytes.len() / 50).chain([131, 132, 200]) {
+        let read = block_on(async {
+            let slide = Slide::open(Arc::new(MemorySource::new(bytes[..cut].to_vec(), "cut.dcm"))).await?;
+            let (w, h) = slide.dimensions();
+            slide.read_region(0, 0, 0, w, h).await
+        });
+        if let Err(e) = read {
+            assert!(e.to_string().ends_with("cut.dcm"), "{e}");
+            errors += 1;
+        }
+    }
+    assert!(errors >= 48, "{errors} of 53 cut files failed");
+    for seed in 0..32u64 {
+        let mut bad = bytes.clone();
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        for _ in 0..16 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let at = 132 + (x >> 33) as usize % 4000;
+            bad[at] ^= (x >> 24) as u8 | 1;
+        }
+        if let Ok(slide) = block_on(Slide::open(Arc::new(MemorySource::new(bad, "flipped.dcm")))) {
+            let (w, h) = slide.dimensions();
+            let _ = block_on(slide.read_region(0, 0, 0, w.min(4096), h.min(4096)));
+        }
+    }
+    // A folder without DICOM files says so.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("notes.txt"), "no slide here").unwrap();
+    let err = block_on(Slide::open_location(empty.path().to_str().unwrap(), SlideOptions::new())).err().unwrap();
+    assert!(err.to_string().contains("DICOM"), "{err}");
 }

@@ -270,8 +270,60 @@ async fn aperio_jpeg2000_reads_in_the_browser_as_openslide_and_foreign_formats_a
             assert!(db >= 40.0, "{code} level {level}: {db:.1} dB");
         }
     }
+    // Decode speed in this browser (no cache: a fresh slide each time), for the README.
+    let (_, svs, _) = APERIO_J2K[1];
+    let started = js_sys::Date::now();
+    let rounds = 5;
+    for _ in 0..rounds {
+        let slide = Slide::open(Arc::new(MemorySource::new(svs.to_vec(), "speed.svs"))).await.unwrap();
+        slide.read_region(0, 0, 0, 360, 240).await.unwrap();
+    }
+    let seconds = (js_sys::Date::now() - started) / 1000.0;
+    let mb = (rounds * 360 * 240 * 3) as f64 / 1e6;
+    web_sys::console::log_1(
+        &format!("JPEG 2000 (33005) in wasm: {:.1} decoded MB/s ({rounds} × 360×240 in {seconds:.2} s)", mb / seconds).into(),
+    );
     let err = Slide::open(Arc::new(MemorySource::new(b"ZISRAWFILE\0\0\0\0\0\0".to_vec(), "slide.czi"))).await.err().unwrap();
     assert!(err.to_string().starts_with("Zeiss CZI is not read by ftuscope"), "{err}");
+    trap.assert_clean();
+}
+
+/// A two-level DICOM WSI series (wsidicomizer, JPEG baseline) and OpenSlide 4's decoding of each level.
+const DICOM_FILES: [(&str, &[u8]); 2] =
+    [("level-0.dcm", include_bytes!("data/dicom-crop/level-0.dcm")), ("level-1.dcm", include_bytes!("data/dicom-crop/level-1.dcm"))];
+const DICOM_PEERS: [&[u8]; 2] = [include_bytes!("data/dicom-crop.openslide-0.png"), include_bytes!("data/dicom-crop.openslide-1.png")];
+
+#[wasm_bindgen_test]
+async fn a_dicom_series_picked_as_several_files_reads_as_openslide() {
+    let trap = ErrorTrap::install();
+    // As the picker and a dropped folder hand them over: Files, in no particular order.
+    let files = js_sys::Array::new();
+    for (name, bytes) in DICOM_FILES.iter().rev() {
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(*bytes));
+        files.push(&web_sys::File::new_with_u8_array_sequence(&parts, name).unwrap());
+    }
+    let slide = WebSlide::open_source(files.into()).await.unwrap();
+    let info = slide.slide().info();
+    assert_eq!((info.vendor, info.levels.len()), ("DICOM WSI", 2));
+    for (level, png) in DICOM_PEERS.iter().enumerate() {
+        let theirs = image::load_from_memory(png).unwrap().to_rgb8();
+        let l = &info.levels[level].level;
+        let ours = slide.slide().read_region(level, 0, 0, l.width, l.height).await.unwrap();
+        assert_eq!(ours.dimensions(), theirs.dimensions());
+        let mse = ours.as_raw().iter().zip(theirs.as_raw()).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>()
+            / ours.as_raw().len() as f64;
+        let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10();
+        web_sys::console::log_1(&format!("DICOM level {level}: {db:.1} dB against OpenSlide").into());
+        assert!(db >= 40.0, "level {level}: {db:.1} dB");
+    }
+    // Files that hold no DICOM: a readable error.
+    let files = js_sys::Array::new();
+    for name in ["a.txt", "b.txt"] {
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(&b"not a slide"[..]));
+        files.push(&web_sys::File::new_with_u8_array_sequence(&parts, name).unwrap());
+    }
+    let err = WebSlide::open_source(files.into()).await.err().unwrap();
+    assert!(err.contains("DICOM"), "{err}");
     trap.assert_clean();
 }
 

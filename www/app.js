@@ -535,7 +535,12 @@ async function compareWith(text) {
 
 // ---- wiring -------------------------------------------------------------------------------------------
 
-$('file').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) openSlide(f, f.name); });
+/** One file opens as a slide; several (a DICOM WSI series: one file per level) open together. */
+function openFiles(files, folder) {
+  if (files.length === 1) openSlide(files[0], files[0].name);
+  else if (files.length > 1) openSlide(files, folder ?? `${files.length} files`);
+}
+$('file').addEventListener('change', (e) => openFiles([...e.target.files]));
 $('url-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const url = $('url').value.trim();
@@ -568,7 +573,18 @@ for (const id of ['show-fill', 'show-outline', 'opacity', 'colour']) $(id).addEv
 window.addEventListener('resize', drawOverlay);
 for (const ev of ['dragenter', 'dragover']) document.addEventListener(ev, (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
 for (const ev of ['dragleave', 'drop']) document.addEventListener(ev, (e) => { e.preventDefault(); document.body.classList.remove('dragging'); });
-document.addEventListener('drop', (e) => { const f = e.dataTransfer?.files?.[0]; if (f) openSlide(f, f.name); });
+/** The files of a dropped folder (one level deep: a DICOM series' folder). */
+async function folderFiles(entry) {
+  const reader = entry.createReader();
+  const entries = [];
+  for (let batch; (batch = await new Promise((ok, fail) => reader.readEntries(ok, fail))).length;) entries.push(...batch);
+  return Promise.all(entries.filter((e) => e.isFile).map((e) => new Promise((ok, fail) => e.file(ok, fail))));
+}
+document.addEventListener('drop', async (e) => {
+  const entry = e.dataTransfer?.items?.[0]?.webkitGetAsEntry?.();
+  if (entry?.isDirectory) openFiles(await folderFiles(entry), entry.name);
+  else openFiles([...(e.dataTransfer?.files ?? [])]);
+});
 
 setState('ready', 'Open a slide (file, URL or demo). Nothing is uploaded.');
 if (params.get('backend')) $('backend').value = params.get('backend');

@@ -110,6 +110,9 @@ fn decode_part(blocks: &Arc<Blocks>, len: u64, part: &Part<'_>) -> Result<Sample
     if super::jpeg2000::is_jpeg2000(page.compression) {
         return super::jpeg2000::decode(page, &part.bytes);
     }
+    if let Some(planar) = page.raw {
+        return decode_raw(page, &part.bytes, planar);
+    }
     if page.compression != 1 && declared > MAX_RATIO * part.bytes.len() as u64 + 65_536 {
         return Err(Error::Limit(format!(
             "a chunk of {} bytes claims to expand to {declared} (ratio over {MAX_RATIO}:1)",
@@ -192,6 +195,33 @@ fn decode_jpeg(page: &Page, bytes: &[u8]) -> Result<Samples> {
         return Err(Error::Format("JPEG chunk decoded short".into()));
     }
     Ok(Samples { width: w as u32, height: h as u32, channels, data: pixels })
+}
+
+/// An uncompressed DICOM frame: 8-bit samples, interleaved or (`planar`) plane after plane.
+fn decode_raw(page: &Page, bytes: &[u8], planar: bool) -> Result<Samples> {
+    let (w, h, channels) = (page.chunk_width as usize, page.chunk_height as usize, page.samples.clamp(1, 4) as usize);
+    let n = w * h;
+    if bytes.len() < n * channels {
+        return Err(Error::Format(format!("an uncompressed frame of {} bytes, {} needed", bytes.len(), n * channels)));
+    }
+    let mut data = if planar && channels > 1 {
+        let mut out = vec![0u8; n * channels];
+        for c in 0..channels {
+            for (i, v) in bytes[c * n..(c + 1) * n].iter().enumerate() {
+                out[i * channels + c] = *v;
+            }
+        }
+        out
+    } else {
+        bytes[..n * channels].to_vec()
+    };
+    if page.photometric == 6 && channels >= 3 {
+        for p in data.chunks_exact_mut(channels) {
+            let rgb = ycbcr_to_rgb(p[0], p[1], p[2]);
+            p[..3].copy_from_slice(&rgb);
+        }
+    }
+    Ok(Samples { width: w as u32, height: h as u32, channels, data })
 }
 
 /// JFIF YCbCr → RGB.

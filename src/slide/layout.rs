@@ -34,6 +34,8 @@ pub enum SlideFormat {
     VentanaBif,
     /// Leica SCN (XML ImageDescription in the `scn` namespace).
     LeicaScn,
+    /// DICOM whole-slide image series (one file per level).
+    Dicom,
     /// A PNG image, decoded whole and held as a one-level slide.
     Png,
     /// A JPEG image, decoded whole and held as a one-level slide.
@@ -64,6 +66,8 @@ pub struct Page {
     pub ndpi: bool,
     /// The XMP packet (tag 700) names Ventana's iScan.
     pub iscan: bool,
+    /// Uncompressed DICOM frames (`Some(planar)`): samples as stored, no TIFF structure to decode.
+    pub raw: Option<bool>,
 }
 
 impl Page {
@@ -365,6 +369,7 @@ fn page_facts(r: SparseReader, ptr: u64) -> std::result::Result<Page, tiff::Tiff
         sub_ifds,
         ndpi,
         iscan,
+        raw: None,
     })
 }
 

@@ -11,6 +11,7 @@
 
 mod cache;
 mod decode;
+mod dicom;
 mod jpeg2000;
 mod layout;
 mod overview;
@@ -21,6 +22,7 @@ mod sparse;
 mod vendor;
 mod write;
 
+pub use dicom::MAX_FILES as MAX_SERIES_FILES;
 pub use layout::{AssociatedImage, Level, SlideFormat};
 pub use picture::{MAX_IMAGE_BYTES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_SIDE, decode_image, rgb_from_rgba, test_pattern};
 pub use reader::{LevelInfo, Slide, SlideInfo, SlideOptions, resize};

@@ -35,19 +35,15 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, Error> {
 /// Largest PNG/JPEG *file* opened as a slide (it is read whole before decoding).
 pub const MAX_IMAGE_FILE_BYTES: u64 = 512 << 20;
 
-/// PNG or JPEG by the file's signature; `None` for anything else (TIFFs, unknown files).
-pub(super) async fn sniff(source: &dyn ByteSource) -> Result<Option<SlideFormat>, Error> {
-    if source.len() < 8 {
-        return Ok(None);
-    }
-    let head = source.read_range(0..8).await?;
-    Ok(if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+/// PNG or JPEG by the file's first bytes; `None` for anything else (TIFFs, unknown files).
+pub(super) fn sniff(head: &[u8]) -> Option<SlideFormat> {
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
         Some(SlideFormat::Png)
     } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Some(SlideFormat::Jpeg)
     } else {
         None
-    })
+    }
 }
 
 /// The whole file of a plain image, decoded (bounded by [`MAX_IMAGE_FILE_BYTES`] and the decoder limits).

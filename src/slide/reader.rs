@@ -115,13 +115,26 @@ impl Slide {
     /// [`super::MAX_IMAGE_SIDE`]) and held as a one-level slide, so every path that reads slides
     /// reads plain images too.
     pub async fn open_with(source: Arc<dyn ByteSource>, options: SlideOptions) -> Result<Self> {
-        if let Some(foreign) = super::vendor::foreign(source.as_ref()).await? {
+        // One read of the first bytes tells the kinds apart.
+        let head = source.read_range(0..super::vendor::HEAD.min(source.len())).await.map_err(|e| e.at(source.name()))?;
+        if let Some(foreign) = super::vendor::recognise(&head, source.name()) {
             return Err(foreign.error().at(source.name()));
         }
-        if let Some(format) = super::picture::sniff(source.as_ref()).await? {
+        if let Some(format) = super::picture::sniff(&head) {
             return Self::open_picture(source, options, format).await;
         }
+        if super::dicom::is_dicom(&head) {
+            let name = source.name().to_string();
+            return Self::open_dicom(vec![source], &name, options).await;
+        }
         Self::open_tiff(source, options).await
+    }
+
+    /// Opens a DICOM whole-slide series from its files (one per level, plus label, overview and
+    /// thumbnail; other files are left out), read as one slide named `name` (the folder, say).
+    pub async fn open_dicom(files: Vec<Arc<dyn ByteSource>>, name: &str, options: SlideOptions) -> Result<Self> {
+        let (source, layout) = super::dicom::read_series(files, name).await.map_err(|e| e.at(name))?;
+        Ok(Self::from_layout(source, layout, options))
     }
 
     /// Opens a TIFF (no signature sniffing).
@@ -129,17 +142,45 @@ impl Slide {
         let blocks = Arc::new(Blocks::default());
         let name = source.name().to_string();
         let layout = read_layout(source.as_ref(), &blocks).await.map_err(|e| e.at(&name))?;
+        let mut slide = Self::from_layout(source, layout, options);
+        slide.blocks = blocks;
+        Ok(slide)
+    }
+
+    fn from_layout(source: Arc<dyn ByteSource>, layout: Layout, options: SlideOptions) -> Self {
         let cache = TileCache::new(options.cache_bytes);
         let pixel_size_override = std::sync::atomic::AtomicU64::new(options.pixel_size_um.unwrap_or(0.0).to_bits());
         let file_len = source.len();
-        Ok(Self { source, blocks, layout, overviews: RwLock::new(Vec::new()), cache, options, file_len, pixel_size_override })
+        let blocks = Arc::new(Blocks::default());
+        Self { source, blocks, layout, overviews: RwLock::new(Vec::new()), cache, options, file_len, pixel_size_override }
     }
 
     /// Opens a file path or an http(s) URL (natively; the browser opens Blobs and URLs through its
     /// own sources).
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn open_location(location: &str, options: SlideOptions) -> Result<Self> {
+        let path = std::path::Path::new(location);
+        if path.is_dir() {
+            return Self::open_folder(path, options).await;
+        }
         Self::open_with(super::source::open_native(location).await?, options).await
+    }
+
+    /// Opens a folder of DICOM files (a DICOM WSI series: one file per level) natively.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn open_folder(dir: &std::path::Path, options: SlideOptions) -> Result<Self> {
+        let name = dir.display().to_string();
+        let listing = std::fs::read_dir(dir).map_err(|e| Error::Io(e.to_string()).at(&name))?;
+        let mut paths: Vec<std::path::PathBuf> = listing.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        paths.sort();
+        if paths.len() > super::dicom::MAX_FILES {
+            return Err(Error::Limit(format!("{} files in one folder", paths.len())).at(&name));
+        }
+        let files = paths
+            .iter()
+            .map(|p| super::source::FileSource::open(p).map(|f| Arc::new(f) as Arc<dyn ByteSource>))
+            .collect::<Result<Vec<_>>>()?;
+        Self::open_dicom(files, &name, options).await
     }
 
     /// Pyramid levels, largest first: the file's, then overviews built by [`Slide::build_overviews`].

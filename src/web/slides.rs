@@ -81,6 +81,9 @@ impl WebSlide {
 impl WebSlide {
     /// Opens a Blob or URL (the Rust-side entry, used by the browser tests).
     pub async fn open_source(source: JsValue) -> Result<WebSlide, String> {
+        if let Some(files) = source.dyn_ref::<js_sys::Array>() {
+            return Self::open_files(files).await;
+        }
         let bytes: Arc<dyn ByteSource> = if let Some(url) = source.as_string() {
             Arc::new(FetchSource::open(&url, RetryPolicy::default()).await.map_err(|e| e.to_string())?)
         } else if let Some(blob) = source.dyn_ref::<web_sys::Blob>() {
@@ -90,6 +93,26 @@ impl WebSlide {
             return Err("open a File, a Blob or a URL string".into());
         };
         let slide = Slide::open(bytes).await.map_err(|e| e.to_string())?;
+        Ok(WebSlide { slide: Rc::new(slide) })
+    }
+
+    /// Several files picked or dropped together (a DICOM WSI series: one file per level): one
+    /// file opens as usual; more open as a DICOM series (files that are not DICOM are left out).
+    async fn open_files(files: &js_sys::Array) -> Result<WebSlide, String> {
+        if files.length() == 1 {
+            return Box::pin(Self::open_source(files.get(0))).await;
+        }
+        if files.length() as usize > crate::slide::MAX_SERIES_FILES {
+            return Err(format!("{} files at once; a DICOM series is at most {}", files.length(), crate::slide::MAX_SERIES_FILES));
+        }
+        let mut sources: Vec<Arc<dyn ByteSource>> = Vec::new();
+        for file in files.iter() {
+            let blob = file.dyn_ref::<web_sys::Blob>().ok_or("open Files or Blobs")?;
+            let name = file.dyn_ref::<web_sys::File>().map(|f| f.name()).unwrap_or_else(|| "blob".into());
+            sources.push(Arc::new(BlobSource::new(blob.clone(), &name)));
+        }
+        let name = format!("{} files", sources.len());
+        let slide = Slide::open_dicom(sources, &name, crate::slide::SlideOptions::new()).await.map_err(|e| e.to_string())?;
         Ok(WebSlide { slide: Rc::new(slide) })
     }
 

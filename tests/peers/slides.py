@@ -2,15 +2,17 @@
 
     python slides.py make DIR SVS      writes DIR/{aperio-33003.svs, aperio-33005.svs, j2k-34712.tif,
                                        ome-rgb-pages.ome.tif, ome-fluorescence.ome.tif} from a crop
-                                       of SVS (read with OpenSlide)
+                                       of SVS (read with OpenSlide), and DICOM WSI folders
+                                       DIR/dicom-{jpeg,svs,j2k,sparse}/ (wsidicomizer)
     python slides.py peer FILE LEVEL OUT  writes the whole LEVEL as raw RGB bytes, decoded by OpenSlide
-                                       (SVS) or tifffile + imagecodecs (other TIFFs), and prints W H
+                                       (SVS, DICOM folders) or tifffile + imagecodecs (other TIFFs), and prints W H
 
 J2K tiles are encoded by imagecodecs (OpenJPEG) and written as pre-compressed tiles by tifffile,
 with an Aperio ImageDescription so OpenSlide opens them with its aperio backend. 33003 tiles hold
 JFIF YCbCr components without the multiple-component transform (as Aperio writes them); 33005
 tiles hold RGB with the transform.
 """
+import os
 import sys
 import numpy as np
 import tifffile
@@ -85,14 +87,85 @@ def make(d, svs):
         meta = {'axes': 'CYX', 'Channel': {'Name': ['DAPI', 'FITC', 'TRITC', 'Cy5'],
                                            'EmissionWavelength': [461.0, 519.0, 576.0, 670.0]}}
         tif.write(fluo, tile=(128, 128), photometric='minisblack', compression='zlib', metadata=meta)
+    dicom(d, svs, f'{d}/aperio-33005.svs')
+
+
+def dicom(d, svs, crop_svs):
+    """DICOM WSI folders made by wsidicomizer: JPEG baseline (YCbCr) from a four-level pyramid of
+    the real SVS, the real SVS itself (its RGB-coded JPEG tiles copied, label, overview, thumbnail), JPEG 2000 from the crop, and an uncompressed
+    explicit-VR TILED_SPARSE level (frames shuffled, one tile left out) made from the crop with pydicom."""
+    import os, random
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from wsidicom.codec import Jpeg2kSettings, NumpySettings
+    from wsidicomizer import WsiDicomizer
+    # A four-level JPEG pyramid of the whole real SVS (OME-TIFF, tifffile), for dicom-jpeg.
+    import openslide
+    s = openslide.OpenSlide(svs)
+    img = np.asarray(s.read_region((0, 0), 0, s.level_dimensions[0]).convert('RGB'))
+    with tifffile.TiffWriter(f'{d}/pyramid.ome.tif', ome=True) as tif:
+        jpeg = dict(tile=(256, 256), photometric='rgb', compression='jpeg', compressionargs={'level': 90})
+        tif.write(img, subifds=3, metadata={'PhysicalSizeX': 0.499, 'PhysicalSizeY': 0.499}, **jpeg)
+        for f in (2, 4, 8):
+            tif.write(img[::f, ::f], subfiletype=1, **jpeg)
+    for name, source, args in [
+        ('dicom-jpeg', f'{d}/pyramid.ome.tif', {}),
+        ('dicom-svs', svs, {}),
+        ('dicom-j2k', crop_svs, dict(encoding=Jpeg2kSettings(levels=[60]), force_transcoding=True, include_label=False,
+                                     include_overview=False, include_thumbnail=False)),
+        ('dicom-sparse', crop_svs, dict(encoding=NumpySettings(implicit_vr=False), force_transcoding=True, include_label=False,
+                                        include_overview=False, include_thumbnail=False, include_levels=[0])),
+    ]:
+        os.makedirs(f'{d}/{name}', exist_ok=True)
+        WsiDicomizer.convert(source, f'{d}/{name}', workers=1, tile_size=256, **args)
+    for f in os.listdir(f'{d}/dicom-sparse'):
+        path = f'{d}/dicom-sparse/{f}'
+        ds = pydicom.dcmread(path)
+        n = int(ds.NumberOfFrames)
+        size = ds.Rows * ds.Columns * ds.SamplesPerPixel
+        across = -(-ds.TotalPixelMatrixColumns // ds.Columns)
+        frames = [ds.PixelData[i * size:(i + 1) * size] for i in range(n)]
+        order = list(range(n))
+        random.Random(7).shuffle(order)
+        order = [i for i in order if i != 1]  # tile 1 (row 0, column 1) left out: background
+        groups = []
+        for i in order:
+            position = Dataset()
+            position.ColumnPositionInTotalImagePixelMatrix = (i % across) * ds.Columns + 1
+            position.RowPositionInTotalImagePixelMatrix = (i // across) * ds.Rows + 1
+            position.XOffsetInSlideCoordinateSystem = 0
+            position.YOffsetInSlideCoordinateSystem = 0
+            position.ZOffsetInSlideCoordinateSystem = 0
+            group = Dataset()
+            group.PlanePositionSlideSequence = Sequence([position])
+            groups.append(group)
+        ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
+        ds.DimensionOrganizationType = 'TILED_SPARSE'
+        ds.NumberOfFrames = len(order)
+        ds.PixelData = b''.join(frames[i] for i in order)
+        ds.save_as(path, enforce_file_format=True)
+
+
+def openslide_level(s, level):
+    """A whole level from OpenSlide, over white (tiles a file leaves out are transparent there)."""
+    from PIL import Image
+    w, h = s.level_dimensions[level]
+    region = s.read_region((0, 0), level, (w, h))
+    white = Image.new('RGBA', (w, h), (255, 255, 255, 255))
+    white.alpha_composite(region)
+    return np.asarray(white.convert('RGB'))
 
 
 def peer(path, level, out):
-    if path.endswith('.svs'):
+    if os.path.isdir(path):
         import openslide
-        s = openslide.OpenSlide(path)
-        w, h = s.level_dimensions[level]
-        img = np.asarray(s.read_region((0, 0), level, (w, h)).convert('RGB'))
+        first = sorted(os.listdir(path))[0]
+        s = openslide.OpenSlide(os.path.join(path, first))
+        img = openslide_level(s, level)
+    elif path.endswith('.svs'):
+        import openslide
+        img = openslide_level(openslide.OpenSlide(path), level)
     else:
         with tifffile.TiffFile(path) as t:
             img = t.series[0].levels[level].asarray()

@@ -3,6 +3,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
+mod concat;
 #[cfg(not(target_arch = "wasm32"))]
 mod file;
 mod http;
@@ -11,6 +12,7 @@ mod native_http;
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::{BlobSource, FetchSource};
+pub use concat::ConcatSource;
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::FileSource;
 pub use http::{MAX_WHOLE_BODY, RetryPolicy};
