@@ -34,16 +34,18 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/slides.py")
 }
 
-/// The test slides, made once per test binary.
+/// The test slides, made once per run of this test binary (in its scratch folder under target/,
+/// replaced each run).
 fn slides() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(python()).arg(script()).arg("make").arg(dir.path()).arg(cmu()).output().unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("formats");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new(python()).arg(script()).arg("make").arg(&dir).arg(cmu()).output().unwrap();
         assert!(out.status.success(), "slides.py make: {}", String::from_utf8_lossy(&out.stderr));
         dir
     })
-    .path()
 }
 
 /// The peer's decoding (OpenSlide for .svs, tifffile otherwise) of a whole level.
@@ -230,6 +232,21 @@ fn dicom_wsi_folders_match_openslide_at_every_level() {
             assert!(tile.pixels().all(|p| p.0 == [255; 3]));
         }
     }
+    // Implicit VR (OpenSlide refuses it): the same pixels as the explicit-VR sparse copy, but the
+    // tile that copy leaves out.
+    let implicit = open_dir(&slides().join("dicom-implicit"));
+    assert_eq!(implicit.pixel_size_um().map(|p| (p * 1000.0).round()), Some(499.0));
+    let tile = implicit.levels()[0].tile_width;
+    let implicit = whole(&implicit, 0);
+    let mut sparse = whole(&open_dir(&slides().join("dicom-sparse")), 0);
+    let mut expected = implicit.clone();
+    for y in 0..tile {
+        for x in tile..2 * tile {
+            expected.put_pixel(x, y, image::Rgb([255; 3]));
+            sparse.put_pixel(x, y, image::Rgb([255; 3]));
+        }
+    }
+    assert!(sparse == expected, "implicit and explicit VR read differently");
     // One file of a series, alone (say from a URL): that instance as a one-level slide.
     let one = std::fs::read_dir(slides().join("dicom-j2k")).unwrap().next().unwrap().unwrap().path();
     let slide = open(&one);

@@ -3,7 +3,7 @@
     python slides.py make DIR SVS      writes DIR/{aperio-33003.svs, aperio-33005.svs, j2k-34712.tif,
                                        ome-rgb-pages.ome.tif, ome-fluorescence.ome.tif} from a crop
                                        of SVS (read with OpenSlide), and DICOM WSI folders
-                                       DIR/dicom-{jpeg,svs,j2k,sparse}/ (wsidicomizer)
+                                       DIR/dicom-{jpeg,svs,j2k,sparse,implicit}/ (wsidicomizer)
     python slides.py peer FILE LEVEL OUT  writes the whole LEVEL as raw RGB bytes, decoded by OpenSlide
                                        (SVS, DICOM folders) or tifffile + imagecodecs (other TIFFs), and prints W H
 
@@ -93,7 +93,8 @@ def make(d, svs):
 def dicom(d, svs, crop_svs):
     """DICOM WSI folders made by wsidicomizer: JPEG baseline (YCbCr) from a four-level pyramid of
     the real SVS, the real SVS itself (its RGB-coded JPEG tiles copied, label, overview, thumbnail), JPEG 2000 from the crop, and an uncompressed
-    explicit-VR TILED_SPARSE level (frames shuffled, one tile left out) made from the crop with pydicom."""
+    explicit-VR TILED_SPARSE level (frames shuffled, one tile left out) made from the crop with pydicom,
+    and the same pixels uncompressed in implicit VR (which OpenSlide does not read)."""
     import os, random
     import pydicom
     from pydicom.dataset import Dataset
@@ -116,6 +117,8 @@ def dicom(d, svs, crop_svs):
                                      include_overview=False, include_thumbnail=False)),
         ('dicom-sparse', crop_svs, dict(encoding=NumpySettings(implicit_vr=False), force_transcoding=True, include_label=False,
                                         include_overview=False, include_thumbnail=False, include_levels=[0])),
+        ('dicom-implicit', crop_svs, dict(encoding=NumpySettings(implicit_vr=True), force_transcoding=True, include_label=False,
+                                          include_overview=False, include_thumbnail=False, include_levels=[0])),
     ]:
         os.makedirs(f'{d}/{name}', exist_ok=True)
         WsiDicomizer.convert(source, f'{d}/{name}', workers=1, tile_size=256, **args)

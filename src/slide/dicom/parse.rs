@@ -39,6 +39,10 @@ pub const PER_FRAME_GROUPS: Tag = tag(0x5200, 0x9230);
 pub const EXTENDED_OFFSETS: Tag = tag(0x7FE0, 0x0001);
 pub const EXTENDED_LENGTHS: Tag = tag(0x7FE0, 0x0002);
 pub const PIXEL_DATA: Tag = tag(0x7FE0, 0x0010);
+const PIXEL_MEASURES: Tag = tag(0x0028, 0x9110);
+const PLANE_POSITION: Tag = tag(0x0048, 0x021A);
+/// Sequences read in implicit VR, where a defined-length sequence does not say it is one.
+const KNOWN_SEQUENCES: [Tag; 4] = [SHARED_GROUPS, PER_FRAME_GROUPS, PIXEL_MEASURES, PLANE_POSITION];
 const ITEM: Tag = tag(0xFFFE, 0xE000);
 const ITEM_END: Tag = tag(0xFFFE, 0xE00D);
 const SEQUENCE_END: Tag = tag(0xFFFE, 0xE0DD);
@@ -150,7 +154,9 @@ impl Walker<'_> {
             self.pixel = Some(PixelData { offset: start as u64, length: (length != UNDEFINED).then_some(length) });
             return Ok(start);
         }
-        let sequence = vr == Some(*b"SQ") || (length == UNDEFINED && (vr.is_none() || vr == Some(*b"UN")));
+        let sequence = vr == Some(*b"SQ")
+            || (vr.is_none() && KNOWN_SEQUENCES.contains(&t))
+            || (length == UNDEFINED && (vr.is_none() || vr == Some(*b"UN")));
         if sequence {
             if self.path.len() >= MAX_DEPTH {
                 return Err(bad("sequences nested too deep"));
