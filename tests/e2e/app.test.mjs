@@ -287,6 +287,14 @@ test('slides by URL: Range from another origin works; no Range, not a slide and 
       assert.match(await page.textContent('#slide-info'), /360 × 240.*Aperio SVS/s);
       await page.waitForTimeout(1000);
       await page.screenshot({ path: join(shots, '5b-aperio-jpeg2000.png') });
+      // A DICOM WSI series picked as several files (one per level).
+      await page.setInputFiles('#file', ['level-0.dcm', 'level-1.dcm'].map((f) => join(root, 'tests/data/dicom-crop', f)));
+      await page.waitForFunction(() => /2 files/.test(document.getElementById('status').textContent));
+      s = await settle(page);
+      assert.equal(s.state, 'ready', s.status);
+      assert.match(await page.textContent('#slide-info'), /360 × 240.*DICOM WSI/s);
+      await page.waitForTimeout(1000);
+      await page.screenshot({ path: join(shots, '5c-dicom-series.png') });
       // Still usable: a good URL opens, and the address is shareable.
       s = await openUrl(`${base}/range/cmu-300x200.tif`);
       assert.equal(s.state, 'ready', s.status);
