@@ -4,6 +4,7 @@
 //! JPEG 2000 chunks to `super::jpeg2000`; everything else to the `tiff` crate. The result is 8-bit RGB.
 
 use super::layout::{MAX_CHUNK_BYTES, Page, decoder_limits};
+use super::samples::{Samples, ycbcr_to_rgb};
 use super::source::Bytes;
 use super::sparse::{Blocks, SparseReader, tiff_error};
 use super::{Error, Result};
@@ -23,14 +24,6 @@ pub struct Part<'a> {
     pub page: &'a Page,
     pub index: u32,
     pub bytes: Bytes,
-}
-
-/// Decoded 8-bit samples of one part.
-pub(super) struct Samples {
-    pub width: u32,
-    pub height: u32,
-    pub channels: usize,
-    pub data: Vec<u8>,
 }
 
 /// Decodes the parts of one chunk — one chunky part, or one part per plane (planar pages and the
@@ -222,11 +215,4 @@ fn decode_raw(page: &Page, bytes: &[u8], planar: bool) -> Result<Samples> {
         }
     }
     Ok(Samples { width: w as u32, height: h as u32, channels, data })
-}
-
-/// JFIF YCbCr → RGB.
-pub(super) fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let (y, cb, cr) = (y as f32, cb as f32 - 128.0, cr as f32 - 128.0);
-    let c = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-    [c(y + 1.402 * cr), c(y - 0.344_136 * cb - 0.714_136 * cr), c(y + 1.772 * cb)]
 }

@@ -3,8 +3,8 @@
 //! code runs natively and in wasm). OpenSlide decodes the same codes with libopenjp2 and converts
 //! 33003's components from YCbCr itself; so does this.
 
-use super::decode::{Samples, ycbcr_to_rgb};
 use super::layout::Page;
+use super::samples::{Samples, ycbcr_to_rgb};
 use super::{Error, Result};
 use hayro_jpeg2000::{DecodeSettings, DecoderContext, Image};
 

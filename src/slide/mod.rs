@@ -17,6 +17,7 @@ mod layout;
 mod overview;
 mod picture;
 mod reader;
+mod samples;
 pub mod source;
 mod sparse;
 mod vendor;
