@@ -235,8 +235,11 @@ async fn slides_stream_from_a_blob_and_from_fetch_with_the_same_pixels_as_native
     trap.assert_clean();
 }
 
-/// Aperio JPEG 2000 SVS fixtures (both codes) and OpenSlide 4's decoding of each level (PNG).
-const APERIO_J2K: [(&str, &[u8], [&[u8]; 2]); 2] = [
+/// A fixture: its name, its bytes, and OpenSlide 4's decoding of each of its two levels (PNG).
+type Fixture = (&'static str, &'static [u8], [&'static [u8]; 2]);
+
+/// Aperio JPEG 2000 SVS fixtures (both codes).
+const APERIO_J2K: [Fixture; 2] = [
     (
         "33003",
         include_bytes!("data/aperio-j2k-33003.svs"),

@@ -330,12 +330,12 @@ pub async fn read_series(files: Vec<Arc<dyn ByteSource>>, name: &str) -> Result<
     let series = instances.iter().max_by_key(|i| area(i)).map(|i| i.series.clone()).unwrap_or_default();
     let series_count = instances.iter().map(|i| i.series.as_str()).collect::<std::collections::BTreeSet<_>>().len();
     instances.retain(|i| i.series == series);
-    let source = Arc::new(ConcatSource::new(files.clone(), name));
+    let concat = ConcatSource::new(files.clone(), name);
     let mut pages = Vec::new();
     let mut kinds = Vec::new();
     for instance in &instances {
         let file = &files[instance.file];
-        let page = page(file.as_ref(), source.base(instance.file), instance).await.map_err(|e| e.at(file.name()))?;
+        let page = page(file.as_ref(), concat.base(instance.file), instance).await.map_err(|e| e.at(file.name()))?;
         pages.push(page);
         kinds.push(instance.flavour.clone());
     }
@@ -376,7 +376,10 @@ pub async fn read_series(files: Vec<Arc<dyn ByteSource>>, name: &str) -> Result<
         notes.push("several focal planes: the first is shown".to_string());
     }
     let pixel_size_um = pages[base].pixel_size_um;
-    let source: Arc<dyn ByteSource> = source;
+    // On wasm the files are single-threaded Blob sources (not Send); the reader shares every
+    // source through `Arc<dyn ByteSource>` on both targets.
+    #[allow(clippy::arc_with_non_send_sync)]
+    let source: Arc<dyn ByteSource> = Arc::new(concat);
     Ok((
         source,
         Layout {
