@@ -200,7 +200,7 @@ test('the real kidney demo: a JPEG, pixel size assumed and said; Segment slide f
     assert.equal(s.state, 'ready', s.status);
     // Its expert outlines come with it (LabelMe JSON, read by the crate) and are drawn dashed.
     await page.waitForFunction(() => /8 annotated polygons/.test(document.getElementById('compare').textContent));
-    assert.match(await page.textContent('#slide-info'), /Jpeg/);
+    assert.match(await page.textContent('#slide-info'), /format\s*JPEG image/);
     assert.match(await page.textContent('#pixel-size-note'), /pixel size unknown — assuming 1 µm\/px/);
     assert.equal(await page.inputValue('#pixel-size'), '1');
     assert.ok(!(await page.isHidden('#scalebar')), 'the µm scale bar follows the assumed pixel size');
