@@ -252,6 +252,13 @@ const APERIO_J2K: [Fixture; 2] = [
     ),
 ];
 
+/// tests/data/ome-rgb-pages.ome.tif (three channel pages, SubIFD pyramids; tifffile) and tifffile's
+/// decoding of its two levels.
+const OME_PAGES: (&[u8], [&[u8]; 2]) = (
+    include_bytes!("data/ome-rgb-pages.ome.tif"),
+    [include_bytes!("data/ome-rgb-pages.tifffile-0.png"), include_bytes!("data/ome-rgb-pages.tifffile-1.png")],
+);
+
 #[wasm_bindgen_test]
 async fn aperio_jpeg2000_reads_in_the_browser_as_openslide_and_foreign_formats_are_named() {
     let trap = ErrorTrap::install();
@@ -286,6 +293,14 @@ async fn aperio_jpeg2000_reads_in_the_browser_as_openslide_and_foreign_formats_a
     web_sys::console::log_1(
         &format!("JPEG 2000 (33005) in wasm: {:.1} decoded MB/s ({rounds} × 360×240 in {seconds:.2} s)", mb / seconds).into(),
     );
+    // An OME-TIFF whose three channels are three pages, each with a SubIFD level: RGB at both
+    // levels, equal to tifffile's reading.
+    let ome = Slide::open(Arc::new(MemorySource::new(OME_PAGES.0.to_vec(), "ome"))).await.unwrap();
+    for (level, png) in OME_PAGES.1.iter().enumerate() {
+        let theirs = image::load_from_memory(png).unwrap().to_rgb8();
+        let (w, h) = theirs.dimensions();
+        assert!(ome.read_region(level, 0, 0, w, h).await.unwrap() == theirs, "OME level {level} differs from tifffile's");
+    }
     let err = Slide::open(Arc::new(MemorySource::new(b"ZISRAWFILE\0\0\0\0\0\0".to_vec(), "slide.czi"))).await.err().unwrap();
     assert!(err.to_string().starts_with("Zeiss CZI is not read by ftuscope"), "{err}");
     trap.assert_clean();
