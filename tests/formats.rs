@@ -7,6 +7,9 @@
 //! (tifffile + imagecodecs' OpenJPEG, from a crop of the real CMU-1-Small-Region.svs); `make test`
 //! installs the peers into its Python venv.
 
+mod common;
+
+use common::{cmu, open, psnr, python, whole};
 use ftuscope::slide::source::FileSource;
 use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat, SlideOptions};
 use futures_lite::future::block_on;
@@ -14,21 +17,6 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
-
-fn python() -> String {
-    std::env::var("FTUSCOPE_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/ftuscope/py/bin/python", std::env::var("HOME").unwrap_or_default()))
-}
-
-fn cmu() -> PathBuf {
-    let candidates = [std::env::var("FTUSCOPE_DATA").unwrap_or_default(), "../shared/data".into(), "/work/shared/data".into()];
-    candidates
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join("CMU-1-Small-Region.svs"))
-        .find(|p| p.exists())
-        .expect("CMU-1-Small-Region.svs: set FTUSCOPE_DATA to the shared data folder")
-}
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/slides.py")
@@ -57,22 +45,6 @@ fn peer(path: &Path, level: usize) -> RgbImage {
     let mut dims = text.split_whitespace().map(|v| v.parse::<u32>().unwrap());
     let (w, h) = (dims.next().unwrap(), dims.next().unwrap());
     RgbImage::from_raw(w, h, std::fs::read(&raw).unwrap()).expect("w*h*3 bytes")
-}
-
-fn open(path: &Path) -> Slide {
-    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(path).unwrap());
-    block_on(Slide::open(src)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn whole(slide: &Slide, level: usize) -> RgbImage {
-    let l = &slide.levels()[level];
-    block_on(slide.read_region(level, 0, 0, l.width, l.height)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.as_raw().len() as f64;
-    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
 }
 
 #[test]
@@ -165,37 +137,39 @@ fn ndpi_is_recognised_by_its_private_tag() {
     assert!(err.to_string().starts_with("Hamamatsu NDPI is not read by ftuscope"), "{err}");
 }
 
+/// Opens `bytes` as the file `name` and reads level 0 (at most 4096² px of it).
+fn open_and_read(bytes: Vec<u8>, name: &str) -> Result<(), Error> {
+    block_on(async {
+        let slide = Slide::open(Arc::new(MemorySource::new(bytes, name))).await?;
+        let (w, h) = slide.dimensions();
+        slide.read_region(0, 0, 0, w.min(4096), h.min(4096)).await.map(|_| ())
+    })
+}
+
+/// How many of `files` fail to open or read; every failure must be an error that names the file.
+fn located_errors(files: impl Iterator<Item = Vec<u8>>, name: &str) -> usize {
+    files.filter_map(|bytes| open_and_read(bytes, name).err()).inspect(|e| assert!(e.to_string().ends_with(name), "{e}")).count()
+}
+
+/// `bytes` with `flips` bytes inside `within` changed (at places and by values from `seed`).
+fn flipped(bytes: &[u8], seed: u64, flips: usize, within: std::ops::Range<usize>) -> Vec<u8> {
+    let mut bad = bytes.to_vec();
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    for _ in 0..flips {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        bad[within.start + (x >> 33) as usize % within.len()] ^= (x >> 24) as u8 | 1;
+    }
+    bad
+}
+
 #[test]
 fn broken_jpeg2000_tiles_are_typed_errors() {
     let bytes = std::fs::read(slides().join("aperio-33003.svs")).unwrap();
-    let slide = open(&slides().join("aperio-33003.svs"));
-    let (w, h) = slide.dimensions();
-    drop(slide);
-    // Cut short, and with bytes flipped through the tile data: errors or pixels, never a panic.
-    let mut errors = 0;
-    for cut in (bytes.len() / 2..bytes.len()).step_by(bytes.len() / 40) {
-        let read = block_on(async {
-            let slide = Slide::open(Arc::new(MemorySource::new(bytes[..cut].to_vec(), "cut.svs"))).await?;
-            slide.read_region(0, 0, 0, w, h).await
-        });
-        if let Err(e) = read {
-            assert!(e.to_string().ends_with("cut.svs"), "{e}");
-            errors += 1;
-        }
-    }
+    // Cut short, and with bytes flipped through the tile data: located errors or pixels, never a panic.
+    let cuts = (bytes.len() / 2..bytes.len()).step_by(bytes.len() / 40).map(|cut| bytes[..cut].to_vec());
+    let errors = located_errors(cuts, "cut.svs");
     assert!(errors >= 15, "{errors} of 20 cut files failed to read");
-    for seed in 0..24u64 {
-        let mut bad = bytes.clone();
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        for _ in 0..64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let at = 4096 + (x >> 33) as usize % (bad.len() - 8192);
-            bad[at] ^= (x >> 24) as u8 | 1;
-        }
-        if let Ok(slide) = block_on(Slide::open(Arc::new(MemorySource::new(bad, "flipped.svs")))) {
-            let _ = block_on(slide.read_region(0, 0, 0, w, h));
-        }
-    }
+    located_errors((0..24).map(|seed| flipped(&bytes, seed, 64, 4096..bytes.len() - 4096)), "flipped.svs");
 }
 
 fn open_dir(dir: &Path) -> Slide {
@@ -262,32 +236,11 @@ fn broken_dicom_files_are_typed_errors() {
     let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
     let bytes = std::fs::read(&paths[0]).unwrap();
-    let mut errors = 0;
-    for cut in (0..bytes.len()).step_by(bytes.len() / 50).chain([131, 132, 200]) {
-        let read = block_on(async {
-            let slide = Slide::open(Arc::new(MemorySource::new(bytes[..cut].to_vec(), "cut.dcm"))).await?;
-            let (w, h) = slide.dimensions();
-            slide.read_region(0, 0, 0, w, h).await
-        });
-        if let Err(e) = read {
-            assert!(e.to_string().ends_with("cut.dcm"), "{e}");
-            errors += 1;
-        }
-    }
+    let cuts = (0..bytes.len()).step_by(bytes.len() / 50).chain([131, 132, 200]).map(|cut| bytes[..cut].to_vec());
+    let errors = located_errors(cuts, "cut.dcm");
     assert!(errors >= 48, "{errors} of 53 cut files failed");
-    for seed in 0..32u64 {
-        let mut bad = bytes.clone();
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        for _ in 0..16 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let at = 132 + (x >> 33) as usize % 4000;
-            bad[at] ^= (x >> 24) as u8 | 1;
-        }
-        if let Ok(slide) = block_on(Slide::open(Arc::new(MemorySource::new(bad, "flipped.dcm")))) {
-            let (w, h) = slide.dimensions();
-            let _ = block_on(slide.read_region(0, 0, 0, w.min(4096), h.min(4096)));
-        }
-    }
+    // Bytes flipped in the attributes.
+    located_errors((0..32).map(|seed| flipped(&bytes, seed, 16, 132..4132)), "flipped.dcm");
     // A folder without DICOM files says so.
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("notes.txt"), "no slide here").unwrap();

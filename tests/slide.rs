@@ -2,7 +2,10 @@
 //! tifffile — installed by `make test`), the real CMU-1-Small-Region.svs, broken files, and
 //! tests/server/range-server.mjs (run with node) with and without Range support.
 
-use ftuscope::slide::source::{FileSource, HttpSource, RetryPolicy};
+mod common;
+
+use common::{cmu, open, psnr, python, whole};
+use ftuscope::slide::source::{HttpSource, RetryPolicy};
 use ftuscope::slide::{ByteSource, Error, MemorySource, Slide, SlideFormat, TileCompression};
 use ftuscope::synth::{DatasetOptions, write_dataset};
 use futures_lite::future::block_on;
@@ -12,26 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-/// The real SVS from the project's shared data folder (`FTUSCOPE_DATA`, else `../shared/data`,
-/// else `/work/shared/data`).
-fn cmu() -> PathBuf {
-    let candidates = [std::env::var("FTUSCOPE_DATA").unwrap_or_default(), "../shared/data".into(), "/work/shared/data".into()];
-    candidates
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join("CMU-1-Small-Region.svs"))
-        .find(|p| p.exists())
-        .expect("CMU-1-Small-Region.svs: set FTUSCOPE_DATA to the shared data folder")
-}
-
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?} (make test installs it): {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn python() -> String {
-    std::env::var("FTUSCOPE_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/ftuscope/py/bin/python", std::env::var("HOME").unwrap_or_default()))
 }
 
 /// A 500×470 source image (a crop of scikit-image's IHC sample) as PNG and raw RGB.
@@ -43,27 +29,11 @@ fn source(dir: &Path) -> RgbImage {
     img
 }
 
-fn open(path: &Path) -> Slide {
-    let src: Arc<dyn ByteSource> = Arc::new(FileSource::open(path).unwrap());
-    block_on(Slide::open(src)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn whole(slide: &Slide, level: usize) -> RgbImage {
-    let l = &slide.levels()[level];
-    block_on(slide.read_region(level, 0, 0, l.width, l.height)).unwrap()
-}
-
 /// What libvips (through libtiff) decodes for page `page` of `path`, as RGB.
 fn vips(path: &Path, page: usize, dir: &Path) -> RgbImage {
     let out = dir.join("vips-out.png");
     run(Command::new("vips").arg("tiffload").arg(path).arg(&out).arg("--page").arg(page.to_string()));
     image::open(&out).unwrap().to_rgb8()
-}
-
-fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.as_raw().len() as f64;
-    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
 }
 
 #[test]

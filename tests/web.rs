@@ -235,6 +235,13 @@ async fn slides_stream_from_a_blob_and_from_fetch_with_the_same_pixels_as_native
     trap.assert_clean();
 }
 
+/// Peak signal-to-noise ratio in dB of two images of the same size (as tests/common/mod.rs natively).
+fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.as_raw().len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+}
+
 /// A fixture: its name, its bytes, and OpenSlide 4's decoding of each of its two levels (PNG).
 type Fixture = (&'static str, &'static [u8], [&'static [u8]; 2]);
 
@@ -272,10 +279,7 @@ async fn aperio_jpeg2000_reads_in_the_browser_as_openslide_and_foreign_formats_a
             let theirs = image::load_from_memory(png).unwrap().to_rgb8();
             let l = &levels[level];
             let ours = slide.slide().read_region(level, 0, 0, l.width, l.height).await.unwrap();
-            assert_eq!(ours.dimensions(), theirs.dimensions());
-            let mse = ours.as_raw().iter().zip(theirs.as_raw()).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>()
-                / ours.as_raw().len() as f64;
-            let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10();
+            let db = psnr(&ours, &theirs);
             web_sys::console::log_1(&format!("Aperio {code} level {level}: {db:.1} dB against OpenSlide").into());
             assert!(db >= 40.0, "{code} level {level}: {db:.1} dB");
         }
@@ -327,10 +331,7 @@ async fn a_dicom_series_picked_as_several_files_reads_as_openslide() {
         let theirs = image::load_from_memory(png).unwrap().to_rgb8();
         let l = &info.levels[level].level;
         let ours = slide.slide().read_region(level, 0, 0, l.width, l.height).await.unwrap();
-        assert_eq!(ours.dimensions(), theirs.dimensions());
-        let mse = ours.as_raw().iter().zip(theirs.as_raw()).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>()
-            / ours.as_raw().len() as f64;
-        let db = 10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10();
+        let db = psnr(&ours, &theirs);
         web_sys::console::log_1(&format!("DICOM level {level}: {db:.1} dB against OpenSlide").into());
         assert!(db >= 40.0, "level {level}: {db:.1} dB");
     }

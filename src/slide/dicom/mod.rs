@@ -107,17 +107,21 @@ fn u64s(value: &[u8]) -> Vec<u64> {
     value.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()
 }
 
-/// Reads the attributes of one file (growing the prefix until Pixel Data).
-async fn read_instance(source: &dyn ByteSource, file: usize) -> Result<Instance> {
+/// Reads the attributes of one file (growing the prefix until Pixel Data); `None` for a file
+/// that is not DICOM.
+async fn read_instance(source: &dyn ByteSource, file: usize) -> Result<Option<Instance>> {
     let mut want = FIRST_PREFIX.min(source.len());
     loop {
         let bytes = source.read_range(0..want).await?;
+        if !is_dicom(&bytes) {
+            return Ok(None);
+        }
         let mut instance = Instance { file, focal_planes: 1, ..Instance::default() };
         match parse::walk(&bytes, &mut |f| instance.visit(f)) {
             Ok((syntax, pixel)) => {
                 instance.transfer_syntax = syntax;
                 instance.pixel = Some(pixel);
-                return Ok(instance);
+                return Ok(Some(instance));
             }
             Err(Stop::Bad(e)) => return Err(e),
             Err(Stop::NeedMore) if want >= source.len() => {
@@ -308,11 +312,9 @@ pub async fn read_series(files: Vec<Arc<dyn ByteSource>>, name: &str) -> Result<
     let mut instances = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     for (k, file) in files.iter().enumerate() {
-        let head = file.read_range(0..132.min(file.len())).await?;
-        if !is_dicom(&head) {
+        let Some(instance) = read_instance(file.as_ref(), k).await.map_err(|e| e.at(file.name()))? else {
             continue;
-        }
-        let instance = read_instance(file.as_ref(), k).await.map_err(|e| e.at(file.name()))?;
+        };
         if instance.sop_class == WSI_SOP_CLASS {
             instances.push(instance);
         } else {

@@ -225,14 +225,12 @@ pub fn text(value: &[u8]) -> String {
     String::from_utf8_lossy(value).trim_end_matches(['\0', ' ']).trim_start().to_string()
 }
 
-/// An unsigned value stored as US, UL or IS.
+/// An unsigned binary value (US or UL, told apart by length).
 pub fn unsigned(value: &[u8]) -> Option<u64> {
-    match value.len() {
-        2 => Some(u16::from_le_bytes([value[0], value[1]]) as u64),
-        4 if !value.iter().all(|b| b.is_ascii_digit() || *b == b' ') => {
-            Some(u32::from_le_bytes([value[0], value[1], value[2], value[3]]) as u64)
-        }
-        _ => text(value).parse().ok(),
+    match *value {
+        [a, b] => Some(u16::from_le_bytes([a, b]) as u64),
+        [a, b, c, d] => Some(u32::from_le_bytes([a, b, c, d]) as u64),
+        _ => None,
     }
 }
 
