@@ -256,19 +256,17 @@ fn ome_channels(xml: &str) -> Channels {
     let end = xml[start..].find("</Pixels>").map_or(xml.len(), |e| start + e);
     let pixels = &xml[start..end];
     let head = &pixels[..pixels.find('>').unwrap_or(pixels.len())];
-    let attr = |text: &str, name: &str| -> Option<String> {
-        let at = text.find(&format!(" {name}=\""))? + name.len() + 3;
-        Some(text[at..].chars().take_while(|c| *c != '"').collect())
-    };
-    let count: u32 = attr(head, "SizeC").and_then(|v| v.parse().ok()).unwrap_or(1);
-    let bits = match attr(head, "Type").as_deref() {
+    let count: u32 = xml_attr(head, "SizeC").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let bits = match xml_attr(head, "Type") {
         Some("uint8" | "int8") | None => 8,
         Some("uint16" | "int16") => 16,
         Some(_) => 32,
     };
     let first_channel = pixels.find("<Channel").map(|c| &pixels[c..]);
-    let samples: u32 =
-        first_channel.and_then(|c| attr(&c[..c.find('>').unwrap_or(c.len())], "SamplesPerPixel")).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let samples: u32 = first_channel
+        .and_then(|c| xml_attr(&c[..c.find('>').unwrap_or(c.len())], "SamplesPerPixel"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let fluorescence = ["EmissionWavelength", "ExcitationWavelength", "Fluor=", "\"Epifluorescence\"", "\"Fluorescence\""]
         .iter()
         .any(|k| pixels.contains(k));
@@ -411,18 +409,23 @@ fn ome_pixel_size(description: &str) -> Option<f64> {
     if !description.contains("<OME") {
         return None;
     }
-    let attr = |name: &str| -> Option<String> {
-        let at = description.find(&format!("{name}=\""))? + name.len() + 2;
-        Some(description[at..].chars().take_while(|c| *c != '"').collect())
-    };
-    let value: f64 = attr("PhysicalSizeX")?.parse().ok()?;
-    let scale = match attr("PhysicalSizeXUnit").as_deref() {
+    let value: f64 = xml_attr(description, "PhysicalSizeX")?.parse().ok()?;
+    let scale = match xml_attr(description, "PhysicalSizeXUnit") {
         None | Some("µm") | Some("um") | Some("\u{3bc}m") => 1.0,
         Some("nm") => 1e-3,
         Some("mm") => 1e3,
         Some(_) => return None,
     };
     Some(value * scale).filter(|v| *v > 0.0 && *v <= 100.0)
+}
+
+/// The first `NAME="…"` attribute value in `text` that follows whitespace (so `SizeX` does not
+/// match inside `PhysicalSizeX`).
+fn xml_attr<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let (at, _) = text.match_indices(&key).find(|(i, _)| text[..*i].ends_with(char::is_whitespace))?;
+    let value = &text[at + key.len()..];
+    Some(&value[..value.find('"')?])
 }
 
 /// Whether pages `i`, `i+1`, `i+2` are single-channel planes of one image.
@@ -543,6 +546,7 @@ mod tests {
         assert_eq!(ome_pixel_size(r#"<OME><Image><Pixels PhysicalSizeX="250" PhysicalSizeXUnit="nm"/></Image></OME>"#), Some(0.25));
         assert_eq!(ome_pixel_size(r#"<OME><Pixels PhysicalSizeX="0.5"/></OME>"#), Some(0.5));
         assert_eq!(ome_pixel_size("no xml"), None);
+        assert_eq!(xml_attr("<Pixels\n\tPhysicalSizeX=\"2\" SizeX=\"7\"", "SizeX"), Some("7"));
         let philips = r#"<?xml version="1.0" encoding="UTF-8" ?><DataObject ObjectType="DPUfsImport"><Attribute Name="DICOM_PIXEL_SPACING" Group="0x0028" Element="0x0030" PMSVR="IDoubleArray">&quot;0.000226891&quot; &quot;0.000226907&quot;</Attribute></DataObject>"#;
         assert!((philips_pixel_size(philips).unwrap() - 0.226891).abs() < 1e-9);
         assert_eq!(philips_pixel_size("<?xml?><DataObject/>"), None);
