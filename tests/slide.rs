@@ -158,6 +158,19 @@ fn the_real_svs_has_its_levels_associated_images_and_colours() {
     assert!(block_on(slide.build_overviews(&mut |_, _| {})).unwrap() > 0, "2967 px tall and flat: overviews are built");
     let thumb = block_on(slide.thumbnail(256)).unwrap();
     assert_eq!(thumb.height(), 256);
+    // A second reader of the same file takes the first's overviews (the page's two workers make
+    // one pass), not ones that do not fit; once it has them, it takes no more.
+    let second = open(&cmu());
+    let built = slide.overviews();
+    let mut wrong: Vec<_> = built.iter().map(|(d, image)| (*d, (**image).clone())).collect();
+    wrong[0].0 *= 2.0;
+    assert!(matches!(second.adopt_overviews(wrong), Err(ftuscope::slide::Error::Limit(_))), "a level that does not fit is refused");
+    let levels: Vec<_> = built.iter().map(|(d, image)| (*d, (**image).clone())).collect();
+    assert_eq!(second.adopt_overviews(levels.clone()).unwrap(), built.len());
+    let sizes = |s: &ftuscope::slide::Slide| s.levels().iter().map(|l| (l.width, l.height, l.downsample, l.is_virtual)).collect::<Vec<_>>();
+    assert_eq!(sizes(&second), sizes(&slide));
+    assert_eq!(block_on(second.thumbnail(256)).unwrap(), thumb);
+    assert_eq!(second.adopt_overviews(levels).unwrap(), 0, "overviews are taken once");
     // A region of an overview level at an offset shows the same place as level 0 (averaged): an
     // overview once answered every offset region with its top-left corner shifted, i.e. glass.
     let levels = slide.levels();

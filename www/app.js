@@ -8,10 +8,18 @@ const params = new URLSearchParams(location.search);
 const DEMO_MODEL = 'www/models/demo/';
 const TILE = 512;
 
-/** A worker speaking {id, op, args} → {id, ok, value|error}, plus events. */
+// The wasm module is fetched and compiled once, here, and handed to both workers (a compiled
+// WebAssembly.Module is shared with a worker, not fetched or compiled again). Where streaming
+// compilation is refused (a host sending the wrong Content-Type), each worker fetches it itself.
+const WASM_URL = new URL('../pkg/ftuscope_bg.wasm', import.meta.url);
+const wasm = WebAssembly.compileStreaming(fetch(WASM_URL)).catch(() => WASM_URL.href);
+
+/** A worker speaking {id, op, args} → {id, ok, value|error}, plus events; its first message is the
+ * wasm module (or its URL) to start with. */
 class Rpc {
   constructor(onEvent) {
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.started = wasm.then((module) => this.worker.postMessage({ wasm: module }));
     this.next = 1;
     this.pending = new Map();
     this.worker.onmessage = ({ data }) => {
@@ -22,7 +30,8 @@ class Rpc {
     };
     this.worker.onerror = (e) => { for (const p of this.pending.values()) p.reject(new Error(e.message || 'worker failed')); this.pending.clear(); };
   }
-  call(op, args = {}, transfer = []) {
+  async call(op, args = {}, transfer = []) {
+    await this.started;
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -97,7 +106,9 @@ async function openSlide(source, name) {
     // Flat slides get overview levels (one pass) so that zoomed-out views are cheap.
     if (info.levels.length === 1 && Math.max(l0.width, l0.height) > 4 * TILE) {
       setState('opening', `Building overviews of ${name}…`);
-      await tiles.call('overviews');
+      const levels = await tiles.call('overviews');
+      // The segmentation worker takes the same levels instead of making its own pass.
+      await engine.call('adoptOverviews', { levels }, levels.map((l) => l.rgb.buffer));
       state.slide.info = info;
     }
     showViewer(l0.width, l0.height);

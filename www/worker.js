@@ -27,7 +27,8 @@ async function lostGpu() {
   return gpuLost;
 }
 
-const ready = init();
+// The page sends the compiled module first (compiled once for both workers), or its URL.
+let ready = null;
 let slide = null;
 let model = null;
 let modelFiles = null; // {bpk, json}: reloaded on the CPU if the GPU is lost
@@ -63,8 +64,16 @@ const ops = {
     slide.setPixelSize(um ?? undefined);
     return slide.info.pixel_size_um ?? null;
   },
+  // Builds the overview levels of a flat slide (one pass) and hands them to the page, which passes
+  // them on to the other worker (adoptOverviews): the pass is made once.
   async overviews() {
-    return slide.buildOverviews((done, total) => postMessage({ event: 'overviews', done, total }));
+    await slide.buildOverviews((done, total) => postMessage({ event: 'overviews', done, total }));
+    const levels = slide.overviews();
+    return [levels, levels.map((l) => l.rgb.buffer)];
+  },
+  adoptOverviews({ levels }) {
+    if (!slide) throw new Error('open a slide first');
+    return slide.adoptOverviews(levels);
   },
   async tile({ x, y, w, h, outW, outH }) {
     const rgba = await slide.readScaled(x, y, w, h, outW, outH);
@@ -143,9 +152,14 @@ const ops = {
   },
 };
 
-self.onmessage = async ({ data: { id, op, args } }) => {
+self.onmessage = async ({ data }) => {
+  if ('wasm' in data) {
+    ready = init({ module_or_path: data.wasm });
+    return;
+  }
+  const { id, op, args } = data;
   try {
-    await ready;
+    await (ready ??= init());
     const handler = ops[op];
     if (!handler) throw new Error(`unknown operation ${op}`);
     const out = await handler(args ?? {});

@@ -74,6 +74,66 @@ impl Slide {
         }
         Ok(count)
     }
+
+    /// The overview levels [`Slide::build_overviews`] built (largest first): each one's downsample
+    /// and pixels, to hand to another reader of the same slide ([`Slide::adopt_overviews`]) so that
+    /// the pass over the slide is made once.
+    pub fn overviews(&self) -> Vec<(f64, Arc<RgbImage>)> {
+        self.overviews.read().map(|o| o.iter().map(|(level, image)| (level.downsample, image.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Takes the overview levels another reader of the same slide built ([`Slide::overviews`]),
+    /// after checking that they fit this slide: the downsamples increase from above the smallest
+    /// stored level's and each side is that level's divided by the ratio (to within a pixel).
+    /// Returns how many were added: 0 when this slide needs none or has them already.
+    pub fn adopt_overviews(&self, levels: Vec<(f64, RgbImage)>) -> Result<usize> {
+        let stored = self.levels();
+        let source_index = stored.iter().rposition(|l| !l.is_virtual).unwrap_or(0);
+        let base = stored[source_index].clone();
+        if stored.len() > source_index + 1 || base.width.max(base.height) <= OVERVIEW_THRESHOLD || levels.is_empty() {
+            return Ok(0);
+        }
+        let mut previous = base.downsample;
+        let mut added = Vec::with_capacity(levels.len());
+        for (i, (downsample, image)) in levels.into_iter().enumerate() {
+            let ratio = downsample / base.downsample;
+            let fits = |side: u32, own: u32| (side as f64 / ratio - own as f64).abs() <= 1.0;
+            let fitting = downsample.is_finite()
+                && downsample > previous * 1.5
+                && fits(base.width, image.width())
+                && fits(base.height, image.height());
+            if !fitting {
+                return Err(super::Error::Limit(format!(
+                    "overview {i} ({}×{} at downsample {downsample}) does not fit this {}×{} slide",
+                    image.width(),
+                    image.height(),
+                    base.width,
+                    base.height
+                )));
+            }
+            previous = downsample;
+            added.push((
+                Level {
+                    width: image.width(),
+                    height: image.height(),
+                    downsample,
+                    tile_width: 512.min(image.width()),
+                    tile_height: 512.min(image.height()),
+                    is_virtual: true,
+                    pages: Vec::new(),
+                },
+                Arc::new(image),
+            ));
+        }
+        let count = added.len();
+        match self.overviews.write() {
+            Ok(mut overviews) if overviews.is_empty() => {
+                *overviews = added;
+                Ok(count)
+            }
+            _ => Ok(0),
+        }
+    }
 }
 
 /// Averages `factor`×`factor` blocks of `region` into `out` at (`ox`, `oy`); blocks cut by the

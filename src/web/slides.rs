@@ -76,6 +76,43 @@ impl WebSlide {
             Ok(JsValue::from(added as u32))
         })
     }
+
+    /// The overview levels built by `buildOverviews`, largest first, as `[{downsample, width,
+    /// height, rgb: Uint8Array}]`: handed to the other worker's reader of the same slide
+    /// (`adoptOverviews`), so that the pass over a flat slide is made once.
+    pub fn overviews(&self) -> js_sys::Array {
+        self.slide
+            .overviews()
+            .iter()
+            .map(|(downsample, image)| {
+                let level = js_sys::Object::new();
+                let set = |k: &str, v: JsValue| js_sys::Reflect::set(&level, &k.into(), &v);
+                let _ = set("downsample", (*downsample).into());
+                let _ = set("width", image.width().into());
+                let _ = set("height", image.height().into());
+                let _ = set("rgb", js_sys::Uint8Array::from(image.as_raw().as_slice()).into());
+                JsValue::from(level)
+            })
+            .collect()
+    }
+
+    /// Takes overview levels that another reader of the same slide built (`overviews()`),
+    /// refusing ones that do not fit this slide. Returns how many were added (0: none needed, or
+    /// this slide has them already).
+    #[wasm_bindgen(js_name = adoptOverviews)]
+    pub fn adopt_overviews(&self, levels: js_sys::Array) -> Result<u32, JsError> {
+        let field = |level: &JsValue, k: &str| js_sys::Reflect::get(level, &k.into()).ok().filter(|v| !v.is_undefined());
+        let mut images = Vec::with_capacity(levels.length() as usize);
+        for (i, level) in levels.iter().enumerate() {
+            let bad = || JsError::new(&format!("overview {i}: expected {{downsample, width, height, rgb: Uint8Array}}"));
+            let number = |k: &str| field(&level, k).and_then(|v| v.as_f64()).ok_or_else(bad);
+            let (downsample, width, height) = (number("downsample")?, number("width")?, number("height")?);
+            let rgb = field(&level, "rgb").and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok()).ok_or_else(bad)?;
+            let image = image::RgbImage::from_raw(width as u32, height as u32, rgb.to_vec()).ok_or_else(bad)?;
+            images.push((downsample, image));
+        }
+        Ok(self.slide.adopt_overviews(images).map_err(js_error)? as u32)
+    }
 }
 
 impl WebSlide {

@@ -12,14 +12,25 @@
 //               cut half-way through the body), slow (never answers)
 //   /count/P    how many requests /P got so far (a decimal number; /count and /set are not counted)
 //   /F          any other path: the file F with Range (`make demo` serves the app this way)
+// Caching, as a static host for the app should do it: every file carries a validator (ETag from its
+// size and modification time, plus Last-Modified) and `Cache-Control: no-cache`, so a browser keeps
+// what it fetched and asks again with If-None-Match, answered 304 without a body while the file is
+// unchanged (a repeat visit moves headers only). Text (JS, CSS, HTML, JSON, SVG) and wasm go out
+// gzip-compressed to a browser that takes it and asks for the whole file: a `NAME.gz` written beside
+// the file (`make web` does it for the wasm module) or, for files up to 8 MiB, compressed here once
+// per file version. Ranges are always raw bytes.
 // Usage: node tests/server/range-server.mjs PORT FOLDER (PORT 0 picks a free port); the first line
-// on stdout starts with the server's URL. Node code can `start({ port, root })` it in-process.
+// on stdout starts with the server's URL. Node code can `start({ port, root })` it in-process; the
+// returned `bytes()` counts every byte the server has written to its sockets (headers and bodies).
 import { createServer } from 'node:http';
-import { open } from 'node:fs/promises';
+import { open, stat as statOf } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json',
   '.css': 'text/css', '.png': 'image/png', '.svg': 'image/svg+xml', '.tif': 'image/tiff', '.tiff': 'image/tiff' };
+const compressible = new Set(['.js', '.mjs', '.html', '.json', '.css', '.svg', '.wasm']);
+const GZIP_HERE_MAX = 8 << 20;
 const modes = new Set(['range', 'norange', 'flaky', 'error500', 'status', 'redirect', 'switch', 'set', 'count']);
 
 const cors = {
@@ -28,14 +39,22 @@ const cors = {
   'Access-Control-Expose-Headers': 'Content-Range, Content-Length',
 };
 
-/** Serves `root` on 127.0.0.1:`port` (0: a free port); resolves to `{ url, close }` once listening.
- * Each server keeps its own counters and hostile mode, so several can run in one process. */
-export function start({ port = 0, root }) {
+/** Serves `root` on 127.0.0.1:`port` (0: a free port); resolves to `{ url, close, bytes }` once
+ * listening. Each server keeps its own counters and hostile mode, so several can run in one process.
+ * `isolate` adds COOP/COEP to every answer, making its pages cross-origin isolated (shared memory and
+ * wasm threads, as onnxruntime-web's threaded backend needs in tests/bench/peers.mjs). */
+export function start({ port = 0, root, isolate = false }) {
+  const isolation = isolate ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
   let flaky = 0;
   let errors500 = 0;
   let hostile = 'none';
   const counts = new Map();
+  // Compressed copies made here: path → {etag, body}, replaced when the file changes.
+  const gzipped = new Map();
+  const sockets = new Set();
+  let closedBytes = 0;
   const server = createServer(async (req, res) => {
+    if (isolate) for (const [k, v] of Object.entries(isolation)) res.setHeader(k, v);
     if (req.method === 'OPTIONS') {
       res.writeHead(204, cors).end();
       return;
@@ -68,27 +87,21 @@ export function start({ port = 0, root }) {
       return;
     }
     const name = normalize(rest.join('/')).replace(/^(\.\.[/\\])+/, '');
-    // The app's big files go out pre-compressed (`make web` writes .gz beside them) when the browser
-    // takes gzip and asks for the whole file.
-    let path = join(root, name);
-    let encoding = {};
-    if (!req.headers.range && /\bgzip\b/.test(req.headers['accept-encoding'] || '') && /\.(wasm|js)$/.test(name)) {
-      try {
-        await (await open(`${path}.gz`)).close();
-        path = `${path}.gz`;
-        encoding = { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' };
-      } catch { /* no compressed copy */ }
-    }
+    const path = join(root, name);
     // Positioned reads of the requested bytes only, so multi-GB slides are served without loading them.
-    let file, size;
+    let file, stat;
     try {
       file = await open(path);
-      size = (await file.stat()).size;
+      stat = await file.stat();
+      if (!stat.isFile()) throw new Error('not a file');
     } catch {
       await file?.close();
       res.writeHead(404, cors).end();
       return;
     }
+    const size = stat.size;
+    const version = `${size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}`;
+    const validators = { ETag: `"${version}"`, 'Last-Modified': stat.mtime.toUTCString(), 'Cache-Control': 'no-cache' };
     const read = async (start, end) => {
       const buffer = Buffer.alloc(end - start + 1);
       await file.read(buffer, 0, buffer.length, start);
@@ -109,7 +122,7 @@ export function start({ port = 0, root }) {
           res.end(await read(start + 1, end + 1));
           return;
         }
-        res.writeHead(206, { ...cors, ...type, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': end - start + 1 });
+        res.writeHead(206, { ...cors, ...type, ...validators, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': end - start + 1 });
         if (misbehave === 'drop') {
           const body = await read(start, end);
           res.write(body.subarray(0, body.length >> 1), () => res.destroy());
@@ -119,11 +132,54 @@ export function start({ port = 0, root }) {
         return;
       }
       const ranges = mode === 'norange' ? {} : { 'Accept-Ranges': 'bytes' };
-      res.writeHead(200, { ...cors, ...type, ...ranges, ...encoding, 'Content-Length': size }).end(size > 0 ? await read(0, size - 1) : undefined);
+      const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] || '') && compressible.has(extname(name))
+        ? await compressed(path, version, size, read) : null;
+      const etag = gzip ? `"${version}-gz"` : validators.ETag;
+      const headers = { ...cors, ...type, ...ranges, ...validators, ETag: etag, ...(compressible.has(extname(name)) ? { Vary: 'Accept-Encoding' } : {}) };
+      if ((req.headers['if-none-match'] || '').split(/\s*,\s*/).some((t) => t.replace(/^W\//, '') === etag)) {
+        res.writeHead(304, headers).end();
+        return;
+      }
+      if (gzip) {
+        res.writeHead(200, { ...headers, 'Content-Encoding': 'gzip', 'Content-Length': gzip.length }).end(gzip);
+        return;
+      }
+      res.writeHead(200, { ...headers, 'Content-Length': size }).end(size > 0 ? await read(0, size - 1) : undefined);
     } finally {
       await file.close();
     }
   });
+  /** The gzip body of a file: its `.gz` sibling when that is newer than the file, else compressed
+   * here (files up to 8 MiB, kept until the file changes); null when neither. */
+  async function compressed(path, version, size, read) {
+    try {
+      const gz = await open(`${path}.gz`);
+      try {
+        const [stat, plain] = [await gz.stat(), await statOf(path).catch(() => null)];
+        if (plain && stat.mtimeMs >= plain.mtimeMs) {
+          const body = Buffer.alloc(stat.size);
+          await gz.read(body, 0, stat.size, 0);
+          return body;
+        }
+      } finally {
+        await gz.close();
+      }
+    } catch { /* no compressed copy beside it */ }
+    if (size === 0 || size > GZIP_HERE_MAX) return null;
+    const kept = gzipped.get(path);
+    if (kept?.version === version) return kept.body;
+    const body = gzipSync(await read(0, size - 1), { level: 9 });
+    gzipped.set(path, { version, body });
+    return body;
+  }
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => {
+      closedBytes += socket.bytesWritten;
+      sockets.delete(socket);
+    });
+  });
+  const bytes = () => closedBytes + [...sockets].reduce((n, s) => n + s.bytesWritten, 0);
   return new Promise((ok, fail) => {
     server.once('error', fail);
     server.listen(port, '127.0.0.1', () => {
@@ -131,7 +187,7 @@ export function start({ port = 0, root }) {
         server.closeAllConnections();
         server.close();
       };
-      ok({ url: `http://127.0.0.1:${server.address().port}`, close });
+      ok({ url: `http://127.0.0.1:${server.address().port}`, close, bytes });
     });
   });
 }
