@@ -27,14 +27,36 @@ pub struct NetModel {
 }
 
 impl NetModel {
-    /// Wraps a network already on `device` with its manifest's normalisation; `tta` (1, 2, 4 or 8
-    /// views) overrides the manifest's when given.
+    /// Wraps a network already on `device` with its manifest's normalisation, its batch norms
+    /// folded into its convolutions ([`SegmentationModel::folded`]); `tta` (1, 2, 4 or 8 views)
+    /// overrides the manifest's when given.
     pub fn new(model: SegmentationModel, manifest: &Manifest, device: &Device, tta: Option<u8>) -> Result<Self, Error> {
         let tta = tta.unwrap_or(manifest.tta);
         if ![1, 2, 4, 8].contains(&tta) {
             return Err(Error::Config(format!("--tta {tta}: expected 1, 2, 4 or 8")));
         }
-        Ok(Self { model, device: device.clone(), tta, normaliser: manifest.normaliser() })
+        Ok(Self { model: model.folded(), device: device.clone(), tta, normaliser: manifest.normaliser() })
+    }
+
+    /// The network's raw logits for `input`, `batch`×3×`size`² floats already normalised (no TTA,
+    /// no sigmoid), read back asynchronously: the network alone, for benchmarks against other
+    /// runtimes on the same weights and input.
+    pub async fn logits(&self, input: Vec<f32>, batch: usize, size: usize) -> Result<Vec<f32>, Error> {
+        if size == 0 || !size.is_multiple_of(crate::model::STRIDE) || input.len() != batch * 3 * size * size {
+            return Err(Error::Config(format!(
+                "{} floats for a {batch}×3×{size}×{size} input (the side a multiple of {})",
+                input.len(),
+                crate::model::STRIDE
+            )));
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(input, [batch, 3, size, size]), &self.device);
+        self.model
+            .forward(x)
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Backend(e.to_string()))?
+            .try_into_vec()
+            .map_err(|e| Error::Backend(format!("{e:?}")))
     }
 }
 

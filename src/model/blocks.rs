@@ -1,5 +1,7 @@
-//! Building blocks shared by the encoders and decoders: conv + batch norm, squeeze-excitation.
+//! Building blocks shared by the encoders and decoders: conv + batch norm (and the folding of one
+//! into the other for inference), squeeze-excitation.
 
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -16,9 +18,39 @@ pub fn conv(device: &Device, channels: [usize; 2], kernel: usize, stride: usize,
         .init(device)
 }
 
+/// A batch norm after a convolution; `None` once [`fold`] has merged it into that convolution (for
+/// inference). Weights files always hold it: folding happens after loading.
+pub type Norm = Option<BatchNorm>;
+
 /// Batch norm with PyTorch's epsilon (1e-5, as timm, torchvision and smp use).
-pub fn bn(device: &Device, channels: usize) -> BatchNorm {
-    BatchNormConfig::new(channels).with_epsilon(1e-5).init(device)
+pub fn bn(device: &Device, channels: usize) -> Norm {
+    Some(BatchNormConfig::new(channels).with_epsilon(1e-5).init(device))
+}
+
+/// `x` through the batch norm, or as it is once the norm has been folded into its convolution.
+pub fn norm(bn: &Norm, x: Tensor<4>) -> Tensor<4> {
+    match bn {
+        Some(bn) => bn.forward(x),
+        None => x,
+    }
+}
+
+/// Folds a batch norm, with its running statistics (inference), into the convolution that feeds
+/// it: with s = γ / √(σ² + ε) per output channel, w' = w·s and b' = (b − μ)·s + β. The pair then
+/// costs one convolution and no pass over the activation (burn runs a norm as four broadcast ops).
+/// Nothing happens if the norm is already folded.
+pub fn fold(conv: &mut Conv2d, bn: &mut Norm) {
+    let Some(bn) = bn.take() else { return };
+    let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+    let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
+    let [out, ..] = conv.weight.dims();
+    let weight = conv.weight.val() * scale.clone().reshape([out, 1, 1, 1]);
+    let bias = match &conv.bias {
+        Some(bias) => bias.val() * scale + shift,
+        None => shift,
+    };
+    conv.weight = Param::from_tensor(weight);
+    conv.bias = Some(Param::from_tensor(bias));
 }
 
 /// Squeeze-and-excitation as timm builds it: global average → 1×1 reduce → SiLU → 1×1 expand →
@@ -52,7 +84,7 @@ impl SqueezeExcite {
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
     conv: Conv2d,
-    bn: BatchNorm,
+    bn: Norm,
 }
 
 impl ConvBnRelu {
@@ -64,7 +96,12 @@ impl ConvBnRelu {
     /// # Shapes
     /// - `x`: `[batch, in, h, w]` → `[batch, out, h, w]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(norm(&self.bn, self.conv.forward(x)))
+    }
+
+    /// Folds the norm into the convolution ([`fold`]).
+    pub fn fold(&mut self) {
+        fold(&mut self.conv, &mut self.bn);
     }
 }
 

@@ -96,6 +96,14 @@ impl UnetDecoder {
         }
         x
     }
+
+    /// Folds each batch norm into its convolution (inference).
+    pub fn fold(&mut self) {
+        for block in &mut self.blocks {
+            block.conv1.fold();
+            block.conv2.fold();
+        }
+    }
 }
 
 /// Conv 3×3 → GroupNorm(32) → ReLU, then ×2 bilinear (corners aligned) when `upsample`.

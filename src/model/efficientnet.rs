@@ -3,8 +3,7 @@
 //! `conv_stem`, `bn1`, `blocks.{stage}.{block}.{conv_pw, bn1, conv_dw, bn2, se.conv_reduce,
 //! se.conv_expand, conv_pwl, bn3}`, `conv_head`, `bn2`.
 
-use super::blocks::{SqueezeExcite, bn, conv};
-use burn::nn::BatchNorm;
+use super::blocks::{Norm, SqueezeExcite, bn, conv, fold, norm};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
@@ -47,12 +46,12 @@ fn round_half_even(v: f64) -> usize {
 #[derive(Module, Debug)]
 pub struct MbBlock {
     conv_pw: Conv2d,
-    bn1: BatchNorm,
+    bn1: Norm,
     conv_dw: Conv2d,
-    bn2: BatchNorm,
+    bn2: Norm,
     se: SqueezeExcite,
     conv_pwl: Option<Conv2d>,
-    bn3: Option<BatchNorm>,
+    bn3: Norm,
     #[module(skip)]
     separable: bool,
     #[module(skip)]
@@ -99,7 +98,7 @@ impl MbBlock {
                 bn2: bn(device, mid),
                 se: SqueezeExcite::new(device, mid, reduced),
                 conv_pwl: Some(conv(device, [mid, out_ch], 1, 1, 1, false)),
-                bn3: Some(bn(device, out_ch)),
+                bn3: bn(device, out_ch),
                 separable,
                 residual,
                 drop_path,
@@ -112,16 +111,16 @@ impl MbBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = x.clone();
         let y = if self.separable {
-            let y = silu(self.bn1.forward(self.conv_dw.forward(x)));
+            let y = silu(norm(&self.bn1, self.conv_dw.forward(x)));
             let y = self.se.forward(y);
-            self.bn2.forward(self.conv_pw.forward(y))
+            norm(&self.bn2, self.conv_pw.forward(y))
         } else {
-            let y = silu(self.bn1.forward(self.conv_pw.forward(x)));
-            let y = silu(self.bn2.forward(self.conv_dw.forward(y)));
+            let y = silu(norm(&self.bn1, self.conv_pw.forward(x)));
+            let y = silu(norm(&self.bn2, self.conv_dw.forward(y)));
             let y = self.se.forward(y);
-            match (&self.conv_pwl, &self.bn3) {
-                (Some(pwl), Some(bn3)) => bn3.forward(pwl.forward(y)),
-                _ => y,
+            match &self.conv_pwl {
+                Some(pwl) => norm(&self.bn3, pwl.forward(y)),
+                None => y,
             }
         };
         if !self.residual {
@@ -137,6 +136,20 @@ impl MbBlock {
         }
         y + shortcut
     }
+
+    /// Folds each norm into the convolution before it (inference).
+    fn fold(&mut self) {
+        if self.separable {
+            fold(&mut self.conv_dw, &mut self.bn1);
+            fold(&mut self.conv_pw, &mut self.bn2);
+        } else {
+            fold(&mut self.conv_pw, &mut self.bn1);
+            fold(&mut self.conv_dw, &mut self.bn2);
+            if let Some(pwl) = &mut self.conv_pwl {
+                fold(pwl, &mut self.bn3);
+            }
+        }
+    }
 }
 
 /// The EfficientNet trunk; `conv_head`/`bn2` exist (timm and smp keep them) but the encoder's
@@ -144,10 +157,10 @@ impl MbBlock {
 #[derive(Module, Debug)]
 pub struct EfficientNet {
     conv_stem: Conv2d,
-    bn1: BatchNorm,
+    bn1: Norm,
     blocks: Vec<Vec<MbBlock>>,
     conv_head: Conv2d,
-    bn2: BatchNorm,
+    bn2: Norm,
 }
 
 /// Channels of the five features (strides 2…32) of bN.
@@ -194,7 +207,7 @@ impl EfficientNet {
     /// The feature pyramid smp's encoder returns (without the input itself): after the stem
     /// (stride 2), stages 0–1 (4), stage 2 (8), stages 3–4 (16) and stages 5–6 (32).
     pub fn features(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        let mut x = silu(self.bn1.forward(self.conv_stem.forward(x)));
+        let mut x = silu(norm(&self.bn1, self.conv_stem.forward(x)));
         let mut out = vec![x.clone()];
         for (i, stage) in self.blocks.iter().enumerate() {
             for block in stage {
@@ -205,6 +218,13 @@ impl EfficientNet {
             }
         }
         out
+    }
+
+    /// Folds every norm into the convolution before it (inference).
+    pub fn fold(&mut self) {
+        fold(&mut self.conv_stem, &mut self.bn1);
+        self.blocks.iter_mut().flatten().for_each(MbBlock::fold);
+        fold(&mut self.conv_head, &mut self.bn2);
     }
 }
 

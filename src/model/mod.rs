@@ -103,6 +103,49 @@ mod tests {
         }
     }
 
+    /// Gives every norm layer's γ, β, running mean and running variance distinct values in
+    /// 0.5..1.5, so that a norm folded into the wrong convolution, or its statistics misused, shows.
+    struct DistinctNorms(SeededInit);
+
+    impl ModuleMapper for DistinctNorms {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.0.enter_module(name, container_type);
+        }
+
+        fn exit_module(&mut self, name: &str, container_type: &str) {
+            self.0.exit_module(name, container_type);
+        }
+
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if !self.0.containers.last().is_some_and(|c| c.ends_with("Norm")) {
+                return param;
+            }
+            param.map(|tensor| {
+                let values: Vec<f32> = (0..tensor.dims().iter().product()).map(|_| 1.0 + 0.5 * self.0.rng.signed_f32()).collect();
+                Tensor::from_data(TensorData::new(values, tensor.dims()), &tensor.device())
+            })
+        }
+    }
+
+    #[test]
+    fn folding_batch_norms_keeps_the_logits_and_leaves_no_norm() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 3, 64, 96], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        for encoder in ["tiny", "efficientnet-b0", "resnet50"] {
+            for decoder in [DecoderKind::Unet, DecoderKind::Fpn] {
+                let model = seeded(SegmenterConfig::new(encoder.parse().unwrap(), decoder).init(&device), 7);
+                let model = model.map(&mut DistinctNorms(SeededInit::new(8)));
+                let plain: Vec<f32> = model.clone().forward(x.clone()).into_data().try_to_vec().unwrap();
+                let folded = model.folded();
+                assert!(!format!("{folded:?}").contains("BatchNorm"), "{encoder} {decoder:?}: a batch norm left");
+                let out: Vec<f32> = folded.forward(x.clone()).into_data().try_to_vec().unwrap();
+                let scale = plain.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let worst = plain.iter().zip(&out).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(worst <= 1e-4 * scale, "{encoder} {decoder:?}: max |Δlogit| {worst} (logits up to {scale})");
+            }
+        }
+    }
+
     #[test]
     fn config_round_trips_through_json() {
         let config = SegmenterConfig::new("efficientnet-b4".parse().unwrap(), DecoderKind::Fpn).with_attention(true);

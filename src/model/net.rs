@@ -254,6 +254,21 @@ impl SegmenterConfig {
 }
 
 impl SegmentationModel {
+    /// The network for inference: every batch norm folded into the convolution before it
+    /// (`blocks::fold`), the same logits to float rounding at a fraction of the passes over the
+    /// activations. Not for training or saving: its weights no longer match the weights file.
+    pub fn folded(mut self) -> Self {
+        match &mut self.encoder {
+            Encoder::EfficientNet(e) => e.fold(),
+            Encoder::ResNet(r) => r.fold(),
+            Encoder::Tiny(t) => t.stages.iter_mut().for_each(ConvBnRelu::fold),
+        }
+        if let Decoder::Unet(d) = &mut self.decoder {
+            d.fold();
+        }
+        self
+    }
+
     /// Per-pixel logits.
     ///
     /// # Shapes

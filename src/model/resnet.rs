@@ -2,8 +2,7 @@
 //! `layer{1-4}.{i}.{conv1, bn1, conv2, bn2, conv3, bn3, downsample.0, downsample.1}`; the
 //! `downsample.N` keys are remapped to `downsample.conv`/`downsample.bn` on import).
 
-use super::blocks::{bn, conv};
-use burn::nn::BatchNorm;
+use super::blocks::{Norm, bn, conv, fold, norm};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -14,18 +13,18 @@ use burn::tensor::activation::relu;
 #[derive(Module, Debug)]
 pub struct Downsample {
     conv: Conv2d,
-    bn: BatchNorm,
+    bn: Norm,
 }
 
 /// A basic (two 3×3) or bottleneck (1×1, 3×3, 1×1) residual block.
 #[derive(Module, Debug)]
 pub struct ResBlock {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: Norm,
     conv2: Conv2d,
-    bn2: BatchNorm,
+    bn2: Norm,
     conv3: Option<Conv2d>,
-    bn3: Option<BatchNorm>,
+    bn3: Norm,
     downsample: Option<Downsample>,
 }
 
@@ -41,7 +40,7 @@ impl ResBlock {
                 conv2: conv(device, [width, width], 3, stride, 1, false),
                 bn2: bn(device, width),
                 conv3: Some(conv(device, [width, out], 1, 1, 1, false)),
-                bn3: Some(bn(device, out)),
+                bn3: bn(device, out),
                 downsample,
             }
         } else {
@@ -59,16 +58,28 @@ impl ResBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => norm(&d.bn, d.conv.forward(x.clone())),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.bn2.forward(self.conv2.forward(y));
-        let y = match (&self.conv3, &self.bn3) {
-            (Some(c3), Some(b3)) => b3.forward(c3.forward(relu(y))),
-            _ => y,
+        let y = relu(norm(&self.bn1, self.conv1.forward(x)));
+        let y = norm(&self.bn2, self.conv2.forward(y));
+        let y = match &self.conv3 {
+            Some(c3) => norm(&self.bn3, c3.forward(relu(y))),
+            None => y,
         };
         relu(y + shortcut)
+    }
+
+    /// Folds each norm into the convolution before it (inference).
+    fn fold(&mut self) {
+        fold(&mut self.conv1, &mut self.bn1);
+        fold(&mut self.conv2, &mut self.bn2);
+        if let Some(c3) = &mut self.conv3 {
+            fold(c3, &mut self.bn3);
+        }
+        if let Some(d) = &mut self.downsample {
+            fold(&mut d.conv, &mut d.bn);
+        }
     }
 }
 
@@ -76,7 +87,7 @@ impl ResBlock {
 #[derive(Module, Debug)]
 pub struct ResNet {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    bn1: Norm,
     maxpool: MaxPool2d,
     layer1: Vec<ResBlock>,
     layer2: Vec<ResBlock>,
@@ -121,7 +132,7 @@ impl ResNet {
 
     /// Features at strides 2 (after the stem), 4, 8, 16 and 32, as smp's ResNet encoder.
     pub fn features(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        let stem = relu(self.bn1.forward(self.conv1.forward(x)));
+        let stem = relu(norm(&self.bn1, self.conv1.forward(x)));
         let mut x = self.maxpool.forward(stem.clone());
         let mut out = vec![stem];
         for layer in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
@@ -131,5 +142,13 @@ impl ResNet {
             out.push(x.clone());
         }
         out
+    }
+
+    /// Folds every norm into the convolution before it (inference).
+    pub fn fold(&mut self) {
+        fold(&mut self.conv1, &mut self.bn1);
+        for block in self.layer1.iter_mut().chain(&mut self.layer2).chain(&mut self.layer3).chain(&mut self.layer4) {
+            block.fold();
+        }
     }
 }

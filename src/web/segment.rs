@@ -39,6 +39,16 @@ impl WebModel {
         Ok(WebModel { net: Rc::new(net), manifest, info, errors })
     }
 
+    /// The network's raw logits (a `Float32Array`) for `input`, `batch`×3×`size`² floats already
+    /// normalised: the network alone, as `make bench-peers` times it beside other runtimes.
+    pub fn logits(&self, input: Vec<f32>, batch: u32, size: u32) -> js_sys::Promise {
+        let net = self.net.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let logits = net.logits(input, batch as usize, size as usize).await.map_err(js_value)?;
+            Ok(js_sys::Float32Array::from(logits.as_slice()).into())
+        })
+    }
+
     /// The manifest (`name`, `trained_on`, `validation_dice`, `window`, …) as a plain object.
     #[wasm_bindgen(getter)]
     pub fn manifest(&self) -> Result<JsValue, JsError> {

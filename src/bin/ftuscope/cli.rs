@@ -40,6 +40,34 @@ enum Bench {
         #[arg(long, default_value_t = 4)]
         batch: usize,
     },
+    /// The network alone (no slide): milliseconds per forward pass, first and warm, with batch
+    /// norms folded as the engine runs it and unfolded; JSON. The ftuscope side of `make bench-peers`.
+    Forward {
+        /// Model folder or `untrained:ARCH`.
+        #[arg(long, default_value = "untrained:unet-efficientnet-b0")]
+        model: String,
+        /// A PyTorch state dict (.pth or .safetensors, smp names) to load into the network first.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Input side.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Windows per pass.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Timed passes after the first (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The input as little-endian f32 [batch, 3, size, size] (default: seeded values).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Write the logits (f32 LE) here.
+        #[arg(long)]
+        logits: Option<PathBuf>,
+        /// Compute device: cpu, wgpu or cuda.
+        #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+        device: DeviceChoice,
+    },
     /// Training throughput (needs the `train` feature): AdamW steps of a network on synthetic
     /// tiles held in memory; prints images/s and the loss of each step as JSON.
     Train {
@@ -151,8 +179,12 @@ enum Command {
         from: PathBuf,
         /// The network: unet-efficientnet-b0…b7, unet-scse-efficientnet-bN, fpn-efficientnet-bN,
         /// unet-resnet34, unet-resnet50, fpn-resnet34/50, unet-tiny.
+        #[arg(long, required_unless_present = "like", conflicts_with = "like")]
+        arch: Option<String>,
+        /// Take the network and the manifest (input size, pixel size, threshold…) of this model
+        /// folder instead of --arch: its weights replaced by the file's.
         #[arg(long)]
-        arch: String,
+        like: Option<PathBuf>,
         /// The file holds only the encoder (ImageNet weights): the decoder stays freshly initialised.
         #[arg(long)]
         encoder_only: bool,
@@ -381,6 +413,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::train::bench(&arch, model.as_deref(), size, batch, steps, device)
         }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
+        Command::Bench { what: Bench::Forward { model, weights, size, batch, runs, input, logits, device } } => {
+            crate::predict::bench_forward(crate::predict::ForwardBench { model, weights, size, batch, runs, input, logits, device })
+        }
         Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, device, batch),
         Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap, pixel_size } => {
             crate::predict::predict(crate::predict::PredictArgs {
@@ -414,11 +449,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Train(args) => crate::train::train(*args),
         Command::Export { run, out, name, f16 } => crate::train::export(&run, &out, &name, f16),
-        Command::Import { from, arch, encoder_only, out } => {
+        Command::Import { from, arch, like, encoder_only, out } => {
             use ftuscope::model::folder::save;
             use ftuscope::model::import::{WeightsKind, import, trainable_params};
-            let config = ftuscope::model::SegmenterConfig::from_arch(&arch).map_err(|e| anyhow!(e))?;
             let device = burn::prelude::Device::flex();
+            let mut manifest = match (&like, &arch) {
+                (Some(dir), _) => ftuscope::model::folder::load(dir, &device)?.1,
+                (None, Some(arch)) => {
+                    ftuscope::model::Manifest::new("imported", ftuscope::model::SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?)
+                }
+                (None, None) => return Err(anyhow!("give --arch or --like")),
+            };
+            let config = manifest.model.clone();
             let mut model = config.init(&device);
             let kind = if encoder_only { WeightsKind::EncoderOnly } else { WeightsKind::Full };
             let report = import(&mut model, &config, &from, kind).map_err(|e| anyhow!("{e}: {}", from.display()))?;
@@ -439,8 +481,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
-            let mut manifest = ftuscope::model::Manifest::new("imported", config);
+            manifest.name = "imported".into();
             manifest.trained_on = format!("imported from {}", from.display());
+            manifest.validation = String::new();
+            manifest.validation_dice = None;
             save(&model, &manifest, &out)?;
             println!("saved {} and {}", out.join("model.bpk").display(), out.join("model.json").display());
             Ok(())

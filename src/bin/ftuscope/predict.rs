@@ -7,7 +7,7 @@ use burn::module::Module;
 use ftuscope::backend::{DeviceChoice, select_device};
 use ftuscope::infer::{Blend, NetModel, Prediction, WsiConfig, predict_slide};
 use ftuscope::mask::{dice_rle, overlay, write_annotations};
-use ftuscope::model::{Manifest, SegmenterConfig, UNTRAINED_SEED, folder, seeded};
+use ftuscope::model::{Manifest, SegmentationModel, SegmenterConfig, UNTRAINED_SEED, folder, seeded};
 use ftuscope::slide::{Slide, SlideOptions};
 use futures_lite::future::block_on;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -245,15 +245,99 @@ pub fn wsi_config(manifest: &Manifest, slide: &Slide, window: Option<u32>, overl
 /// A model folder, or `untrained:ARCH` (seeded weights with the seed's defaults), on `device`;
 /// `tta` overrides the manifest's.
 pub fn load_model(model: &str, device: &burn::prelude::Device, tta: Option<u8>) -> anyhow::Result<(NetModel, Manifest)> {
-    let (net, manifest) = match model.strip_prefix("untrained:") {
+    let (net, manifest) = load_network(model, device)?;
+    let net = NetModel::new(net, &manifest, device, tta)?;
+    Ok((net, manifest))
+}
+
+/// The network of a model folder, or of `untrained:ARCH` (seeded weights), on `device`.
+fn load_network(model: &str, device: &burn::prelude::Device) -> anyhow::Result<(SegmentationModel, Manifest)> {
+    Ok(match model.strip_prefix("untrained:") {
         Some(arch) => {
             let manifest = Manifest::new("untrained", SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?);
             (seeded(manifest.model.init(&burn::prelude::Device::flex()), UNTRAINED_SEED).to_device(device), manifest)
         }
         None => folder::load(Path::new(model), device)?,
+    })
+}
+
+/// Options of `ftuscope bench forward`.
+pub struct ForwardBench {
+    pub model: String,
+    pub weights: Option<PathBuf>,
+    pub size: usize,
+    pub batch: usize,
+    pub runs: usize,
+    pub input: Option<PathBuf>,
+    pub logits: Option<PathBuf>,
+    pub device: DeviceChoice,
+}
+
+/// `ftuscope bench forward`: the network alone on a `batch`×3×`size`² input (seeded normal
+/// values, or `input`'s little-endian f32s), as the engine runs it (batch norms folded) and as
+/// stored (unfolded): first-run and median warm milliseconds per pass and per window, and the
+/// largest |Δlogit| between the two; `weights` loads a PyTorch/safetensors state dict first, and
+/// `logits` receives the folded run's logits (f32 LE), so other runtimes can be compared on the
+/// same weights and input. Prints JSON.
+pub fn bench_forward(args: ForwardBench) -> anyhow::Result<()> {
+    use burn::prelude::{Tensor, TensorData};
+    let (device, name) = select_device(args.device)?;
+    let (mut net, manifest) = load_network(&args.model, &device)?;
+    if let Some(weights) = &args.weights {
+        let report = ftuscope::model::import::import(&mut net, &manifest.model, weights, ftuscope::model::import::WeightsKind::Full)
+            .map_err(|e| anyhow!("{e}: {}", weights.display()))?;
+        if !report.missing.is_empty() {
+            return Err(anyhow!("{} tensors of the network are not in {}", report.missing.len(), weights.display()));
+        }
+    }
+    let shape = [args.batch, 3, args.size, args.size];
+    let count: usize = shape.iter().product();
+    let values: Vec<f32> = match &args.input {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if bytes.len() != count * 4 {
+                return Err(anyhow!("{} holds {} bytes; {shape:?} f32 needs {}", path.display(), bytes.len(), count * 4));
+            }
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        }
+        None => {
+            let mut rng = ftuscope::rng::SplitMix64::new(UNTRAINED_SEED);
+            (0..count).map(|_| rng.signed_f32() * 1.7).collect()
+        }
     };
-    let net = NetModel::new(net, &manifest, device, tta)?;
-    Ok((net, manifest))
+    let input = Tensor::<4>::from_data(TensorData::new(values, shape), &device);
+    let time = |net: &SegmentationModel| -> anyhow::Result<(f64, f64, Vec<f32>)> {
+        let run = || -> anyhow::Result<(f64, Vec<f32>)> {
+            let started = std::time::Instant::now();
+            let out = net.forward(input.clone()).into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
+            Ok((started.elapsed().as_secs_f64() * 1e3, out))
+        };
+        let (first, out) = run()?;
+        let mut warm = (0..args.runs.max(1)).map(|_| run().map(|r| r.0)).collect::<anyhow::Result<Vec<f64>>>()?;
+        warm.sort_by(f64::total_cmp);
+        Ok((first, warm[warm.len() / 2], out))
+    };
+    let (plain_first, plain_warm, plain) = time(&net)?;
+    let folded = net.folded();
+    let (first, warm, logits) = time(&folded)?;
+    let diff = plain.iter().zip(&logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    if let Some(path) = &args.logits {
+        let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let per = |ms: f64| ms / args.batch as f64;
+    let report = serde_json::json!({
+        "model": args.model,
+        "arch": manifest.model.arch(),
+        "device": name,
+        "threads": rayon::current_num_threads(),
+        "input": shape,
+        "folded": {"first_ms": first, "warm_ms": warm, "warm_ms_per_window": per(warm)},
+        "unfolded": {"first_ms": plain_first, "warm_ms": plain_warm, "warm_ms_per_window": per(plain_warm)},
+        "max_abs_diff_folded_vs_unfolded": diff,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 /// Reads `id,encoding` rows (a header line starting with `id,` is skipped).
