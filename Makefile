@@ -42,7 +42,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: bench-jpeg2000 check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: bench-peers bench-app setup-parity bench-jpeg2000 check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -113,7 +113,7 @@ $(DEMO_SLIDE):
 
 # The page as shipped: the wasm module shrunk with wasm-opt -Oz (binaryen from npm, package-lock.json;
 # ~5 min here), served gzip-compressed. The tests run the dev build (`make web`) to keep CI short.
-WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+WASM_OPT_FLAGS := -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue --strip-debug --strip-producers
 web-release: web
 	node --max-old-space-size=16000 node_modules/binaryen/bin/wasm-opt $(WASM_OPT_FLAGS) pkg/ftuscope_bg.wasm -o pkg/ftuscope_bg.opt.wasm
@@ -313,12 +313,29 @@ bench-wasm-memory: setup-wasm setup-browser $(BENCH_DIR)/big-30000x37000/done
 # Parity with PyTorch: a venv with torch (CPU use), timm and segmentation-models-pytorch from PyPI
 # writes random-weight fixtures; the Rust side loads them and compares logits and parameter counts.
 PARITY_PY := $(CACHE)/parity/bin/python
-parity:
+setup-parity:
 	@[ -x $(PARITY_PY) ] || python3 -m venv $(CACHE)/parity
-	@$(PARITY_PY) -c 'import torch, timm, segmentation_models_pytorch, safetensors' 2>/dev/null || \
-	  $(PARITY_PY) -m pip install -q torch==2.15.0 timm==1.0.31 segmentation-models-pytorch==0.6.0 safetensors==0.8.0
+	@$(PARITY_PY) -c 'import torch, timm, segmentation_models_pytorch, safetensors, onnx, onnxruntime' 2>/dev/null || \
+	  $(PARITY_PY) -m pip install -q torch==2.15.0 timm==1.0.31 segmentation-models-pytorch==0.6.0 safetensors==0.8.0 \
+	    onnx==1.23.2 onnxruntime==1.30.0
+parity: setup-parity
 	$(PARITY_PY) .ci/parity.py $(CACHE)/parity-data
 	FTUSCOPE_PARITY_DIR=$(CACHE)/parity-data CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test --test parity -- --ignored --nocapture
+
+# Speed against the peers a user would pick instead (issue #18): the same networks, weights and inputs
+# natively in ftuscope, PyTorch and onnxruntime (.ci/bench_peers.py; weights, ONNX files, inputs and
+# PyTorch logits in target/peers), then in headless Chromium against onnxruntime-web 1.30 (npm) on its
+# wasm and webgpu execution providers (tests/bench/peers.mjs). Not part of `make test`.
+bench-peers: web setup-browser setup-npm setup-parity
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(PARITY_PY) .ci/bench_peers.py $(FTUSCOPE) www/models/demo target/peers
+	node tests/bench/peers.mjs
+
+# The app as users meet it (tests/bench/app.mjs), with the module as shipped (`make web-release`):
+# bytes on the wire for a first and a repeat visit until the first tile of the demo slide, and
+# Segment view on the CPU path and on WebGPU.
+bench-app: web-release setup-browser
+	node tests/bench/app.mjs
 
 clean-pkg:
 	rm -rf pkg target/e2e

@@ -1,0 +1,95 @@
+// The app as a user meets it, in headless Chromium (`make bench-app`; not a test): bytes on the wire
+// for a first and a repeat visit until the first tile of the synthetic demo slide is on screen, and
+// the time of Segment view on the CPU path and on WebGPU (SwiftShader here: a CPU) over the view the
+// end-to-end test segments. The app and the slide come from two servers (tests/server/range-server.mjs,
+// which counts the bytes it writes: headers and bodies), so the app's bytes and the slide's are told
+// apart; the slide is streamed with Range requests and never cached (the reader asks for no-store).
+// Usage: node tests/bench/app.mjs [--runs N]. Prints Markdown tables.
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { start } from '../server/range-server.mjs';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 2;
+const args = ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader', '--use-angle=swiftshader', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SLIDE = 'www/demo/synthetic-kidney.tiff';
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
+
+const app = await start({ root });
+const slides = await start({ root });
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args });
+
+/** Loads the app with the demo slide by URL; resolves when its first tile is loaded. */
+async function visit(page, backend) {
+  const a0 = app.bytes(), s0 = slides.bytes(), t0 = Date.now();
+  const url = `${app.url}/?backend=${backend}&url=${encodeURIComponent(`${slides.url}/range/${SLIDE}`)}`;
+  await page.goto(url);
+  await page.waitForFunction(() => new Promise((ok) => {
+    const attach = () => {
+      const item = window.ftuscope?.state.viewer?.world.getItemAt(0);
+      if (item) item.getFullyLoaded() ? ok(true) : window.ftuscope.state.viewer.addOnceHandler('tile-loaded', () => ok(true));
+      else setTimeout(attach, 5);
+    };
+    attach();
+  }), null, { timeout: 120_000 });
+  const visited = { app: app.bytes() - a0, slide: slides.bytes() - s0, ms: Date.now() - t0 };
+  await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 120_000 });
+  return visited;
+}
+
+/** Segment view over the end-to-end test's view (the slide's first two glomeruli and 300 px
+ * around them); resolves to {seconds, windows, glomeruli, backend}. */
+async function segmentView(page, rings) {
+  const xs = rings.slice(0, 2).flat().map((p) => p[0]), ys = rings.slice(0, 2).flat().map((p) => p[1]);
+  const box = [Math.min(...xs) - 300, Math.min(...ys) - 300, Math.max(...xs) - Math.min(...xs) + 600, Math.max(...ys) - Math.min(...ys) + 600];
+  await page.evaluate(([x, y, w, h]) => {
+    const { viewer } = window.ftuscope.state;
+    viewer.viewport.fitBounds(viewer.world.getItemAt(0).imageToViewportRectangle(x, y, w, h), true);
+  }, box);
+  const t0 = Date.now();
+  await page.click('#segment-view');
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 1_800_000 });
+  const seconds = (Date.now() - t0) / 1000;
+  const state = await page.getAttribute('body', 'data-state');
+  if (state !== 'done') throw new Error(await page.textContent('#status'));
+  return page.evaluate((s) => ({ seconds: s, windows: window.ftuscope.state.progress?.total, glomeruli: window.ftuscope.state.glomeruli.length,
+    backend: window.ftuscope.state.model.backend.backend }), seconds);
+}
+
+try {
+  const rings = JSON.parse(await readFile(join(root, 'www/demo/synthetic-kidney.json'), 'utf8')).map((f) => f.geometry.coordinates[0]);
+  const wasm = (await readFile(join(root, 'pkg/ftuscope_bg.wasm'))).length;
+  console.log(`wasm module: ${mb(wasm)} raw\n`);
+  console.log('| visit (app server: page, JS, wasm, OpenSeadragon; slide server: the demo slide by URL) | app bytes | slide bytes | load → first tile |');
+  console.log('|---|---|---|---|');
+  const segments = [];
+  for (let run = 0; run < runs; run++) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    try {
+      const page = await context.newPage();
+      page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+      const first = await visit(page, 'cpu');
+      const repeat = await visit(page, 'cpu');
+      console.log(`| first visit (fresh browser cache), run ${run + 1} | ${mb(first.app)} | ${kb(first.slide)} | ${first.ms} ms |`);
+      console.log(`| repeat visit (same browser), run ${run + 1} | ${kb(repeat.app)} | ${kb(repeat.slide)} | ${repeat.ms} ms |`);
+      segments.push({ run, ...(await segmentView(page, rings)) });
+      await visit(page, 'auto');
+      segments.push({ run, ...(await segmentView(page, rings)) });
+    } finally {
+      await context.close();
+    }
+  }
+  console.log('\n| Segment view (the end-to-end test\'s view) | backend | windows | seconds | windows/s | glomeruli |');
+  console.log('|---|---|---|---|---|---|');
+  for (const s of segments) {
+    console.log(`| run ${s.run + 1} | ${s.backend} | ${s.windows} | ${s.seconds.toFixed(1)} | ${(s.windows / s.seconds).toFixed(2)} | ${s.glomeruli} |`);
+  }
+} finally {
+  await browser.close();
+  app.close();
+  slides.close();
+}
