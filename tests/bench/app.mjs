@@ -5,7 +5,8 @@
 // which counts the bytes it writes: headers and bodies), so the app's bytes and the slide's are told
 // apart; the slide is streamed with Range requests and never cached (the reader asks for no-store).
 // Usage: node tests/bench/app.mjs [--runs N]. Prints Markdown tables.
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { start } from '../server/range-server.mjs';
@@ -21,7 +22,6 @@ const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
 
 const app = await start({ root });
 const slides = await start({ root });
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args });
 
 /** Loads the app with the demo slide by URL; resolves when its first tile is loaded. */
 async function visit(page, backend) {
@@ -68,7 +68,12 @@ try {
   console.log('|---|---|---|---|');
   const segments = [];
   for (let run = 0; run < runs; run++) {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    // A browser profile of its own per run, as a user's: its HTTP cache lives on disk (an
+    // incognito context keeps only small responses, in memory, so the wasm module would never be
+    // kept), empty at the first visit.
+    const profile = await mkdtemp(join(tmpdir(), 'ftuscope-bench-'));
+    const context = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args,
+      viewport: { width: 1280, height: 860 } });
     try {
       const page = await context.newPage();
       page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
@@ -81,6 +86,7 @@ try {
       segments.push({ run, ...(await segmentView(page, rings)) });
     } finally {
       await context.close();
+      await rm(profile, { recursive: true, force: true });
     }
   }
   console.log('\n| Segment view (the end-to-end test\'s view) | backend | windows | seconds | windows/s | glomeruli |');
@@ -89,7 +95,6 @@ try {
     console.log(`| run ${s.run + 1} | ${s.backend} | ${s.windows} | ${s.seconds.toFixed(1)} | ${(s.windows / s.seconds).toFixed(2)} | ${s.glomeruli} |`);
   }
 } finally {
-  await browser.close();
   app.close();
   slides.close();
 }

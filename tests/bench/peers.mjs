@@ -31,7 +31,11 @@ try {
   await page.goto(`${server.url}/tests/bench/peers.html`);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 300_000 });
   const isolated = await page.evaluate(() => window.peers.isolated);
-  const rows = [];
+  const ms = (r, b) => `${(r.first / b).toFixed(0)} / ${(r.warm / b).toFixed(0)}`;
+  // Each row is printed as soon as it is measured: a run cut short still leaves its table.
+  console.log(`\nHeadless Chromium ${browser.version()}, ${isolated ? 'cross-origin isolated' : 'NOT isolated'}; ms per window, first pass / median of ${runs} warm passes; max |Δlogit| against PyTorch.\n`);
+  console.log('| network | input | batch | path | ftuscope | onnxruntime-web 1.30 | ort / ftuscope (warm) | max \\|Δ\\| ftuscope, ort |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const net of nets) {
     for (const backend of backends) {
       for (const size of sizes) {
@@ -39,20 +43,12 @@ try {
           const ep = backend === 'cpu' ? 'wasm' : 'webgpu';
           const ours = await page.evaluate(([n, b, s, k, r]) => window.peers.ftuscope(n, b, s, k, r), [net, backend, size, batch, runs]);
           const theirs = await page.evaluate(([n, e, s, k, r]) => window.peers.onnx(n, e, s, k, r), [net, ep, size, batch, runs]);
-          const row = { net, backend, size, batch, ours, theirs };
-          console.error(JSON.stringify(row));
-          rows.push(row);
+          console.error(JSON.stringify({ net, backend, size, batch, ours, theirs }));
+          const path = backend === 'cpu' ? `CPU: ftuscope ${ours.backend} 1 thread vs ort wasm ${theirs.threads} threads` : `WebGPU (${ours.adapter || 'adapter'})`;
+          console.log(`| ${net} | ${size}² | ${batch} | ${path} | ${ms(ours, batch)} | ${ms(theirs, batch)} | ${(theirs.warm / ours.warm).toFixed(2)} | ${ours.diff.toExponential(1)}, ${theirs.diff.toExponential(1)} |`);
         }
       }
     }
-  }
-  const ms = (r, b) => `${(r.first / b).toFixed(0)} / ${(r.warm / b).toFixed(0)}`;
-  console.log(`\nHeadless Chromium ${browser.version()}, ${isolated ? 'cross-origin isolated' : 'NOT isolated'}; ms per window, first pass / median of ${runs} warm passes; max |Δlogit| against PyTorch.\n`);
-  console.log('| network | input | batch | path | ftuscope | onnxruntime-web 1.30 | ort / ftuscope (warm) | max \\|Δ\\| ftuscope, ort |');
-  console.log('|---|---|---|---|---|---|---|---|');
-  for (const { net, backend, size, batch, ours, theirs } of rows) {
-    const path = backend === 'cpu' ? `CPU: ftuscope ${ours.backend} 1 thread vs ort wasm ${theirs.threads} threads` : `WebGPU (${ours.adapter || 'adapter'})`;
-    console.log(`| ${net} | ${size}² | ${batch} | ${path} | ${ms(ours, batch)} | ${ms(theirs, batch)} | ${(theirs.warm / ours.warm).toFixed(2)} | ${ours.diff.toExponential(1)}, ${theirs.diff.toExponential(1)} |`);
   }
 } finally {
   await browser.close();
