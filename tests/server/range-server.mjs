@@ -23,7 +23,7 @@
 // on stdout starts with the server's URL. Node code can `start({ port, root })` it in-process; the
 // returned `bytes()` counts every byte the server has written to its sockets (headers and bodies).
 import { createServer } from 'node:http';
-import { open, stat as statOf } from 'node:fs/promises';
+import { open, readFile, stat as statOf } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -133,7 +133,7 @@ export function start({ port = 0, root, isolate = false }) {
       }
       const ranges = mode === 'norange' ? {} : { 'Accept-Ranges': 'bytes' };
       const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] || '') && compressible.has(extname(name))
-        ? await compressed(path, version, size, read) : null;
+        ? await compressed(path, stat, version, read) : null;
       const etag = gzip ? `"${version}-gz"` : validators.ETag;
       const headers = { ...cors, ...type, ...ranges, ...validators, ETag: etag, ...(compressible.has(extname(name)) ? { Vary: 'Accept-Encoding' } : {}) };
       if ((req.headers['if-none-match'] || '').split(/\s*,\s*/).some((t) => t.replace(/^W\//, '') === etag)) {
@@ -149,27 +149,18 @@ export function start({ port = 0, root, isolate = false }) {
       await file.close();
     }
   });
-  /** The gzip body of a file: its `.gz` sibling when that is newer than the file, else compressed
-   * here (files up to 8 MiB, kept until the file changes); null when neither. */
-  async function compressed(path, version, size, read) {
-    try {
-      const gz = await open(`${path}.gz`);
-      try {
-        const [stat, plain] = [await gz.stat(), await statOf(path).catch(() => null)];
-        if (plain && stat.mtimeMs >= plain.mtimeMs) {
-          const body = Buffer.alloc(stat.size);
-          await gz.read(body, 0, stat.size, 0);
-          return body;
-        }
-      } finally {
-        await gz.close();
-      }
-    } catch { /* no compressed copy beside it */ }
-    if (size === 0 || size > GZIP_HERE_MAX) return null;
+  /** The gzip body of a file: its `.gz` sibling when that is not older than the file, else
+   * compressed here (files up to 8 MiB); either is kept in memory until the file or the sibling
+   * changes, so a body is read or compressed once. Null when neither applies. */
+  async function compressed(path, stat, version, read) {
+    const gz = await statOf(`${path}.gz`).catch(() => null);
+    const sibling = Boolean(gz?.isFile() && gz.mtimeMs >= stat.mtimeMs);
+    const key = sibling ? `${version}/${gz.size}-${gz.mtimeMs}` : version;
     const kept = gzipped.get(path);
-    if (kept?.version === version) return kept.body;
-    const body = gzipSync(await read(0, size - 1), { level: 9 });
-    gzipped.set(path, { version, body });
+    if (kept?.key === key) return kept.body;
+    if (!sibling && (stat.size === 0 || stat.size > GZIP_HERE_MAX)) return null;
+    const body = sibling ? await readFile(`${path}.gz`) : gzipSync(await read(0, stat.size - 1), { level: 9 });
+    gzipped.set(path, { key, body });
     return body;
   }
   server.on('connection', (socket) => {
