@@ -68,8 +68,8 @@ fn the_demo_model_still_segments_a_fresh_synthetic_slide() {
     let path = data.path().join("train").join(format!("{id}.tiff"));
     let slide = block_on(Slide::open(block_on(open_native(path.to_str().unwrap())).unwrap())).unwrap();
     let (prediction, wsi) = predict(&slide, &net, &manifest);
-    let found = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
-    let dice = dice_rle(&truth, &prediction.rle(wsi.threshold, wsi.min_area)).unwrap();
+    let found = prediction.glomeruli(wsi.objects()).len();
+    let dice = dice_rle(&truth, &prediction.rle(wsi.objects())).unwrap();
     println!(
         "demo model on fresh synthetic slide {id}: Dice {dice:.4}, {found} glomeruli found, {} windows, {:.1} s",
         prediction.plan.windows.len(),
@@ -104,7 +104,7 @@ fn the_same_tissue_at_two_pixel_sizes_gives_the_same_glomeruli() {
     };
     let (ma, mb) = (mask(&a, wa.threshold), mask(&b, wb.threshold));
     let agreement = dice(&ma, &mb);
-    let (na, nb) = (a.glomeruli(wa.threshold, wa.min_area).len(), b.glomeruli(wb.threshold, wb.min_area).len());
+    let (na, nb) = (a.glomeruli(wa.objects()).len(), b.glomeruli(wb.objects()).len());
     println!(
         "0.5 µm/px: {na} glomeruli, window {}; 1 µm/px: {nb} glomeruli, window {}; Dice between them {agreement:.4}",
         wa.plan.window, wb.plan.window
@@ -132,7 +132,7 @@ fn the_demo_model_finds_glomeruli_in_held_out_real_kidney_tiles() {
         let (prediction, wsi) = predict(&slide, &net, &manifest);
         let (width, height) = slide.dimensions();
         let (truth, objects) = image.objects(width, height).unwrap();
-        let scores = score_rle(&truth, Some(&objects), &prediction.rle(wsi.threshold, wsi.min_area), width, height).unwrap();
+        let scores = score_rle(&truth, Some(&objects), &prediction.rle(wsi.objects()), width, height).unwrap();
         println!(
             "real tile {}: Dice {:.4}, {}/{} glomeruli found, {} predicted",
             image.id,
@@ -162,7 +162,7 @@ fn the_demo_model_claims_few_glomeruli_in_h_and_e_skin() {
     let svs = shared_data().join("CMU-1-Small-Region.svs");
     let slide = block_on(Slide::open_location(svs.to_str().unwrap(), SlideOptions::one_pass())).unwrap();
     let (prediction, wsi) = predict(&slide, &net, &manifest);
-    let found = prediction.glomeruli(wsi.threshold, wsi.min_area);
+    let found = prediction.glomeruli(wsi.objects());
     println!("H&E skin: {} glomeruli claimed in {} windows", found.len(), prediction.plan.windows.len());
     assert!(found.len() <= 5, "{} glomeruli claimed in skin", found.len());
 }

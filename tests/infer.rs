@@ -3,7 +3,7 @@
 //! and resizing, batching, blending, thresholding, full-resolution RLE) on a synthetic slide; the
 //! result must match `train.csv` with Dice ≥ 0.995.
 
-use ftuscope::infer::{Blend, Error, Plan, PlanConfig, SlideRun, TileModel, Window, WsiConfig, predict_slide};
+use ftuscope::infer::{Blend, Error, ObjectFilter, Plan, PlanConfig, SlideRun, TileModel, Window, WsiConfig, predict_slide};
 use ftuscope::mask::{Polygon, dice_rle, rasterise, read_annotations};
 use ftuscope::slide::source::FileSource;
 use ftuscope::slide::{Slide, TileCompression};
@@ -74,13 +74,22 @@ fn an_oracle_through_the_whole_engine_reproduces_the_truth() {
         .unwrap();
         assert!(reports > 0);
         assert!(prediction.plan.windows.len() < (prediction.plan.grid.0 * prediction.plan.grid.1) as usize, "glass windows are skipped");
-        let rle = prediction.rle(0.5, 0.0);
+        let rle = prediction.rle(ObjectFilter::new(0.5, 0.0));
         let dice = dice_rle(&truth, &rle).unwrap();
         println!("{blend:?}: Dice {dice:.5} over {} windows", prediction.plan.windows.len());
         assert!(dice >= 0.995, "{blend:?}: Dice {dice}");
-        let found = prediction.glomeruli(0.5, 0.0).len();
-        let truth_count = oracle.polygons.len();
+        let all = prediction.glomeruli(ObjectFilter::new(0.5, 0.0));
+        let (found, truth_count) = (all.len(), oracle.polygons.len());
         assert!(found.abs_diff(truth_count) <= truth_count / 10 + 1, "{found} objects for {truth_count} glomeruli");
+        // Area bounds: an upper bound just under the largest object drops it (from the list and
+        // the mask), and nothing else; a lower bound above it drops everything.
+        let largest = all.iter().map(|g| g.area_px).fold(0.0, f64::max);
+        let bounded = ObjectFilter::new(0.5, 0.0).with_max_area(Some(largest * 0.999));
+        let kept = prediction.glomeruli(bounded);
+        assert_eq!(kept.len(), found - all.iter().filter(|g| g.area_px >= largest * 0.999).count());
+        assert!(kept.iter().all(|g| g.area_px < largest * 0.999));
+        assert!(dice_rle(&rle, &prediction.rle(bounded)).unwrap() < 1.0, "the dropped object leaves the mask");
+        assert!(prediction.glomeruli(ObjectFilter::new(0.5, largest * 1.001)).is_empty());
     }
 }
 
@@ -138,5 +147,8 @@ fn a_run_whose_device_is_lost_continues_on_another_and_keeps_what_was_done() {
     assert_eq!(seen[..3], [3, 6, 7]);
     assert_eq!(*seen.last().unwrap(), total);
     let resumed = run.finish(&slide);
-    assert!(resumed.rle(0.5, 0.0) == whole.rle(0.5, 0.0), "the resumed run gives the uninterrupted run's mask");
+    assert!(
+        resumed.rle(ObjectFilter::new(0.5, 0.0)) == whole.rle(ObjectFilter::new(0.5, 0.0)),
+        "the resumed run gives the uninterrupted run's mask"
+    );
 }

@@ -1,7 +1,8 @@
 //! Training (feature `train`): a small run on synthetic slides in the Kaggle layout learns, writes
 //! its run folder, resumes exactly where a killed run stopped, trains over two devices, and
-//! exports a model folder that `predict` reads; a run mixing an annotated image folder (PNG + mask
-//! PNGs, pixel size given) with a Kaggle layout records its scale and scores objects.
+//! exports a model folder that `predict` reads and a further run can start from (fine-tuning); a
+//! run mixing an annotated image folder (PNG + mask PNGs, pixel size given) with a Kaggle layout
+//! records its scale and scores objects.
 #![cfg(feature = "train")]
 
 use burn::prelude::*;
@@ -120,6 +121,35 @@ fn a_run_learns_checkpoints_resumes_and_exports() {
     export(&full, &half, "test", true).unwrap();
     assert!(std::fs::metadata(half.join("model.bpk")).unwrap().len() < std::fs::metadata(out.join("model.bpk")).unwrap().len());
     assert!(export(&dir.path().join("nothing"), &out, "x", false).is_err());
+
+    // Fine-tuning: a run that starts from the exported model (`init`) begins where that model
+    // left off — its first held-out loss is below a fresh run's first — and a model folder of
+    // another network is refused before any training, naming the flag.
+    let warm = dir.path().join("warm");
+    let mut warm_epochs = Vec::new();
+    train(config(&data, 1).with_init(Some(out.display().to_string())), &warm, &device, &cache, &go(), &mut |e| {
+        if let Event::Epoch(m) = e {
+            warm_epochs.push(m.clone())
+        }
+    })
+    .unwrap();
+    let (fresh_loss, warm_loss) = (epochs[0].valid_loss.unwrap(), warm_epochs[0].valid_loss.unwrap());
+    println!("first held-out loss: fresh {fresh_loss:.4}, from the exported model {warm_loss:.4}");
+    assert!(warm_loss < fresh_loss, "a warm start does not start from the model: {warm_loss} vs fresh {fresh_loss}");
+    let mut other = config(&data, 1).with_init(Some(out.display().to_string()));
+    other.model.decoder_channels = vec![16, 16, 8, 8, 8];
+    let err = train(other, &dir.path().join("other"), &device, &cache, &go(), &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--init") && err.to_string().contains("not the one configured"), "{err}");
+    let err = train(
+        config(&data, 1).with_init(Some(dir.path().join("nothing").display().to_string())),
+        &dir.path().join("none"),
+        &device,
+        &cache,
+        &go(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("model.json"), "{err}");
 }
 
 #[test]

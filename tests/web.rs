@@ -584,7 +584,7 @@ async fn bench_wasm_memory(webgpu: bool, batch: usize) {
     })
     .await
     .unwrap();
-    let rle = prediction.rle(0.5, 2000.0);
+    let rle = prediction.rle(wsi.objects());
     let peak = mib();
     console_log!(
         "engine in wasm ({}, batch {batch}): {} windows of {}×{} in {:.1} s, RLE {} bytes; wasm memory high-water mark {peak:.0} MiB",

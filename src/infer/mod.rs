@@ -17,7 +17,7 @@ mod wsi;
 pub use blend::{Blend, Blender};
 pub use net::{NetModel, TileModel};
 pub use plan::{Plan, PlanConfig, Window, plan_slide, saturation, tissue_mask};
-pub use prediction::{Glomerulus, Prediction, Timings};
+pub use prediction::{Glomerulus, ObjectFilter, Prediction, Timings};
 pub use wsi::{Progress, SlideRun, Update, WsiConfig, predict_slide};
 
 /// Errors while segmenting.

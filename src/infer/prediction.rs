@@ -7,6 +7,35 @@ use crate::mask::{Annotation, Components, Polygon, RleStream, components_of_rows
 use image::GrayImage;
 use serde::Serialize;
 
+/// Which thresholded objects count as glomeruli: the probability threshold and the area bounds,
+/// level-0 pixels² (smaller objects are specks; larger ones are not one glomerulus).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectFilter {
+    /// Probability threshold.
+    pub threshold: f32,
+    /// Smallest object kept.
+    pub min_area: f64,
+    /// Largest object kept; `None`: no upper bound.
+    pub max_area: Option<f64>,
+}
+
+impl ObjectFilter {
+    /// Objects above `threshold` of at least `min_area` level-0 pixels², however large.
+    pub fn new(threshold: f32, min_area: f64) -> Self {
+        Self { threshold, min_area, max_area: None }
+    }
+
+    /// Also drops objects larger than `max_area` level-0 pixels².
+    pub fn with_max_area(self, max_area: Option<f64>) -> Self {
+        Self { max_area, ..self }
+    }
+
+    /// Whether an object of `area` level-0 pixels² is kept.
+    pub fn keeps(&self, area: f64) -> bool {
+        area >= self.min_area && self.max_area.is_none_or(|max| area <= max)
+    }
+}
+
 /// Where the time went, in seconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
@@ -63,22 +92,22 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    /// Connected objects of the thresholded canvas, and which survive `min_area` (level-0 px²).
-    fn objects(&self, threshold: f32, min_area: f64) -> (Components, Vec<bool>) {
-        let level = threshold_level(threshold);
+    /// Connected objects of the thresholded canvas, and which `filter` keeps.
+    fn objects(&self, filter: ObjectFilter) -> (Components, Vec<bool>) {
+        let level = threshold_level(filter.threshold);
         let w = self.canvas_width as usize;
         let c = components_of_rows(self.canvas_width, self.canvas_height, |y, runs| {
             row_runs(&self.canvas[y as usize * w..(y as usize + 1) * w], |&p| p >= level, runs)
         });
         let s2 = self.plan.scale * self.plan.scale;
-        let keep = c.objects.iter().map(|o| o.area as f64 * s2 >= min_area).collect();
+        let keep = c.objects.iter().map(|o| filter.keeps(o.area as f64 * s2)).collect();
         (c, keep)
     }
 
-    /// Glomeruli above `threshold` and at least `min_area` level-0 px², with outlines simplified
-    /// to about one model pixel.
-    pub fn glomeruli(&self, threshold: f32, min_area: f64) -> Vec<Glomerulus> {
-        let (c, keep) = self.objects(threshold, min_area);
+    /// The objects `filter` keeps (above its threshold, within its area bounds), with outlines
+    /// simplified to about one model pixel.
+    pub fn glomeruli(&self, filter: ObjectFilter) -> Vec<Glomerulus> {
+        let (c, keep) = self.objects(filter);
         let s = self.plan.scale;
         c.objects
             .iter()
@@ -128,9 +157,10 @@ impl Prediction {
     }
 
     /// The competition's RLE of the full-resolution mask: probabilities upsampled bilinearly from
-    /// the canvas (objects under `min_area` removed first) and thresholded, column by column.
-    pub fn rle(&self, threshold: f32, min_area: f64) -> String {
-        let (c, keep) = self.objects(threshold, min_area);
+    /// the canvas (objects `filter` drops removed first) and thresholded, column by column.
+    pub fn rle(&self, filter: ObjectFilter) -> String {
+        let (c, keep) = self.objects(filter);
+        let threshold = filter.threshold;
         let (cw, ch) = (self.canvas_width as usize, self.canvas_height as usize);
         // Probabilities with dropped objects cleared (a copy only when something is dropped).
         let cleaned: std::borrow::Cow<'_, [u8]> = if keep.iter().all(|&k| k) {

@@ -7,7 +7,7 @@ use super::Error;
 use super::blend::{Blend, Blender};
 use super::net::TileModel;
 use super::plan::{Plan, PlanConfig, Window, plan_slide};
-use super::prediction::{Prediction, Timings};
+use super::prediction::{ObjectFilter, Prediction, Timings};
 use crate::model::Manifest;
 use crate::slide::{Slide, resize};
 use burn::prelude::*;
@@ -31,16 +31,25 @@ pub struct WsiConfig {
     /// Objects smaller than this (level-0 pixels²) are dropped.
     #[config(default = "Manifest::DEFAULT_MIN_AREA")]
     pub min_area: f64,
+    /// Objects larger than this (level-0 pixels²) are dropped; `None`: no upper bound.
+    #[config(default = "None")]
+    pub max_area: Option<f64>,
 }
 
 impl WsiConfig {
     /// The settings a model's manifest asks for on a slide of `pixel_size_um` µm/px: its windows
-    /// (resampled by the pixel size), threshold and minimum area (scaled alike).
+    /// (resampled by the pixel size), threshold and area bounds (scaled alike).
     pub fn for_model(manifest: &Manifest, pixel_size_um: Option<f64>) -> Self {
         Self::new()
             .with_plan(PlanConfig::for_model(manifest, pixel_size_um))
             .with_threshold(manifest.threshold)
             .with_min_area(manifest.min_area_for(pixel_size_um))
+            .with_max_area(manifest.max_area_for(pixel_size_um))
+    }
+
+    /// Which objects of the thresholded canvas are glomeruli: threshold and area bounds.
+    pub fn objects(&self) -> ObjectFilter {
+        ObjectFilter::new(self.threshold, self.min_area).with_max_area(self.max_area)
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Manifest {
     pub threshold: f32,
     /// Smallest object kept, level-0 pixels².
     pub min_area: f64,
+    /// Largest object kept, level-0 pixels² (same scale as `min_area`); `None`: no upper bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_area: Option<f64>,
     /// Flip test-time augmentation views (1, 2, 4 or 8).
     pub tta: u8,
     /// Weight precision in model.bpk.
@@ -104,6 +107,7 @@ impl Manifest {
             std: IMAGENET_STD,
             threshold: Self::DEFAULT_THRESHOLD,
             min_area: Self::DEFAULT_MIN_AREA,
+            max_area: None,
             tta: 1,
             precision: Precision::F32,
             trained_on: "unknown".into(),
@@ -155,6 +159,13 @@ impl Manifest {
         self.min_area * ratio * ratio
     }
 
+    /// Largest object kept, level-0 pixels², on a slide of `pixel_size_um` µm/px (scaled like
+    /// [`Manifest::min_area_for`]); `None` when the model sets no upper bound.
+    pub fn max_area_for(&self, pixel_size_um: Option<f64>) -> Option<f64> {
+        let ratio = self.window_for(pixel_size_um) as f64 / self.window as f64;
+        self.max_area.map(|max| max * ratio * ratio)
+    }
+
     /// Parses `model.json`: a manifest, or a bare network config (imported weights).
     pub fn from_json(text: &str) -> Result<Self> {
         let manifest_error = |what: &str, e: serde_json::Error| Error::Manifest(format!("model.json {what}: {e}"));
@@ -201,6 +212,14 @@ impl Manifest {
             && ((p * size as f64) - w).abs() > 0.01 * w.abs().max(1e-9)
         {
             return invalid(format!("window_um {w} differs from input_pixel_size_um {p} × input_size {size}"));
+        }
+        if !(self.min_area.is_finite() && self.min_area >= 0.0) {
+            return invalid(format!("min_area {} must be a number of pixels² at least 0", self.min_area));
+        }
+        if let Some(max) = self.max_area
+            && !(max.is_finite() && max > self.min_area)
+        {
+            return invalid(format!("max_area {max} must be a number of pixels² larger than min_area {}", self.min_area));
         }
         if ![1, 2, 4, 8].contains(&self.tta) {
             return invalid(format!("tta {} must be 1, 2, 4 or 8", self.tta));
@@ -268,7 +287,13 @@ mod tests {
         );
         assert_eq!((m.window_for(None), m.overlap_for_slide(Some(0.5)), m.overlap_for_slide(None)), (512, 256, 128));
         assert_eq!((m.min_area_for(Some(0.5)), m.min_area_for(Some(2.0))), (4000.0, 250.0));
+        assert_eq!((m.max_area_for(Some(0.5)), m.max_area_for(Some(2.0))), (None, None));
+        m.max_area = Some(100_000.0);
+        assert_eq!((m.max_area_for(Some(0.5)), m.max_area_for(Some(2.0))), (Some(400_000.0), Some(25_000.0)));
         assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        // The upper bound must lie above the lower one.
+        let inverted = m.to_json().replace("\"max_area\": 100000.0", "\"max_area\": 500.0");
+        assert!(matches!(Manifest::from_json(&inverted), Err(Error::Invalid(e)) if e.contains("max_area")));
         // Older manifests (no pixel size): windows stay in pixels whatever the slide says.
         let old = Manifest::new("old", m.model.clone());
         assert_eq!((old.window_for(Some(0.25)), old.window_for(None), old.assumed_pixel_size_um()), (768, 768, None));

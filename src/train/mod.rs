@@ -109,6 +109,9 @@ pub struct TrainConfig {
     /// Smallest object kept at inference, level-0 pixels².
     #[config(default = "Manifest::DEFAULT_MIN_AREA")]
     pub min_area: f64,
+    /// Largest object kept at inference, level-0 pixels² (same scale); `None`: no upper bound.
+    #[config(default = "None")]
+    pub max_area: Option<f64>,
     /// At the end, run the held-out slides through the whole-slide engine and score them with
     /// the competition's Dice.
     #[config(default = true)]
@@ -119,6 +122,11 @@ pub struct TrainConfig {
     /// What the model was not validated on and must not be used for (the manifest's `limits`).
     #[config(default = "None")]
     pub limits: Option<String>,
+    /// A model folder (model.json + model.bpk, e.g. the bundled model or an earlier `export`) whose
+    /// weights the network starts from instead of seeded random ones: fine-tuning, e.g. on a lab's
+    /// own annotated tiles. Its network must be `model` exactly; the optimiser starts fresh.
+    #[config(default = "None")]
+    pub init: Option<String>,
 }
 
 impl TrainConfig {

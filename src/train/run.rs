@@ -12,7 +12,7 @@ use super::schedule::learning_rate;
 use super::{Error, TrainConfig};
 use crate::infer::{NetModel, WsiConfig, predict_slide};
 use crate::mask::{Scores, score_rle};
-use crate::model::{Manifest, Precision, SegmentationModel, folder, seeded};
+use crate::model::{Manifest, Precision, SegmentationModel, SegmenterConfig, folder, seeded};
 use crate::rng::{SplitMix64, mix};
 use crate::slide::source::open_native;
 use crate::slide::{Slide, SlideOptions};
@@ -168,6 +168,23 @@ pub fn resume(
     execute(&config, run, devices, cache, state, cancel, events)
 }
 
+/// The weights of the model folder `dir` on the training device, for a run that starts from them
+/// (`TrainConfig::init`); a folder whose network is not `model` is refused, naming both.
+fn start_from(dir: &str, model: &SegmenterConfig, device: &Device) -> Result<SegmentationModel, Error> {
+    let (weights, manifest) = folder::load(Path::new(dir), device)?;
+    if &manifest.model != model {
+        return Err(Error::Config(format!(
+            "--init {dir}: its network ({}, input {}) is not the one configured ({}, input {}); give the same \
+             --arch/--tiny-widths/--decoder-channels/--size as the model was trained with",
+            manifest.model.arch(),
+            manifest.model.input_size,
+            model.arch(),
+            model.input_size
+        )));
+    }
+    Ok(weights)
+}
+
 fn io_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io(format!("{}: {e}", path.display()))
 }
@@ -260,6 +277,8 @@ fn execute(
         // The record keeps the parameters' ids, which key the optimiser's state.
         let path = checkpoint.join("train.bpk");
         config.model.init(&train_device).try_load_file(&path).map_err(|e| io_error(&path, format!("{e:?}")))?
+    } else if let Some(init) = &config.init {
+        start_from(init, &config.model, &train_device)?
     } else {
         seeded(config.model.init(&train_device), mix(config.seed ^ 0x5EED))
     };
@@ -437,6 +456,7 @@ fn manifest_for(config: &TrainConfig, data_label: &str, reference_pixel_size: Op
     (m.mean, m.std) = (config.normaliser.mean, config.normaliser.std);
     m.threshold = config.threshold;
     m.min_area = config.min_area;
+    m.max_area = config.max_area;
     m.trained_on = data_label.to_string();
     m.limits = config.limits.clone().unwrap_or_else(|| "not validated beyond its held-out data; research use, not for diagnosis".into());
     m.date = utc_now();
@@ -514,8 +534,8 @@ fn score_slide(entry: &SlideEntry, net: &NetModel, manifest: &Manifest) -> Resul
         .map_err(|e| error(&e))?;
     let wsi = WsiConfig::for_model(manifest, slide.pixel_size_um());
     let prediction = block_on(predict_slide(&slide, net, &wsi, &AtomicBool::new(false), &mut |_, _| {})).map_err(|e| error(&e))?;
-    let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
-    let rle = prediction.rle(wsi.threshold, wsi.min_area);
+    let count = prediction.glomeruli(wsi.objects()).len();
+    let rle = prediction.rle(wsi.objects());
     let objects = (!entry.objects.is_empty()).then_some(entry.objects.as_slice());
     let (width, height) = slide.dimensions();
     let scores = score_rle(&entry.rle, objects, &rle, width, height).map_err(|e| error(&e))?;

@@ -8,7 +8,7 @@ use super::device::{GpuErrorLog, init_device};
 use super::slides::WebSlide;
 use super::{js_error, js_value, to_js};
 use crate::backend::{BackendInfo, DeviceChoice};
-use crate::infer::{Glomerulus, NetModel, Prediction, Progress, SlideRun, Update, WsiConfig};
+use crate::infer::{Glomerulus, NetModel, ObjectFilter, Prediction, Progress, SlideRun, Update, WsiConfig};
 use crate::mask::{threshold_level, write_annotations};
 use crate::model::{Manifest, folder};
 use serde::{Deserialize, Serialize};
@@ -99,8 +99,7 @@ impl Cancel {
 pub struct WebPrediction {
     prediction: Prediction,
     glomeruli: Vec<Glomerulus>,
-    threshold: f32,
-    min_area: f64,
+    objects: ObjectFilter,
 }
 
 #[derive(serde::Serialize)]
@@ -157,7 +156,7 @@ impl WebPrediction {
 
     /// The Kaggle RLE of the full-resolution mask (column-major, 1-indexed `start length` pairs).
     pub fn rle(&self) -> String {
-        self.prediction.rle(self.threshold, self.min_area)
+        self.prediction.rle(self.objects)
     }
 
     /// The probability canvas as a grey PNG, longest side at most `max_side`.
@@ -285,8 +284,9 @@ fn gpu_errors(errors: &Option<GpuErrorLog>) -> Result<(), JsValue> {
 }
 
 fn predicted(prediction: Prediction, wsi: &WsiConfig) -> WebPrediction {
-    let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
-    WebPrediction { prediction, glomeruli, threshold: wsi.threshold, min_area: wsi.min_area }
+    let objects = wsi.objects();
+    let glomeruli = prediction.glomeruli(objects);
+    WebPrediction { prediction, glomeruli, objects }
 }
 
 /// What `progress` receives after every batch: the engine's [`Progress`] (done, total,

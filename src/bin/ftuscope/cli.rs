@@ -228,6 +228,9 @@ enum Command {
         /// Smallest object kept, in level-0 pixels² [default: the manifest's].
         #[arg(long)]
         min_area: Option<f64>,
+        /// Largest object kept, in level-0 pixels² [default: the manifest's].
+        #[arg(long)]
+        max_area: Option<f64>,
         /// Overlap blending.
         #[arg(long, value_enum, default_value_t = Blending::Centre)]
         blend: Blending,
@@ -417,23 +420,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::predict::bench_forward(crate::predict::ForwardBench { model, weights, size, batch, runs, input, logits, device })
         }
         Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, device, batch),
-        Command::Predict { slides, model, out, device, batch, tta, shard, threshold, min_area, blend, window, overlap, pixel_size } => {
-            crate::predict::predict(crate::predict::PredictArgs {
-                slides,
-                model,
-                out,
-                device,
-                batch,
-                tta,
-                shard: shard.unwrap_or(Shard::ALL),
-                threshold,
-                min_area,
-                blend: blend.into(),
-                window,
-                overlap,
-                pixel_size,
-            })
-        }
+        Command::Predict {
+            slides,
+            model,
+            out,
+            device,
+            batch,
+            tta,
+            shard,
+            threshold,
+            min_area,
+            max_area,
+            blend,
+            window,
+            overlap,
+            pixel_size,
+        } => crate::predict::predict(crate::predict::PredictArgs {
+            slides,
+            model,
+            out,
+            device,
+            batch,
+            tta,
+            shard: shard.unwrap_or(Shard::ALL),
+            threshold,
+            min_area,
+            max_area,
+            blend: blend.into(),
+            window,
+            overlap,
+            pixel_size,
+        }),
         Command::Eval { truth, pred: Some(pred), .. } => crate::predict::eval(&truth, &pred),
         Command::Eval { truth, pred: None, model, fold, pixel_size, device, batch, tta, out } => {
             crate::predict::eval_folder(crate::predict::EvalFolderArgs {

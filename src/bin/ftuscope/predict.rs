@@ -27,6 +27,7 @@ pub struct PredictArgs {
     pub shard: Shard,
     pub threshold: Option<f32>,
     pub min_area: Option<f64>,
+    pub max_area: Option<f64>,
     pub blend: Blend,
     pub window: Option<u32>,
     pub overlap: Option<u32>,
@@ -93,10 +94,14 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, manifest: &Manifest, 
         .with_batch(args.batch)
         .with_blend(args.blend)
         .with_threshold(args.threshold.unwrap_or(manifest.threshold));
-    let wsi = &match args.min_area {
-        Some(area) => wsi.clone().with_min_area(area),
-        None => wsi.clone(),
-    };
+    let mut wsi = wsi.clone();
+    if let Some(area) = args.min_area {
+        wsi.min_area = area;
+    }
+    if args.max_area.is_some() {
+        wsi.max_area = args.max_area;
+    }
+    let wsi = &wsi;
     let out = args.out.as_path();
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -111,7 +116,7 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, manifest: &Manifest, 
         bar.set_message(format!("{:.2}/s", p.windows_per_s));
     }))?;
     bar.finish_and_clear();
-    let glomeruli = prediction.glomeruli(wsi.threshold, wsi.min_area);
+    let glomeruli = prediction.glomeruli(wsi.objects());
     let annotations = Prediction::annotations(&glomeruli);
     std::fs::write(out.join(format!("{id}.geojson")), write_annotations(&annotations, true))?;
     let stats = serde_json::json!({
@@ -127,7 +132,7 @@ fn predict_one(slide_path: &str, id: &str, net: &NetModel, manifest: &Manifest, 
     });
     std::fs::write(out.join(format!("{id}.glomeruli.json")), serde_json::to_string_pretty(&stats)?)?;
     prediction.overview(2048).save(out.join(format!("{id}.mask.png")))?;
-    let rle = prediction.rle(wsi.threshold, wsi.min_area);
+    let rle = prediction.rle(wsi.objects());
     println!(
         "{id}: {} glomeruli, {} windows in {:.1} s (read {:.1}, resize {:.1}, model {:.1}, blend {:.1})",
         glomeruli.len(),
@@ -170,7 +175,7 @@ pub fn segment(args: SegmentArgs) -> anyhow::Result<()> {
     let wsi = wsi_config(&manifest, &slide, None, None).with_batch(args.batch).with_threshold(threshold);
     let started = std::time::Instant::now();
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
-    let glomeruli = prediction.glomeruli(threshold, wsi.min_area);
+    let glomeruli = prediction.glomeruli(wsi.objects());
     let probabilities = prediction.probability_image(image.width(), image.height());
     let seconds = started.elapsed().as_secs_f64();
     crate::output::save_png(&args.out, |p| probabilities.save_with_format(p, image::ImageFormat::Png))?;
@@ -202,8 +207,8 @@ pub fn bench_infer(slide_path: &str, model: &str, device: DeviceChoice, batch: u
     let wsi = wsi_config(&manifest, &slide, None, None).with_batch(batch);
     let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
     let started = std::time::Instant::now();
-    let count = prediction.glomeruli(wsi.threshold, wsi.min_area).len();
-    let rle = prediction.rle(wsi.threshold, wsi.min_area);
+    let count = prediction.glomeruli(wsi.objects()).len();
+    let rle = prediction.rle(wsi.objects());
     let post_s = started.elapsed().as_secs_f64();
     let report = serde_json::json!({
         "slide": slide_path,
@@ -421,7 +426,7 @@ pub fn eval_folder(args: EvalFolderArgs) -> anyhow::Result<()> {
         let prediction = block_on(predict_slide(&slide, &net, &wsi, &AtomicBool::new(false), &mut |_, _| {}))?;
         let (width, height) = slide.dimensions();
         let (truth, objects) = image.objects(width, height)?;
-        let scores = score_rle(&truth, Some(&objects), &prediction.rle(wsi.threshold, wsi.min_area), width, height)?;
+        let scores = score_rle(&truth, Some(&objects), &prediction.rle(wsi.objects()), width, height)?;
         pooled.add(&scores);
         dice_sum += scores.dice();
         println!("{},{:.6},{},{},{}", image.id, scores.dice(), scores.truth_objects, scores.predicted_objects, scores.matched);

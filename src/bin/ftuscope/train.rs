@@ -45,6 +45,9 @@ pub struct TrainArgs {
     /// Smallest object kept at inference, level-0 pixels² at the first dataset's pixel size [default 2000].
     #[arg(long)]
     pub min_area: Option<f64>,
+    /// Largest object kept at inference, level-0 pixels² at the same scale [default: no bound].
+    #[arg(long)]
+    pub max_area: Option<f64>,
     /// Stain variation in optical density: gain 1 ± S and shift ± S per channel [default 0.05].
     #[arg(long)]
     pub stain: Option<f64>,
@@ -118,6 +121,10 @@ pub struct TrainArgs {
     /// What the model was not validated on and must not be used for, for the manifest's model card.
     #[arg(long)]
     pub limits: Option<String>,
+    /// Start from this model folder's weights (fine-tuning, e.g. `www/models/demo` on your own
+    /// annotated tiles) instead of random ones; the network options must match the folder's.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// Compute device: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
     pub device: DeviceChoice,
@@ -227,6 +234,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
              config.sampler.glomerulus_weight => args.glomerulus_weight, config.sampler.cortex_weight => args.cortex_weight,
              config.min_area => args.min_area, config.augment.stain => args.stain, config.augment.scale => args.scale_jitter,
              config.augment.p_jpeg => args.p_jpeg);
+        if args.max_area.is_some() {
+            config.max_area = args.max_area;
+        }
         if args.input_pixel_size.is_some() {
             config.tiles.input_pixel_size_um = args.input_pixel_size;
         }
@@ -253,6 +263,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         }
         if args.limits.is_some() {
             config.limits = args.limits.clone();
+        }
+        if let Some(init) = &args.init {
+            config.init = Some(init.display().to_string());
         }
         let scale = match config.tiles.input_pixel_size_um {
             Some(p) => format!("{:.0} µm → {} px ({p} µm/px)", p * config.tiles.size as f64, config.tiles.size),
