@@ -28,13 +28,10 @@ fn demo() -> (ftuscope::model::SegmentationModel, Manifest, NetModel) {
     (model, manifest, net)
 }
 
-fn shared_data() -> PathBuf {
-    let candidates = [std::env::var("FTUSCOPE_DATA").unwrap_or_default(), "../shared/data".into(), "/work/shared/data".into()];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.join("real-kidney").is_dir())
-        .expect("the shared data folder with real-kidney/ (set FTUSCOPE_DATA)")
+/// The real data committed in tests/data/ (provenance and licences in its README): the held-out
+/// tiles `REAL_TILES` with their outlines, and CMU-1-Small-Region.svs.
+fn test_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 fn predict(slide: &Slide, net: &NetModel, manifest: &Manifest) -> (Prediction, WsiConfig) {
@@ -118,7 +115,7 @@ fn the_same_tissue_at_two_pixel_sizes_gives_the_same_glomeruli() {
 #[test]
 fn the_demo_model_finds_glomeruli_in_held_out_real_kidney_tiles() {
     let (_, manifest, net) = demo();
-    let source = shared_data().join("real-kidney");
+    let source = test_data().join("real-kidney");
     let fixture = tempfile::tempdir().unwrap();
     for id in REAL_TILES {
         for ext in ["jpg", "json"] {
@@ -159,7 +156,7 @@ fn the_demo_model_finds_glomeruli_in_held_out_real_kidney_tiles() {
 #[test]
 fn the_demo_model_claims_few_glomeruli_in_h_and_e_skin() {
     let (_, manifest, net) = demo();
-    let svs = shared_data().join("CMU-1-Small-Region.svs");
+    let svs = test_data().join("CMU-1-Small-Region.svs");
     let slide = block_on(Slide::open_location(svs.to_str().unwrap(), SlideOptions::one_pass())).unwrap();
     let (prediction, wsi) = predict(&slide, &net, &manifest);
     let found = prediction.glomeruli(wsi.objects());

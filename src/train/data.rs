@@ -650,8 +650,8 @@ mod tests {
 
     #[test]
     fn dataset_specs_parse_and_bad_ones_say_why() {
-        let d = DatasetConfig::parse("../shared/data/real-kidney,pixel-size=1,weight=3").unwrap();
-        assert_eq!((d.location.as_str(), d.pixel_size_um, d.weight), ("../shared/data/real-kidney", Some(1.0), 3.0));
+        let d = DatasetConfig::parse("data/real-kidney,pixel-size=1,weight=3").unwrap();
+        assert_eq!((d.location.as_str(), d.pixel_size_um, d.weight), ("data/real-kidney", Some(1.0), 3.0));
         assert_eq!(DatasetConfig::parse("https://x.org/d").unwrap().weight, 1.0);
         for bad in ["", ",weight=1", "d,weight=0", "d,weight=x", "d,colour=1", "d,pixel-size"] {
             assert!(DatasetConfig::parse(bad).is_err(), "{bad}");

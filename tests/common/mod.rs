@@ -8,16 +8,9 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The real SVS from the project's shared data folder (`FTUSCOPE_DATA`, else `../shared/data`,
-/// else `/work/shared/data`).
+/// The real SVS (OpenSlide's CMU-1-Small-Region.svs, CC0), committed in tests/data/.
 pub fn cmu() -> PathBuf {
-    let candidates = [std::env::var("FTUSCOPE_DATA").unwrap_or_default(), "../shared/data".into(), "/work/shared/data".into()];
-    candidates
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join("CMU-1-Small-Region.svs"))
-        .find(|p| p.exists())
-        .expect("CMU-1-Small-Region.svs: set FTUSCOPE_DATA to the shared data folder")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/CMU-1-Small-Region.svs")
 }
 
 /// The Python with the peers (tifffile, imagecodecs, OpenSlide, wsidicomizer) that `make test` installs.
