@@ -296,3 +296,33 @@ fn bad_argument_values_fail_in_one_line_before_anything_runs() {
     }
     assert!(!Path::new(out).exists(), "nothing ran");
 }
+
+/// `train --max-minutes`: a run whose next epoch would end past its time box stops cleanly at an
+/// epoch's end (checkpoint and metrics of that epoch kept), says how to continue and exits with
+/// code 3; `--resume` then finishes it.
+#[cfg(feature = "train")]
+#[test]
+fn a_time_boxed_training_run_stops_at_an_epoch_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run, cache) = (dir.path().join("data"), dir.path().join("run"), dir.path().join("cache"));
+    let synth = ftuscope(&["synth", "--out", data.to_str().unwrap(), "--count", "2", "--size", "1024x1024", "--seed", "5"]);
+    assert!(synth.status.success(), "{}", stderr(&synth));
+    let epochs = |run: &Path| std::fs::read_to_string(run.join("metrics.csv")).map(|m| m.lines().count() - 1).unwrap_or(0);
+    #[rustfmt::skip]
+    let out = ftuscope(&[
+        "train", "--data", data.to_str().unwrap(), "--run", run.to_str().unwrap(), "--cache", cache.to_str().unwrap(),
+        "--arch", "unet-tiny", "--tiny-widths", "8,8,16,16,16", "--decoder-channels", "16,12,8,8,8", "--size", "128",
+        "--window", "512", "--tile-overlap", "256", "--epochs", "3", "--batch", "4", "--samples-per-epoch", "8",
+        "--folds", "2", "--no-augment", "--no-slide-validation", "--max-minutes", "0.0001",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("after epoch 1 of 3") && err.contains(&format!("--resume {}", run.display())), "{err}");
+    assert!(!err.contains("panicked") && !err.starts_with("error"), "{err}");
+    assert_eq!(epochs(&run), 1);
+    let resumed = ftuscope(&["train", "--resume", run.to_str().unwrap(), "--cache", cache.to_str().unwrap()]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(epochs(&run), 3);
+    let out = ftuscope(&["train", "--resume", run.to_str().unwrap(), "--max-minutes", "0"]);
+    assert_one_line_error(&out, "not a positive number of minutes");
+}

@@ -353,6 +353,11 @@ pub fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A time-boxed training run with epochs left: not a failure, but not finished either.
+        Err(e) if e.downcast_ref::<crate::train::Unfinished>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(crate::train::Unfinished::EXIT_CODE)
+        }
         Err(e) => fail(&format!("{e:#}").replace('\n', " ")),
     }
 }

@@ -134,6 +134,11 @@ pub struct TrainArgs {
     /// Tile cache folder [default: ~/.cache/ftuscope/tiles].
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Time box for this invocation, in minutes (tile extraction included): no epoch starts that
+    /// would end past it (judged by the last epoch's length). The run stops cleanly at an epoch's
+    /// end with its checkpoint, says how to continue (`--resume RUN`) and exits with code 3.
+    #[arg(long, value_parser = positive_minutes)]
+    pub max_minutes: Option<f64>,
 }
 
 #[cfg(feature = "train")]
@@ -143,9 +148,14 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     use ftuscope::model::SegmenterConfig;
     use ftuscope::train::{AugmentConfig, DatasetConfig, Event, TrainConfig, resume, train};
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     let (devices, info) = select_devices(args.device, args.devices)?;
+    let started = std::time::Instant::now();
+    // Set when the next epoch would end past --max-minutes: the run then stops before its first
+    // batch (as a cancel does), right after the epoch's checkpoint.
+    let stop = AtomicBool::new(false);
+    let last_epoch = std::sync::atomic::AtomicUsize::new(0);
     let cache = args.cache.clone().unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         home.join(".cache/ftuscope/tiles")
@@ -172,6 +182,12 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             epoch_bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {images_per_s:.1} img/s"));
         }
         Event::Epoch(m) => {
+            last_epoch.store(m.epoch, Ordering::Relaxed);
+            if let Some(minutes) = args.max_minutes
+                && started.elapsed().as_secs_f64() + m.seconds > minutes * 60.0
+            {
+                stop.store(true, Ordering::Relaxed);
+            }
             let valid = match (m.valid_loss, m.valid_dice) {
                 (Some(l), Some(d)) => format!(", held-out loss {l:.4} Dice {d:.4}"),
                 _ => String::new(),
@@ -197,7 +213,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     };
     println!("device: {} [{}] × {}", info.backend, info.adapter, devices.len());
     let (run, scores) = if let Some(run) = &args.resume {
-        (run.clone(), resume(run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
+        let result = resume(run, &devices, &cache, &stop, &mut events);
+        (run.clone(), time_boxed(result, run, &last_epoch, args.max_minutes)?)
     } else {
         let data = args
             .data
@@ -272,7 +289,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             None => format!("{}→{} px", config.tiles.window, config.tiles.size),
         };
         println!("training {} at {scale} for {} epochs into {}", config.model.arch(), config.epochs, run.display());
-        (run.clone(), train(config, &run, &devices, &cache, &AtomicBool::new(false), &mut events)?)
+        let result = train(config, &run, &devices, &cache, &stop, &mut events);
+        (run.clone(), time_boxed(result, &run, &last_epoch, args.max_minutes)?)
     };
     epoch_bar.finish_and_clear();
     if !scores.is_empty() {
@@ -335,6 +353,66 @@ fn loss_config(terms: &[LossTerm]) -> anyhow::Result<ftuscope::train::LossConfig
         return Err(anyhow!("--loss: every term has weight 0"));
     }
     Ok(config)
+}
+
+/// `--max-minutes`: a positive number of minutes.
+fn positive_minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m > 0.0 && m.is_finite() => Ok(m),
+        _ => Err(format!("'{s}' is not a positive number of minutes")),
+    }
+}
+
+/// A run stopped by `--max-minutes` before its last epoch: its checkpoint is kept and `--resume`
+/// continues it. The command line exits with [`Unfinished::EXIT_CODE`].
+#[derive(Debug)]
+pub struct Unfinished {
+    /// The run folder.
+    pub run: PathBuf,
+    /// Epochs finished, and planned.
+    pub epochs: (usize, usize),
+    /// The time box, minutes.
+    pub minutes: f64,
+}
+
+impl Unfinished {
+    /// The exit code of a time-boxed run that has epochs left.
+    pub const EXIT_CODE: u8 = 3;
+}
+
+impl std::fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stopped at the {} min time box after epoch {} of {}, checkpoint kept: continue with `ftuscope train --resume {}`",
+            self.minutes,
+            self.epochs.0,
+            self.epochs.1,
+            self.run.display()
+        )
+    }
+}
+
+impl std::error::Error for Unfinished {}
+
+/// A run's result, where a stop by the time box (a cancel with `--max-minutes` given) becomes
+/// [`Unfinished`] with the epochs done and planned (from the run's config.json).
+#[cfg(feature = "train")]
+fn time_boxed(
+    result: Result<Vec<ftuscope::train::SlideScore>, ftuscope::train::Error>,
+    run: &std::path::Path,
+    last_epoch: &std::sync::atomic::AtomicUsize,
+    max_minutes: Option<f64>,
+) -> anyhow::Result<Vec<ftuscope::train::SlideScore>> {
+    use burn::config::Config;
+    match (result, max_minutes) {
+        (Err(ftuscope::train::Error::Cancelled), Some(minutes)) => {
+            let planned = ftuscope::train::TrainConfig::load(run.join("config.json")).map(|c| c.epochs).unwrap_or(0);
+            let done = last_epoch.load(std::sync::atomic::Ordering::Relaxed);
+            Err(Unfinished { run: run.to_path_buf(), epochs: (done, planned), minutes }.into())
+        }
+        (result, _) => Ok(result?),
+    }
 }
 
 /// A line above the progress bars, or on stderr when they are hidden (not a terminal).
