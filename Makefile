@@ -14,10 +14,10 @@ PORT        ?= 8000
 SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 
-# wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock. Both tools install without --locked:
-# their lockfiles name versions the registry mirror here lacks.
+# wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock. It installs without --locked: its
+# lockfile names versions the registry mirror here lacks. (No wasm-pack: `make web` calls cargo and
+# wasm-bindgen itself.)
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
-WASM_PACK_VERSION    := 0.15.1
 
 # The wasm toolchain: rustup's target when installed, else Debian's rustc-web with std built from source.
 ifeq ($(shell rustup target list --installed 2>/dev/null | grep -x $(WASM_TRIPLE)),)
@@ -42,20 +42,35 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: bench-peers bench-app setup-parity bench-jpeg2000 check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: setup-apt wasm-build bench-peers bench-app setup-parity bench-jpeg2000 check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
 	@echo "make demo        build the web app and serve it on http://127.0.0.1:$(PORT)"
 	@echo "make test        native tests, wasm tests in headless Chromium (WebGPU), end-to-end test"
-	@echo "make setup       install the wasm toolchain, wasm-bindgen-cli, wasm-pack, Chromium, npm packages"
+	@echo "make setup       install the wasm toolchain, wasm-bindgen-cli, Chromium, npm packages"
 	@echo "make web         build the wasm module into pkg/"
 	@echo "make check-cuda  type-check the CUDA backend (see README: CUDA)"
 	@echo "make build-cuda  build a CUDA-enabled ftuscope binary"
 
+# The native binary, with the features `make test` builds it with (so it reuses that build).
+FTUSCOPE       := $(NATIVE_DIR)/debug/ftuscope
+BUILD_FTUSCOPE := CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --features train --bin ftuscope
+
 ## Installation -------------------------------------------------------------------------------
 
 setup: setup-wasm setup-browser setup-npm setup-vips
+
+# Every Debian package `make test` needs, in one apt call (one `apt-get update`) when any is missing;
+# the setup targets below check their own packages too, for the targets that need only some (`make demo`).
+APT_PACKAGES := chromium chromium-driver libvips-tools libtiff-tools python3-venv libturbojpeg0 llvm-22-dev libzstd-dev
+ifeq ($(WASM_TOOLCHAIN),debian)
+APT_PACKAGES += rustc-web cargo-web rust-web-src rust-web-llvm rust-web-clippy lld-22
+endif
+setup-apt:
+	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done; command -v npm >/dev/null 2>&1 || echo nodejs npm)"; \
+	  if [ -n "$$(echo $$missing)" ]; then echo "installing Debian packages:" $$missing; \
+	    $(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; fi
 
 setup-wasm:
 ifeq ($(WASM_TOOLCHAIN),debian)
@@ -66,9 +81,6 @@ endif
 	@[ "$$($(TOOLS)/bin/wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || { \
 	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(TOOLS)"; \
 	  cargo install --root $(TOOLS) --force wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
-	@[ "$$($(TOOLS)/bin/wasm-pack --version 2>/dev/null)" = "wasm-pack $(WASM_PACK_VERSION)" ] || { \
-	  echo "installing wasm-pack $(WASM_PACK_VERSION) into $(TOOLS)"; \
-	  cargo install --root $(TOOLS) --force wasm-pack --version $(WASM_PACK_VERSION); }
 
 setup-browser:
 	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
@@ -82,8 +94,17 @@ setup-npm:
 
 ## Building and running ------------------------------------------------------------------------
 
-web: setup-wasm setup-npm demo-data
-	$(WASM_ENV) wasm-pack build --dev --target web --out-dir pkg --mode force --no-pack
+# One wasm build serves the browser tests and the app: `cargo test --no-run` of the browser tests also
+# compiles the crate's cdylib (Cargo.toml's crate-type), which wasm-bindgen turns into pkg/, as
+# wasm-pack's --dev build did (--debug JS glue). A separate `cargo build` would compile std and every
+# dependency a second time (a test build's std includes the `test` crate). The cdylib stays in deps/:
+# debug/ftuscope.wasm is the (empty) wasm build of the CLI binary, which the tests' build also makes.
+WASM_MODULE := $(WASM_DIR)/$(WASM_TRIPLE)/debug/deps/ftuscope.wasm
+wasm-build: setup-wasm
+	$(WASM_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web --no-run
+
+web: wasm-build setup-npm demo-data
+	$(TOOLS)/bin/wasm-bindgen --target web --debug --out-dir pkg --out-name ftuscope $(WASM_MODULE)
 	@ls -l pkg/ftuscope_bg.wasm
 	gzip -9 -k -f pkg/ftuscope_bg.wasm pkg/ftuscope.js
 	@echo "first download (gzip): $$(cat pkg/ftuscope_bg.wasm.gz pkg/ftuscope.js.gz | wc -c) bytes of wasm + JS bindings"
@@ -93,19 +114,19 @@ web: setup-wasm setup-npm demo-data
 	cp -r node_modules/openseadragon/build/openseadragon/images www/vendor/openseadragon/
 
 # The demo menu's slides: a synthetic kidney slide made by `ftuscope synth` (with its truth, for the
-# end-to-end test) and the real CMU-1-Small-Region.svs from ../shared/data when present.
+# end-to-end test), the real CMU-1-Small-Region.svs (H&E skin, CC0) and a real PAS kidney tile, both
+# committed under tests/data/ (provenance and licences in tests/data/README.md).
 DEMO_SLIDE := www/demo/synthetic-kidney.tiff
-# Real kidney for the Demo menu: tile 306 of ../shared/data/real-kidney (PAS, MIT; 8 glomeruli, in the
-# held-out block of the bundled model) with its LabelMe outlines, which the app shows and compares.
+# Real kidney for the Demo menu: HuBMAP tile 306 (PAS, MIT; 8 glomeruli, in the held-out block of the
+# bundled model) with its LabelMe outlines, which the app shows and compares.
 DEMO_KIDNEY := 306
 demo-data: $(DEMO_SLIDE)
-	@[ -z "$(FTUSCOPE_DATA)" ] || [ ! -f "$(FTUSCOPE_DATA)/CMU-1-Small-Region.svs" ] || cp -u "$(FTUSCOPE_DATA)/CMU-1-Small-Region.svs" www/demo/
-	@[ -z "$(FTUSCOPE_DATA)" ] || [ ! -f "$(FTUSCOPE_DATA)/real-kidney/$(DEMO_KIDNEY).jpg" ] || { \
-	  cp -u "$(FTUSCOPE_DATA)/real-kidney/$(DEMO_KIDNEY).jpg" www/demo/real-kidney-$(DEMO_KIDNEY).jpg && \
-	  cp -u "$(FTUSCOPE_DATA)/real-kidney/$(DEMO_KIDNEY).json" www/demo/real-kidney-$(DEMO_KIDNEY).json && \
-	  cp -u "$(FTUSCOPE_DATA)/real-kidney/LICENSE" www/demo/real-kidney-LICENSE; }
+	cp -u tests/data/CMU-1-Small-Region.svs www/demo/
+	cp -u tests/data/real-kidney/$(DEMO_KIDNEY).jpg www/demo/real-kidney-$(DEMO_KIDNEY).jpg
+	cp -u tests/data/real-kidney/$(DEMO_KIDNEY).json www/demo/real-kidney-$(DEMO_KIDNEY).json
+	cp -u tests/data/real-kidney/LICENSE www/demo/real-kidney-LICENSE
 $(DEMO_SLIDE):
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(BUILD_FTUSCOPE)
 	rm -rf target/demo-synth && $(FTUSCOPE) synth --out target/demo-synth --count 1 --size 6000x4000 --seed 7
 	mkdir -p www/demo && id=$$(tail -1 target/demo-synth/train.csv | cut -d, -f1) && \
 	  cp target/demo-synth/train/$$id.tiff $(DEMO_SLIDE) && cp target/demo-synth/train/$$id.json www/demo/synthetic-kidney.json && \
@@ -128,11 +149,12 @@ demo: setup web-release
 
 ## Tests --------------------------------------------------------------------------------------
 
-test: check test-native check-cuda test-wasm test-e2e
+test: setup-apt check test-native check-cuda test-wasm test-e2e
 
 # Formatting and lints: rustfmt (rustfmt.toml) and clippy with warnings as errors for the native
 # features (here), CUDA (check-cuda) and the wasm target (every wasm build, see WASM_ENV).
 check:
+	bash .ci/no-machine-paths.sh
 	cargo fmt --check
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo clippy --features wgpu,train --all-targets -- -D warnings
 
@@ -150,14 +172,16 @@ setup-vips:
 	@[ -x $(PY) ] || python3 -m venv $(CACHE)/py
 	@$(PY) -c 'import tifffile, numpy, imagecodecs, openslide, wsidicomizer' 2>/dev/null || $(PY) -m pip install -q $(TIFFFILE)
 
-# The real third-party slides (CMU-1-Small-Region.svs) live beside the clone.
-FTUSCOPE_DATA ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))
+# Everything the tests read is in the clone (tests/data/). FTUSCOPE_DATA, when set, names a folder of
+# larger real data (real-kidney/ with all 110 HuBMAP tiles, …): the tests that need it run, and say
+# they are skipped without it.
+FTUSCOPE_DATA ?=
 
 test-native: setup-vips setup-npm
 	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test --features train
 
 # The browser tests read slides from a local Range server (CORS, misbehaving modes) on port 8788.
-test-wasm: setup-wasm setup-browser setup-npm
+test-wasm: wasm-build setup-browser setup-npm
 	@node tests/server/range-server.mjs 8788 tests/data & server=$$!; trap "kill $$server" EXIT; sleep 0.5; \
 	  $(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --nocapture
 
@@ -229,30 +253,29 @@ gpu-check: setup-cuda
 ## Benchmarks (not part of `make test`; their output is quoted in the README) ---------------------
 
 BENCH_DIR := $(CACHE)/bench
-FTUSCOPE  := $(NATIVE_DIR)/debug/ftuscope
 # Synthetic JPEG slides for the benchmarks, made once: 8000² tiled 512 (native), 4096² (browser),
 # and a flat 30000×37000 BigTIFF (memory).
 $(BENCH_DIR)/%/done:
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(BUILD_FTUSCOPE)
 	$(FTUSCOPE) synth --out $(BENCH_DIR)/$* --count 1 --seed 11 --size $(word 2,$(subst -, ,$*)) $(if $(findstring big,$*),--bigtiff,)
 	touch $@
 
 bench-read: setup-vips $(BENCH_DIR)/read-8000x8000/done
 	@$(PY) -c 'import imagecodecs' 2>/dev/null || $(PY) -m pip install -q imagecodecs==2025.8.2
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(BUILD_FTUSCOPE)
 	$(PY) .ci/bench_read.py $(FTUSCOPE) $$(ls $(BENCH_DIR)/read-8000x8000/train/*.tiff)
 
 # JPEG 2000 (Aperio 33003/33005) tile decoding natively beside OpenSlide 4 on the same files.
 bench-jpeg2000: setup-vips
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
-	$(PY) .ci/bench_jpeg2000.py $(FTUSCOPE) $(FTUSCOPE_DATA)/CMU-1-Small-Region.svs $(BENCH_DIR)/jpeg2000
+	$(BUILD_FTUSCOPE)
+	$(PY) .ci/bench_jpeg2000.py $(FTUSCOPE) tests/data/CMU-1-Small-Region.svs $(BENCH_DIR)/jpeg2000
 
 bench-browser: web setup-npm $(BENCH_DIR)/browser-4096x4096/done
 	mkdir -p target/bench && ln -sf $$(ls $(BENCH_DIR)/browser-4096x4096/train/*.tiff) target/bench/browser.tiff
 	node tests/bench/read.mjs target/bench/browser.tiff
 
 bench-memory: $(BENCH_DIR)/big-30000x37000/done
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(BUILD_FTUSCOPE)
 	mkdir -p target/bench
 	/usr/bin/time -f "bench read level 0: %e s, peak RSS %M KiB" $(FTUSCOPE) bench read $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 	/usr/bin/time -f "thumbnail (overviews from one pass): %e s, peak RSS %M KiB" $(FTUSCOPE) thumbnail \
@@ -261,42 +284,58 @@ bench-memory: $(BENCH_DIR)/big-30000x37000/done
 # Whole-slide inference cost follows tissue, not area: 12000² slides with ~20% and ~60% tissue, then
 # the 30000×37000 slide with peak RSS (untrained tiny U-Net: measures the engine, not a detector).
 bench-infer: $(BENCH_DIR)/big-30000x37000/done
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(BUILD_FTUSCOPE)
 	for t in 0.7 1.25; do \
 	  [ -f $(BENCH_DIR)/tissue-$$t/train.csv ] || $(FTUSCOPE) synth --out $(BENCH_DIR)/tissue-$$t --count 1 --seed 11 --size 12000x12000 --tissue-scale $$t; \
 	  /usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/tissue-$$t/train/*.tiff); done
 	/usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
 
 # The bundled demo model, reproducibly (~70 min on 2 cores): a small U-Net (2 µm/px input, 512 µm
-# windows, resampled per slide by its pixel size) trained on the real PAS kidney tiles of
-# ../shared/data/real-kidney (≈1 µm/px, weight 3) mixed with 8 synthetic 6000×4500 slides (0.5 µm/px,
+# windows, resampled per slide by its pixel size) trained on the real PAS kidney tiles in
+# $(DATA)/real-kidney (≈1 µm/px, weight 3) mixed with 8 synthetic 6000×4500 slides (0.5 µm/px,
 # weight 1), the last contiguous block of tiles (fold 3 of 4: tiles 279–339) held out and scored by the
 # whole-image engine (pooled Dice, object recall/precision), exported to www/models/demo/. --min-area 5000
 # (µm² at 1 µm/px) sits just below the smallest glomerulus outlined in the training tiles (5197 px²).
 DEMO_DIR := $(CACHE)/demo-real
+# Minutes one `make demo-model` may train before it stops at an epoch's end (run it again to resume).
+DEMO_MINUTES ?= 70
+# The training data is named, not assumed: DATA=DIR holds real-kidney/ (FTUSCOPE_DATA when set).
+DATA ?= $(FTUSCOPE_DATA)
+DATA_HELP := DIR/real-kidney/ must hold the 110 HuBMAP PAS tiles (N.jpg, 1600×1200) with their LabelMe outlines \
+  (N.json, label 'Glomeruli') and LICENSE: the folder 'Mask R-CNN/images/train/' of the cns-iu/ccf-research-ftu \
+  repository on GitHub (MIT). Then: make demo-model DATA=DIR
 DEMO_TRAIN := --arch unet-tiny --tiny-widths 16,24,32,48,64 --decoder-channels 32,24,16,12,8 --size 256 \
   --input-pixel-size 2 --tile-overlap 128 --epochs 8 --samples-per-epoch 1800 --batch 8 --lr 3e-3 --schedule onecycle \
   --loss bce:1,dice:1 --folds 4 --fold 3 --seed 7 --min-area 5000 --stain 0.1 --scale-jitter 0.15
-DEMO_TRAINED_ON := real human kidney, PAS stain: 82 of the 110 HuBMAP tiles in ../shared/data/real-kidney (Vanderbilt TMC \
+DEMO_TRAINED_ON := real human kidney, PAS stain: 82 of the 110 HuBMAP tiles of cns-iu/ccf-research-ftu (Vanderbilt TMC \
   slides, tiled and outlined by the Indiana University CNS team, MIT; 1600×1200 at ≈1 µm/px; 327 glomeruli), mixed with \
   synthetic tissue (ftuscope synth, 6 slides)
 DEMO_LIMITS := PAS-stained human kidney only. Not validated on H&E, trichrome, silver or other stains, on other \
   species, on other labs' scanners or on whole slides (only on 28 held-out tiles of the same source). Research use, \
   not for diagnosis.
 demo-model:
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --features train --bin ftuscope
-	@[ -f "$(FTUSCOPE_DATA)/real-kidney/2.json" ] || { echo "the real kidney tiles are not in FTUSCOPE_DATA=$(FTUSCOPE_DATA)"; exit 1; }
+	@[ -n "$(DATA)" ] && [ -f "$(DATA)/real-kidney/2.json" ] || { echo "no real kidney tiles in DATA='$(DATA)': $(DATA_HELP)"; exit 2; }
+	$(BUILD_FTUSCOPE)
 	[ -f $(DEMO_DIR)/synth/train.csv ] || $(FTUSCOPE) synth --out $(DEMO_DIR)/synth --count 8 --size 6000x4500 --seed 2026
-	rm -rf $(DEMO_DIR)/run
-	$(FTUSCOPE) train --data "$(FTUSCOPE_DATA)/real-kidney,pixel-size=1,weight=3" --data $(DEMO_DIR)/synth,weight=1 \
-	  --run $(DEMO_DIR)/run --cache $(DEMO_DIR)/tiles $(DEMO_TRAIN) --trained-on "$(DEMO_TRAINED_ON)" --limits "$(DEMO_LIMITS)"
+	@# An unfinished run in the run folder (stopped by the time box, or killed) is resumed; else a new one starts.
+	@# Each invocation is time-boxed (DEMO_MINUTES): exit code 3 means "run make demo-model again".
+	status=0; if [ -f $(DEMO_DIR)/run/config.json ] && [ ! -f $(DEMO_DIR)/run/finished ]; then \
+	  $(FTUSCOPE) train --resume $(DEMO_DIR)/run --cache $(DEMO_DIR)/tiles --max-minutes $(DEMO_MINUTES) || status=$$?; \
+	else \
+	  rm -rf $(DEMO_DIR)/run; \
+	  $(FTUSCOPE) train --data "$(DATA)/real-kidney,pixel-size=1,weight=3" --data $(DEMO_DIR)/synth,weight=1 \
+	    --run $(DEMO_DIR)/run --cache $(DEMO_DIR)/tiles $(DEMO_TRAIN) --trained-on "$(DEMO_TRAINED_ON)" --limits "$(DEMO_LIMITS)" \
+	    --max-minutes $(DEMO_MINUTES) || status=$$?; \
+	fi; \
+	[ $$status -ne 3 ] || echo "demo-model: time box reached; 'make demo-model DATA=$(DATA)' continues the run"; exit $$status
+	touch $(DEMO_DIR)/run/finished
 	$(FTUSCOPE) export $(DEMO_DIR)/run --out www/models/demo --name demo
 	cp $(DEMO_DIR)/run/metrics.csv $(DEMO_DIR)/run/validation.csv $(DEMO_DIR)/run/loss.png $(DEMO_DIR)/run/dice.png www/models/demo/
-	$(FTUSCOPE) eval --truth "$(FTUSCOPE_DATA)/real-kidney" --fold 3/4 --model www/models/demo --pixel-size 1
+	$(FTUSCOPE) eval --truth "$(DATA)/real-kidney" --fold 3/4 --model www/models/demo --pixel-size 1
 
 # Training throughput on this machine's CPU: the demo network and U-Net-effb0 at 256 and 512.
 bench-train:
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --features train --bin ftuscope
+	$(BUILD_FTUSCOPE)
 	$(FTUSCOPE) bench train --model www/models/demo --size 256 --batch 8 --steps 10
 	$(FTUSCOPE) bench train --model www/models/demo --size 512 --batch 4 --steps 5
 	$(FTUSCOPE) bench train --arch unet-efficientnet-b0 --size 256 --batch 4 --steps 3
@@ -327,7 +366,7 @@ parity: setup-parity
 # PyTorch logits in target/peers), then in headless Chromium against onnxruntime-web 1.30 (npm) on its
 # wasm and webgpu execution providers (tests/bench/peers.mjs). Not part of `make test`.
 bench-peers: web setup-browser setup-npm setup-parity
-	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo build --bin ftuscope
+	$(BUILD_FTUSCOPE)
 	$(PARITY_PY) .ci/bench_peers.py $(FTUSCOPE) www/models/demo target/peers
 	node tests/bench/peers.mjs
 
