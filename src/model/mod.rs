@@ -146,6 +146,55 @@ mod tests {
         }
     }
 
+    /// The vendored burn-flex computes depthwise-convolution gradients with direct kernels
+    /// (vendor/README.md). A depthwise convolution equals a dense (`groups = 1`) convolution whose
+    /// weight is block-diagonal, so outputs, input gradients (the dense one by upstream's
+    /// unpatched path) and the diagonal of the dense weight gradient (patched: im2col + GEMM,
+    /// checked against the definition in the vendored crate's tests) must all agree, on random
+    /// data and awkward geometries, through burn's autodiff as training uses it.
+    #[test]
+    fn depthwise_gradients_equal_the_dense_path() {
+        use burn::tensor::module::conv2d;
+        use burn::tensor::ops::ConvOptions;
+        let device = Device::flex().autodiff();
+        let mut rng = crate::rng::SplitMix64::new(11);
+        let mut random = |dims: [usize; 4]| -> Vec<f32> { (0..dims.iter().product()).map(|_| rng.signed_f32()).collect() };
+        let (b, c, h, w) = (2, 5, 13, 11);
+        // (kernel, stride, padding, dilation), as EfficientNet uses them and beyond.
+        for (k, stride, pad, dil) in [(3, 1, 1, 1), (5, 2, 2, 1), (3, 2, 1, 1), (3, 1, 2, 2), (1, 1, 0, 1)] {
+            let x_values = random([b, c, h, w]);
+            let w_values = random([c, 1, k, k]);
+            let mut dense = vec![0f32; c * c * k * k];
+            for ch in 0..c {
+                dense[(ch * c + ch) * k * k..][..k * k].copy_from_slice(&w_values[ch * k * k..][..k * k]);
+            }
+            let run = |weight: Vec<f32>, in_per_group: usize, groups: usize| {
+                let x = Tensor::<4>::from_data(TensorData::new(x_values.clone(), [b, c, h, w]), &device).require_grad();
+                let wt = Tensor::<4>::from_data(TensorData::new(weight, [c, in_per_group, k, k]), &device).require_grad();
+                let options = ConvOptions::new([stride; 2], [pad; 2], [dil; 2], groups);
+                let y = conv2d(x.clone(), wt.clone(), None, options);
+                let dims = y.dims();
+                let r: Vec<f32> = (0..dims.iter().product::<usize>()).map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0).collect();
+                let loss = (y.clone() * Tensor::<4>::from_data(TensorData::new(r, dims), &device)).sum();
+                let grads = loss.backward();
+                let flat = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+                (flat(y.inner()), flat(x.grad(&grads).unwrap()), flat(wt.grad(&grads).unwrap()))
+            };
+            let (y_dw, dx_dw, dw_dw) = run(w_values.clone(), 1, c);
+            let (y_dense, dx_dense, dw_dense) = run(dense, c, 1);
+            let dw_diag: Vec<f32> = (0..c).flat_map(|ch| dw_dense[(ch * c + ch) * k * k..][..k * k].to_vec()).collect();
+            let close = |what: &str, a: &[f32], e: &[f32]| {
+                assert_eq!(a.len(), e.len(), "{what}");
+                let scale = e.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(e).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(worst <= 1e-5 * scale, "k{k} s{stride} p{pad} d{dil} {what}: max |Δ| {worst} (values up to {scale})");
+            };
+            close("output", &y_dw, &y_dense);
+            close("input gradient", &dx_dw, &dx_dense);
+            close("weight gradient", &dw_dw, &dw_diag);
+        }
+    }
+
     #[test]
     fn config_round_trips_through_json() {
         let config = SegmenterConfig::new("efficientnet-b4".parse().unwrap(), DecoderKind::Fpn).with_attention(true);

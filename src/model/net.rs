@@ -17,6 +17,9 @@ pub enum EncoderKind {
     /// EfficientNet-b0…b7 (timm), smp's `timm-efficientnet-bN`.
     #[serde(rename = "efficientnet")]
     EfficientNet(u8),
+    /// EfficientNet-Lite0 (timm's `efficientnet_lite0`), smp's `timm-efficientnet-lite0`.
+    #[serde(rename = "efficientnet-lite")]
+    EfficientNetLite(u8),
     /// ResNet-34 or ResNet-50 (torchvision), smp's `resnet34` / `resnet50`.
     #[serde(rename = "resnet")]
     ResNet(u16),
@@ -28,7 +31,8 @@ pub enum EncoderKind {
 impl std::str::FromStr for EncoderKind {
     type Err = super::Error;
 
-    /// `efficientnet-b0`…`efficientnet-b7` (or `timm-efficientnet-bN`), `resnet34`, `resnet50`, `tiny`.
+    /// `efficientnet-b0`…`efficientnet-b7` (or `timm-efficientnet-bN`), `efficientnet-lite0`,
+    /// `resnet34`, `resnet50`, `tiny`.
     fn from_str(s: &str) -> Result<Self, super::Error> {
         let s = s.trim().to_ascii_lowercase();
         let s = s.strip_prefix("timm-").unwrap_or(&s);
@@ -36,10 +40,11 @@ impl std::str::FromStr for EncoderKind {
             "resnet34" => Ok(Self::ResNet(34)),
             "resnet50" => Ok(Self::ResNet(50)),
             "tiny" => Ok(Self::Tiny),
+            "efficientnet-lite0" => Ok(Self::EfficientNetLite(0)),
             _ => match s.strip_prefix("efficientnet-b").and_then(|n| n.parse::<u8>().ok()) {
                 Some(n) if n <= 7 => Ok(Self::EfficientNet(n)),
                 _ => Err(super::Error::UnknownArch(format!(
-                    "unknown encoder '{s}': expected efficientnet-b0…b7, resnet34, resnet50 or tiny"
+                    "unknown encoder '{s}': expected efficientnet-b0…b7, efficientnet-lite0, resnet34, resnet50 or tiny"
                 ))),
             },
         }
@@ -50,6 +55,7 @@ impl std::fmt::Display for EncoderKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::EfficientNet(n) => write!(f, "efficientnet-b{n}"),
+            Self::EfficientNetLite(n) => write!(f, "efficientnet-lite{n}"),
             Self::ResNet(d) => write!(f, "resnet{d}"),
             Self::Tiny => write!(f, "tiny"),
         }
@@ -180,9 +186,18 @@ impl SegmenterConfig {
     /// The five feature channels (strides 2…32) of the configured encoder.
     pub fn feature_channels(&self) -> [usize; 5] {
         match self.encoder {
-            EncoderKind::EfficientNet(n) => efficientnet::feature_channels(n as usize),
             EncoderKind::ResNet(d) => resnet::feature_channels(d as usize),
             EncoderKind::Tiny => self.tiny_widths,
+            _ => efficientnet::feature_channels(self.efficientnet().expect("an EfficientNet encoder")),
+        }
+    }
+
+    /// The EfficientNet variant of the encoder, if it is one.
+    pub fn efficientnet(&self) -> Option<efficientnet::Variant> {
+        match self.encoder {
+            EncoderKind::EfficientNet(n) => Some(efficientnet::Variant { scale: n as usize, lite: false }),
+            EncoderKind::EfficientNetLite(n) => Some(efficientnet::Variant { scale: n as usize, lite: true }),
+            _ => None,
         }
     }
 
@@ -195,6 +210,12 @@ impl SegmenterConfig {
             Some(c) => invalid(format!("{name} has {c} channels; each layer needs 1 to {MAX_CHANNELS}")),
             None => Ok(()),
         };
+        match self.encoder {
+            EncoderKind::EfficientNet(n) if n > 7 => return invalid(format!("efficientnet-b{n} does not exist (b0…b7)")),
+            EncoderKind::EfficientNetLite(n) if n > 0 => return invalid(format!("efficientnet-lite{n} is not built (only lite0)")),
+            EncoderKind::ResNet(d) if d != 34 && d != 50 => return invalid(format!("resnet{d} is not built (resnet34, resnet50)")),
+            _ => {}
+        }
         if self.decoder_channels.len() != 5 {
             return invalid(format!("decoder_channels must have 5 stages, not {}", self.decoder_channels.len()));
         }
@@ -218,8 +239,9 @@ impl SegmenterConfig {
     pub fn init(&self, device: &Device) -> SegmentationModel {
         let features = self.feature_channels();
         let encoder = match self.encoder {
-            EncoderKind::EfficientNet(n) => {
-                Encoder::EfficientNet(EfficientNet::new(device, n as usize, self.in_channels, self.drop_path_rate))
+            EncoderKind::EfficientNet(_) | EncoderKind::EfficientNetLite(_) => {
+                let variant = self.efficientnet().expect("an EfficientNet encoder");
+                Encoder::EfficientNet(EfficientNet::new(device, variant, self.in_channels, self.drop_path_rate))
             }
             EncoderKind::ResNet(d) => Encoder::ResNet(ResNet::new(device, d as usize, self.in_channels)),
             EncoderKind::Tiny => {
