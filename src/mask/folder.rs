@@ -1,6 +1,7 @@
 //! Annotated image folders: images (PNG, JPEG, TIFF) each with its glomeruli as LabelMe JSON
 //! (`<name>.json` with `shapes`), QuPath/HuBMAP GeoJSON (`<name>.json` or `<name>.geojson`) or a
-//! mask image (`<name>_mask.png`, `<name>.mask.png` or `masks/<name>.png`; non-zero = glomerulus).
+//! mask image (`<name>_mask.png`, `<name>.mask.png`, `masks/<name>.png`, or `../masks/<name>.png`
+//! beside a folder named `images`; non-zero = glomerulus).
 //! What users have besides the Kaggle layout: exported tiles, microscope snapshots, LabelMe work.
 //!
 //! Annotations whose class names a glomerulus (contains "glomerul", any case) or has no class count;
@@ -132,6 +133,12 @@ pub fn fold_split(groups: &[String], folds: usize, fold: usize) -> (Vec<String>,
 
 /// The labelled images of folder `dir`, in natural order of their names.
 pub fn read_folder(dir: &Path) -> Result<Vec<LabelledImage>, Error> {
+    list_images(dir)?.into_iter().map(|(id, image)| labelled(dir, id, image)).collect()
+}
+
+/// The images of folder `dir` (PNG, JPEG or TIFF; not mask PNGs) as (id, path), in natural order
+/// of their names; an error when there are none.
+pub fn list_images(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let folder_error = |e: &dyn std::fmt::Display| Error::Folder(format!("{}: {e}", dir.display()));
     let mut images = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| folder_error(&e))? {
@@ -151,7 +158,7 @@ pub fn read_folder(dir: &Path) -> Result<Vec<LabelledImage>, Error> {
         return Err(folder_error(&"no images (PNG, JPEG or TIFF) in the folder"));
     }
     images.sort_by_cached_key(|(id, _)| natural_key(id));
-    images.into_iter().map(|(id, image)| labelled(dir, id, image)).collect()
+    Ok(images)
 }
 
 fn labelled(dir: &Path, id: String, image: PathBuf) -> Result<LabelledImage, Error> {
@@ -166,13 +173,16 @@ fn labelled(dir: &Path, id: String, image: PathBuf) -> Result<LabelledImage, Err
         let annotations = annotations.into_iter().filter(is_glomerulus).collect();
         return Ok(LabelledImage { id, image, truth_file: path, truth: Truth::Outlines(annotations) });
     }
-    for path in [dir.join(format!("{id}_mask.png")), dir.join(format!("{id}.mask.png")), dir.join("masks").join(format!("{id}.png"))] {
+    // `images/N.png` beside `masks/N.png` (a common Kaggle layout) as well as masks in the folder.
+    let sibling = (dir.file_name().is_some_and(|n| n == "images")).then(|| dir.with_file_name("masks").join(format!("{id}.png")));
+    let candidates = [dir.join(format!("{id}_mask.png")), dir.join(format!("{id}.mask.png")), dir.join("masks").join(format!("{id}.png"))];
+    for path in candidates.into_iter().chain(sibling) {
         if path.is_file() {
             return Ok(LabelledImage { id, image, truth_file: path.clone(), truth: Truth::Mask(path) });
         }
     }
     Err(Error::Folder(format!(
-        "{}: no annotations for this image (expected {id}.json (LabelMe or GeoJSON), {id}.geojson, {id}_mask.png, {id}.mask.png or masks/{id}.png)",
+        "{}: no annotations for this image (expected {id}.json (LabelMe or GeoJSON), {id}.geojson, {id}_mask.png, {id}.mask.png, masks/{id}.png or, for a folder named images, ../masks/{id}.png)",
         image.display()
     )))
 }
@@ -241,6 +251,14 @@ mod tests {
         let empty = dir.join("masks");
         std::fs::remove_file(empty.join("10.png")).unwrap();
         assert!(matches!(read_folder(&empty), Err(Error::Folder(m)) if m.contains("no images")));
+        // `images/N.png` beside `masks/N.png` (red on black, as other labs ship them).
+        let kaggle = dir.join("kaggle");
+        std::fs::create_dir_all(kaggle.join("images")).unwrap();
+        std::fs::create_dir_all(kaggle.join("masks")).unwrap();
+        write(&kaggle.join("images"), "7.png", &image);
+        write(&kaggle.join("masks"), "7.png", &png(40, 30, |x, y| if inside(x, y) { [255, 0, 0] } else { [0, 0, 0] }));
+        let images = read_folder(&kaggle.join("images")).unwrap();
+        assert_eq!(images[0].objects(40, 30).unwrap().0, want);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -15,7 +15,7 @@ mod rle;
 
 pub use binary::BinaryMask;
 #[cfg(not(target_arch = "wasm32"))]
-pub use folder::{LabelledImage, Truth, fold_split, natural_key, read_folder};
+pub use folder::{LabelledImage, Truth, fold_split, list_images, natural_key, read_folder};
 pub use geojson::{Annotation, read_annotations, write_annotations};
 pub use labelme::{LabelMe, read_labelme, read_outlines};
 pub use metrics::{IOU_MATCH, Runs, Scores, dice, dice_rle, mean_dice, rle_objects, score_objects, score_rle};

@@ -267,6 +267,20 @@ impl EfficientNet {
         out
     }
 
+    /// Freezes the layers of the first `levels` features (0–5): the stem, then the stages that
+    /// end at strides 4, 8, 16 and 32 ([`Module::freeze`]: untrained, norms on running statistics).
+    pub fn freeze_levels(mut self, levels: usize) -> Self {
+        if levels >= 1 {
+            self.conv_stem = self.conv_stem.freeze();
+            self.bn1 = self.bn1.freeze();
+        }
+        let stages = [0, 0, 2, 3, 5, 7][levels.min(5)];
+        for stage in self.blocks.iter_mut().take(stages) {
+            *stage = core::mem::take(stage).into_iter().map(Module::freeze).collect();
+        }
+        self
+    }
+
     /// Folds every norm into the convolution before it (inference).
     pub fn fold(&mut self) {
         fold(&mut self.conv_stem, &mut self.bn1);

@@ -275,7 +275,44 @@ impl SegmenterConfig {
     }
 }
 
+/// Puts every batch norm it maps on its running statistics (their training flag off), leaving
+/// the scale and shift trainable.
+struct NormsOnRunningStatistics;
+
+impl burn::module::ModuleMapper for NormsOnRunningStatistics {
+    fn map_flag(&mut self, flag: burn::module::Param<burn::module::Flag>) -> burn::module::Param<burn::module::Flag> {
+        flag.with_value(false)
+    }
+}
+
 impl SegmentationModel {
+    /// Fine-tuning a pretrained encoder: freezes the layers of its first `levels` features (0–5:
+    /// the stride-2 stem, then the stages ending at strides 4…32), which then neither train nor
+    /// update their batch-norm statistics; with `norms`, every batch norm of the encoder normalises
+    /// with its running statistics (a pretrained encoder's ImageNet ones) instead of the batch's,
+    /// its scale and shift still trained. The decoder is untouched.
+    pub fn freeze_encoder(mut self, levels: usize, norms: bool) -> Self {
+        self.encoder = match self.encoder {
+            Encoder::EfficientNet(e) => Encoder::EfficientNet(e.freeze_levels(levels)),
+            Encoder::ResNet(r) => Encoder::ResNet(r.freeze_levels(levels)),
+            Encoder::Tiny(mut t) => {
+                for stage in t.stages.iter_mut().take(levels) {
+                    *stage = stage.clone().freeze();
+                }
+                Encoder::Tiny(t)
+            }
+        };
+        if norms {
+            self.encoder = self.encoder.map(&mut NormsOnRunningStatistics);
+        }
+        self
+    }
+
+    /// The encoder's parameters, e.g. to give them their own learning rate.
+    pub fn encoder_params(&self) -> burn::module::ParamGroup {
+        burn::module::ParamGroup::ids_from_module(self.encoder.clone())
+    }
+
     /// The network for inference: every batch norm folded into the convolution before it
     /// (`blocks::fold`), the same logits to float rounding at a fraction of the passes over the
     /// activations. Not for training or saving: its weights no longer match the weights file.

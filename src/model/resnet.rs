@@ -144,6 +144,21 @@ impl ResNet {
         out
     }
 
+    /// Freezes the layers of the first `levels` features (0–5): the stem, then layer1…layer4
+    /// ([`Module::freeze`]: untrained, norms on running statistics).
+    pub fn freeze_levels(mut self, levels: usize) -> Self {
+        if levels >= 1 {
+            self.conv1 = self.conv1.freeze();
+            self.bn1 = self.bn1.freeze();
+        }
+        for (level, layer) in [&mut self.layer1, &mut self.layer2, &mut self.layer3, &mut self.layer4].into_iter().enumerate() {
+            if levels >= level + 2 {
+                *layer = core::mem::take(layer).into_iter().map(Module::freeze).collect();
+            }
+        }
+        self
+    }
+
     /// Folds every norm into the convolution before it (inference).
     pub fn fold(&mut self) {
         fold(&mut self.conv1, &mut self.bn1);

@@ -28,19 +28,28 @@ pub struct DatasetConfig {
     /// Its share of the training draws, relative to the other datasets' weights.
     #[config(default = 1.0)]
     pub weight: f64,
+    /// A folder of images that hold no glomerulus (other organs, non-kidney tissue, pen marks,
+    /// glass): negatives, read without annotation files.
+    #[config(default = false)]
+    pub negative: bool,
 }
 
 impl DatasetConfig {
-    /// Parses `LOCATION[,pixel-size=UM][,weight=W]` (the `--data` syntax).
+    /// Parses `LOCATION[,pixel-size=UM][,weight=W][,negative]` (the `--data` syntax).
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut parts = spec.split(',');
         let location = parts.next().unwrap_or("").trim();
         if location.is_empty() {
-            return Err(format!("'{spec}': expected LOCATION[,pixel-size=UM][,weight=W]"));
+            return Err(format!("'{spec}': expected LOCATION[,pixel-size=UM][,weight=W][,negative]"));
         }
         let mut config = Self::new(location.to_string());
         for part in parts {
-            let (key, value) = part.split_once('=').ok_or_else(|| format!("'{part}': expected KEY=VALUE (pixel-size or weight)"))?;
+            if part.trim() == "negative" {
+                config.negative = true;
+                continue;
+            }
+            let (key, value) =
+                part.split_once('=').ok_or_else(|| format!("'{part}': expected KEY=VALUE (pixel-size or weight) or negative"))?;
             let number: f64 = value.trim().parse().map_err(|_| format!("'{part}': {value} is not a number"))?;
             if !(number.is_finite() && number > 0.0) {
                 return Err(format!("'{part}': must be positive"));
@@ -48,7 +57,7 @@ impl DatasetConfig {
             match key.trim() {
                 "pixel-size" => config.pixel_size_um = Some(number),
                 "weight" => config.weight = number,
-                other => return Err(format!("'{other}': unknown dataset option (pixel-size, weight)")),
+                other => return Err(format!("'{other}': unknown dataset option (pixel-size, weight, negative)")),
             }
         }
         Ok(config)
@@ -109,7 +118,7 @@ pub async fn read_datasets(datasets: &[DatasetConfig]) -> Result<Vec<SlideEntry>
     }
     let mut all = Vec::new();
     for (k, dataset) in datasets.iter().enumerate() {
-        let mut entries = read_dataset(&dataset.location).await?;
+        let mut entries = if dataset.negative { read_negatives(&dataset.location)? } else { read_dataset(&dataset.location).await? };
         for e in &mut entries {
             e.dataset = k;
             e.pixel_size_um = dataset.pixel_size_um;
@@ -130,6 +139,28 @@ pub async fn read_dataset(root: &str) -> Result<Vec<SlideEntry>, Error> {
         return read_image_folder(root).await;
     }
     read_kaggle(root).await
+}
+
+/// A local folder of images without glomeruli ([`DatasetConfig::negative`]): each image its own
+/// group, its mask empty.
+fn read_negatives(root: &str) -> Result<Vec<SlideEntry>, Error> {
+    if root.starts_with("http://") || root.starts_with("https://") {
+        return Err(Error::Data(format!("{root}: negatives are read from a local folder of images")));
+    }
+    let images = crate::mask::list_images(Path::new(root)).map_err(|e| Error::Data(e.to_string()))?;
+    Ok(images
+        .into_iter()
+        .map(|(id, path)| SlideEntry {
+            group: id.clone(),
+            id,
+            location: path.display().to_string(),
+            rle: String::new(),
+            anatomy: Vec::new(),
+            dataset: 0,
+            pixel_size_um: None,
+            objects: Vec::new(),
+        })
+        .collect())
 }
 
 /// An annotated image folder ([`crate::mask::read_folder`]); `groups.csv` (`id,group`), when
@@ -646,6 +677,28 @@ mod tests {
         let held = held_out(&entries, 2, 0);
         assert_eq!(held, [true, true, false], "a slide's images stay in one fold");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A folder of images without annotations is a clean error as a labelled dataset and, marked
+    /// `negative`, a dataset of empty masks, each image its own group.
+    #[test]
+    fn negative_folders_read_without_annotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = image::RgbaImage::from_pixel(20, 10, image::Rgba([230, 150, 180, 255]));
+        for id in ["fat", "stroma"] {
+            image.save(dir.path().join(format!("{id}.png"))).unwrap();
+        }
+        let root = dir.path().to_str().unwrap().to_string();
+        let err = futures_lite::future::block_on(read_datasets(&[DatasetConfig::new(root.clone())])).unwrap_err();
+        assert!(err.to_string().contains("no annotations"), "{err}");
+        let spec = DatasetConfig::parse(&format!("{root},negative,weight=2")).unwrap();
+        assert!(spec.negative && spec.weight == 2.0);
+        let entries = futures_lite::future::block_on(read_datasets(&[spec])).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| (e.id.as_str(), e.group.as_str(), e.rle.as_str())).collect::<Vec<_>>(),
+            [("fat", "fat", ""), ("stroma", "stroma", "")]
+        );
+        assert!(read_negatives("https://example.org/negatives").is_err());
     }
 
     #[test]

@@ -127,6 +127,18 @@ pub struct TrainConfig {
     /// own annotated tiles. Its network must be `model` exactly; the optimiser starts fresh.
     #[config(default = "None")]
     pub init: Option<String>,
+    /// Fine-tuning: the encoder's learning rate as a fraction of `lr` (e.g. 0.1 for a pretrained
+    /// encoder under a fresh decoder).
+    #[config(default = 1.0)]
+    pub encoder_lr: f64,
+    /// Fine-tuning: encoder feature levels (0–5: the stride-2 stem, then the stages ending at
+    /// strides 4…32) kept frozen: not trained, their batch norms on running statistics.
+    #[config(default = 0)]
+    pub frozen_levels: usize,
+    /// Fine-tuning: every batch norm of the encoder normalises with its running statistics (a
+    /// pretrained encoder's) instead of the batch's; their scale and shift still train.
+    #[config(default = false)]
+    pub frozen_norms: bool,
 }
 
 impl TrainConfig {
@@ -161,6 +173,12 @@ impl TrainConfig {
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("learning rate {} must be positive", self.lr));
+        }
+        if !(self.encoder_lr >= 0.0 && self.encoder_lr.is_finite()) {
+            return bad(format!("encoder learning-rate fraction {} must be 0 or more", self.encoder_lr));
+        }
+        if self.frozen_levels > 5 {
+            return bad(format!("frozen levels {} must be 0…5 (the encoder has five)", self.frozen_levels));
         }
         Ok(())
     }

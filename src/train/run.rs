@@ -16,7 +16,9 @@ use crate::model::{Manifest, Precision, SegmentationModel, SegmenterConfig, fold
 use crate::rng::{SplitMix64, mix};
 use crate::slide::source::open_native;
 use crate::slide::{Slide, SlideOptions};
-use burn::module::Module;
+use burn::lr_scheduler::constant::ConstantLr;
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::module::{Module, ParamGroup};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::prelude::*;
 use futures_lite::future::block_on;
@@ -170,16 +172,23 @@ pub fn resume(
 
 /// The weights of the model folder `dir` on the training device, for a run that starts from them
 /// (`TrainConfig::init`); a folder whose network is not `model` is refused, naming both.
+/// The learning rate of each parameter: `lr`, the encoder's (`encoder`) scaled by `encoder_lr`.
+pub(crate) fn learning_rates(lr: f64, encoder_lr: f64, encoder: &ParamGroup) -> ModuleLearningRate {
+    if encoder_lr == 1.0 {
+        return lr.into();
+    }
+    ModuleLrScheduler::new(ConstantLr::from(lr)).with_group(encoder.clone(), ConstantLr::from(lr * encoder_lr)).step()
+}
+
 fn start_from(dir: &str, model: &SegmenterConfig, device: &Device) -> Result<SegmentationModel, Error> {
     let (weights, manifest) = folder::load(Path::new(dir), device)?;
-    if &manifest.model != model {
+    // The weights do not depend on the input size: a model may be fine-tuned at another one.
+    if manifest.model.clone().with_input_size(model.input_size) != *model {
         return Err(Error::Config(format!(
-            "--init {dir}: its network ({}, input {}) is not the one configured ({}, input {}); give the same \
-             --arch/--tiny-widths/--decoder-channels/--size as the model was trained with",
+            "--init {dir}: its network ({}) is not the one configured ({}); give the same \
+             --arch/--tiny-widths/--decoder-channels as the model was trained with",
             manifest.model.arch(),
-            manifest.model.input_size,
             model.arch(),
-            model.input_size
         )));
     }
     Ok(weights)
@@ -282,6 +291,9 @@ fn execute(
     } else {
         seeded(config.model.init(&train_device), mix(config.seed ^ 0x5EED))
     };
+    model = model.freeze_encoder(config.frozen_levels, config.frozen_norms);
+    let encoder_params = model.encoder_params();
+    let lr_of = |lr: f64| learning_rates(lr, config.encoder_lr, &encoder_params);
     let mut optim: ModuleOptimizer = AdamWConfig::new().with_weight_decay(config.weight_decay as f32).init();
     if state.epoch > 0 {
         optim = optim.load(checkpoint.join("optim.bpk")).map_err(|e| io_error(&checkpoint.join("optim.bpk"), format!("{e:?}")))?;
@@ -353,7 +365,11 @@ fn execute(
             pending += 1;
             if pending == config.accumulate || b + 1 == batches.len() {
                 lr = learning_rate(config.schedule, config.lr, state.step, total_steps, warmup);
-                model = if devices.len() > 1 { optim.step_multi(lr, model, multi) } else { optim.step(lr, model, accumulator.grads()) };
+                model = if devices.len() > 1 {
+                    optim.step_multi(lr_of(lr), model, multi)
+                } else {
+                    optim.step(lr_of(lr), model, accumulator.grads())
+                };
                 state.step += 1;
                 step_in_epoch += 1;
                 pending = 0;

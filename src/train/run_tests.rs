@@ -87,3 +87,44 @@ fn a_reloaded_model_and_optimiser_step_exactly_as_the_originals() {
     let b = step(loaded, &mut optim2);
     assert_eq!(a.forward(x.clone()).into_data(), b.forward(x).into_data());
 }
+
+/// Fine-tuning options: frozen encoder levels get no gradient and keep their weights, frozen norms
+/// keep the encoder's running statistics while the decoder's move, and an encoder learning rate
+/// of 0 leaves the whole encoder as it was while the decoder trains.
+#[test]
+fn frozen_levels_frozen_norms_and_the_encoder_learning_rate_hold_the_encoder() {
+    let dev = Device::flex().autodiff();
+    let cfg = crate::model::SegmenterConfig::from_arch("unet-tiny").unwrap().with_input_size(64).with_decoder_channels(vec![8, 8, 8, 8, 8]);
+    let tensors = |model: &SegmentationModel| -> std::collections::BTreeMap<String, Vec<f32>> {
+        burn_store::ModuleSnapshot::collect(&model.valid(), None, None, true)
+            .into_iter()
+            .map(|t| (t.name.clone(), burn_store::bridge::to_data(&t).unwrap().convert::<f32>().try_to_vec::<f32>().unwrap()))
+            .collect()
+    };
+    let x = Tensor::<4>::random([2, 3, 64, 64], burn::tensor::Distribution::Normal(0.5, 1.0), &dev);
+    let step = |model: SegmentationModel, encoder_lr: f64| {
+        let mut optim: ModuleOptimizer = AdamWConfig::new().init();
+        let group = model.encoder_params();
+        let loss = model.forward(x.clone()).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        optim.step(learning_rates(1e-2, encoder_lr, &group), model, grads)
+    };
+    let changed = |before: &std::collections::BTreeMap<String, Vec<f32>>,
+                   after: &std::collections::BTreeMap<String, Vec<f32>>,
+                   name: &str| { before[name] != after[name] };
+
+    let model = seeded(cfg.init(&dev), 3).freeze_encoder(2, true);
+    let before = tensors(&model);
+    let after = tensors(&step(model, 1.0));
+    assert!(!changed(&before, &after, "encoder.stages.0.conv.weight") && !changed(&before, &after, "encoder.stages.1.conv.weight"));
+    assert!(changed(&before, &after, "encoder.stages.2.conv.weight"), "level 3 trains");
+    assert!(changed(&before, &after, "encoder.stages.2.bn.gamma"), "frozen norms still train their scale");
+    assert!(!changed(&before, &after, "encoder.stages.2.bn.running_mean"), "frozen norms keep their statistics");
+    assert!(changed(&before, &after, "decoder.blocks.0.conv1.bn.running_mean"), "the decoder's norms learn statistics");
+
+    let model = seeded(cfg.init(&dev), 3);
+    let before = tensors(&model);
+    let after = tensors(&step(model, 0.0));
+    assert!(!changed(&before, &after, "encoder.stages.2.conv.weight"), "encoder learning rate 0");
+    assert!(changed(&before, &after, "decoder.blocks.0.conv1.conv.weight"), "the decoder trains");
+}

@@ -11,10 +11,12 @@ use std::str::FromStr;
 /// Options of `ftuscope train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// A dataset: `LOCATION[,pixel-size=UM][,weight=W]`, repeatable. LOCATION is the Kaggle HuBMAP
-    /// layout (train.csv, train/<id>.tiff; a folder or an http(s) URL) or a folder of images
-    /// (PNG/JPEG/TIFF) each with LabelMe JSON, GeoJSON or a mask PNG. `pixel-size` (µm/px) is
-    /// needed when the files record none; `weight` is the dataset's share of the draws [1].
+    /// A dataset: `LOCATION[,pixel-size=UM][,weight=W][,negative]`, repeatable. LOCATION is the
+    /// Kaggle HuBMAP layout (train.csv, train/<id>.tiff; a folder or an http(s) URL) or a folder of
+    /// images (PNG/JPEG/TIFF) each with LabelMe JSON, GeoJSON or a mask PNG. `pixel-size` (µm/px)
+    /// is needed when the files record none; `weight` is the dataset's share of the draws [1];
+    /// `negative` marks a folder of images with no glomerulus (other organs, non-kidney tissue),
+    /// read without annotation files.
     #[arg(long, required_unless_present = "resume")]
     pub data: Vec<String>,
     /// Run folder (config.json, metrics.csv, curves, checkpoint/, best/, validation.csv).
@@ -125,6 +127,18 @@ pub struct TrainArgs {
     /// annotated tiles) instead of random ones; the network options must match the folder's.
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Fine-tuning: the encoder's learning rate as a fraction of --lr, e.g. 0.1 for a pretrained
+    /// encoder (`import --encoder-only`, then --init) [default 1].
+    #[arg(long)]
+    pub encoder_lr: Option<f64>,
+    /// Fine-tuning: keep the encoder's first N feature levels frozen (0–5: the stride-2 stem,
+    /// then the stages ending at strides 4…32) [default 0].
+    #[arg(long)]
+    pub frozen_levels: Option<usize>,
+    /// Fine-tuning: the encoder's batch norms normalise with their running statistics (a
+    /// pretrained encoder's) instead of each batch's.
+    #[arg(long)]
+    pub frozen_norms: bool,
     /// Compute device: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
     pub device: DeviceChoice,
@@ -250,7 +264,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
              config.folds => args.folds, config.fold => args.fold, config.seed => args.seed,
              config.sampler.glomerulus_weight => args.glomerulus_weight, config.sampler.cortex_weight => args.cortex_weight,
              config.min_area => args.min_area, config.augment.stain => args.stain, config.augment.scale => args.scale_jitter,
-             config.augment.p_jpeg => args.p_jpeg);
+             config.augment.p_jpeg => args.p_jpeg, config.encoder_lr => args.encoder_lr,
+             config.frozen_levels => args.frozen_levels);
+        config.frozen_norms |= args.frozen_norms;
         if args.max_area.is_some() {
             config.max_area = args.max_area;
         }
