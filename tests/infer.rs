@@ -152,3 +152,48 @@ fn a_run_whose_device_is_lost_continues_on_another_and_keeps_what_was_done() {
         "the resumed run gives the uninterrupted run's mask"
     );
 }
+
+/// Measures the colours of the windows it is given (and answers background).
+struct ColourMeter {
+    seen: std::sync::Mutex<ftuscope::infer::LabAccumulator>,
+}
+
+#[async_trait::async_trait]
+impl TileModel for ColourMeter {
+    async fn predict(&self, plan: &Plan, windows: &[Window], images: &[RgbImage]) -> Result<Vec<Vec<f32>>, Error> {
+        let mut seen = self.seen.lock().unwrap();
+        images.iter().for_each(|image| seen.add(image));
+        Ok(windows.iter().map(|_| vec![0.0; (plan.input_size * plan.input_size) as usize]).collect())
+    }
+}
+
+/// Stain normalisation in the engine: with a reference, the network receives windows whose tissue
+/// has (about) the reference's L*a*b* statistics, whatever the slide's own; without, the slide's.
+#[test]
+fn with_a_stain_reference_the_network_sees_the_reference_colours() {
+    use ftuscope::infer::{LabAccumulator, slide_colours};
+    use ftuscope::model::LabStats;
+    let dir = tempfile::tempdir().unwrap();
+    let (slide, _, _) = synthetic(dir.path());
+    let seen = |config: &WsiConfig| {
+        let meter = ColourMeter { seen: std::sync::Mutex::new(LabAccumulator::default()) };
+        block_on(predict_slide(&slide, &meter, config, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
+        meter.seen.into_inner().unwrap().stats().unwrap()
+    };
+    let mut own = LabAccumulator::default();
+    block_on(slide_colours(&slide, &WsiConfig::new(), &mut own)).unwrap();
+    let own = own.stats().unwrap();
+    let plain = seen(&WsiConfig::new());
+    // A bluer, paler, lower-contrast lab.
+    let reference = LabStats { mean: [own.mean[0] + 8.0, own.mean[1] - 10.0, own.mean[2] - 12.0], std: own.std.map(|s| s * 0.7) };
+    let normalised = seen(&WsiConfig::new().with_stain_reference(Some(reference)));
+    println!("slide {own:?}\nas scanned {plain:?}\nnormalised {normalised:?}\nreference {reference:?}");
+    for c in 0..3 {
+        assert!((plain.mean[c] - own.mean[c]).abs() < 3.0, "without a reference the colours stay: {plain:?} vs {own:?}");
+        assert!((normalised.mean[c] - reference.mean[c]).abs() < 3.0, "channel {c}: {normalised:?} vs {reference:?}");
+        assert!(
+            (normalised.std[c] - reference.std[c]).abs() < 0.25 * reference.std[c] + 1.0,
+            "channel {c}: {normalised:?} vs {reference:?}"
+        );
+    }
+}

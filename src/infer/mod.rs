@@ -12,13 +12,15 @@ mod blend;
 mod net;
 mod plan;
 mod prediction;
+mod stain;
 mod wsi;
 
 pub use blend::{Blend, Blender};
 pub use net::{NetModel, TileModel};
 pub use plan::{Plan, PlanConfig, Window, plan_slide, saturation, tissue_mask};
 pub use prediction::{Glomerulus, ObjectFilter, Prediction, Timings};
-pub use wsi::{Progress, SlideRun, Update, WsiConfig, predict_slide};
+pub use stain::{LabAccumulator, StainNormaliser};
+pub use wsi::{Progress, STAIN_SAMPLE_WINDOWS, SlideRun, Update, WsiConfig, predict_slide, slide_colours};
 
 /// Errors while segmenting.
 #[derive(Debug, thiserror::Error)]

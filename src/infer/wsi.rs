@@ -8,7 +8,8 @@ use super::blend::{Blend, Blender};
 use super::net::TileModel;
 use super::plan::{Plan, PlanConfig, Window, plan_slide};
 use super::prediction::{ObjectFilter, Prediction, Timings};
-use crate::model::Manifest;
+use super::stain::{LabAccumulator, StainNormaliser};
+use crate::model::{LabStats, Manifest};
 use crate::slide::{Slide, resize};
 use burn::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,10 @@ pub struct WsiConfig {
     /// Objects larger than this (level-0 pixels²) are dropped; `None`: no upper bound.
     #[config(default = "None")]
     pub max_area: Option<f64>,
+    /// Stain normalisation: the reference colour statistics each slide is matched to (the
+    /// manifest's); `None`: colours as scanned.
+    #[config(default = "None")]
+    pub stain_reference: Option<LabStats>,
 }
 
 impl WsiConfig {
@@ -45,6 +50,7 @@ impl WsiConfig {
             .with_threshold(manifest.threshold)
             .with_min_area(manifest.min_area_for(pixel_size_um))
             .with_max_area(manifest.max_area_for(pixel_size_um))
+            .with_stain_reference(manifest.stain_reference)
     }
 
     /// Which objects of the thresholded canvas are glomeruli: threshold and area bounds.
@@ -97,16 +103,33 @@ pub struct SlideRun {
     done: usize,
     clock: Clock,
     timings: Timings,
+    stain: Option<StainNormaliser>,
 }
 
+/// Windows whose tissue gives a slide's colour statistics for stain normalisation (evenly spread
+/// over the planned windows, read at the network's scale as the windows themselves are).
+pub const STAIN_SAMPLE_WINDOWS: usize = 8;
+
 impl SlideRun {
-    /// Builds overviews if the slide needs them, finds the tissue and plans the windows.
+    /// Builds overviews if the slide needs them, finds the tissue and plans the windows; with a
+    /// stain reference, measures the slide's colours on a sample of its windows.
     pub async fn start(slide: &Slide, config: &WsiConfig) -> Result<Self, Error> {
         let clock = Clock::start();
         let plan = plan_slide(slide, &config.plan).await?;
+        let mut sample_timings = Timings::default();
+        let stain = match &config.stain_reference {
+            Some(reference) => {
+                let mut acc = LabAccumulator::default();
+                sample_colours(slide, &plan, &mut acc, &clock, &mut sample_timings).await?;
+                // Too little tissue to measure: colours as scanned.
+                acc.stats().map(|stats| StainNormaliser::new(&stats, reference))
+            }
+            None => None,
+        };
+        // The sample's reads count as planning.
         let timings = Timings { plan_s: clock.seconds(), ..Timings::default() };
         let blender = Blender::new(&plan, config.blend);
-        Ok(Self { plan, blender, done: 0, clock, timings })
+        Ok(Self { plan, blender, done: 0, clock, timings, stain })
     }
 
     /// Windows blended so far.
@@ -140,7 +163,11 @@ impl SlideRun {
             let chunk = &self.plan.windows[self.done..(self.done + batch).min(total)];
             let mut images = Vec::with_capacity(chunk.len());
             for w in chunk {
-                images.push(read_window(slide, &self.plan, w, &self.clock, &mut self.timings).await?);
+                let mut image = read_window(slide, &self.plan, w, &self.clock, &mut self.timings).await?;
+                if let Some(stain) = &self.stain {
+                    stain.apply(&mut image);
+                }
+                images.push(image);
             }
             let t = self.clock.seconds();
             let probs = model.predict(&self.plan, chunk, &images).await?;
@@ -189,6 +216,24 @@ impl SlideRun {
 }
 
 /// Reads window `w` of `plan` and resizes it to the network's input, timing the two apart.
+/// Adds the tissue colours of up to [`STAIN_SAMPLE_WINDOWS`] of `plan`'s windows, evenly spread,
+/// read and resized as the network sees them.
+async fn sample_colours(slide: &Slide, plan: &Plan, acc: &mut LabAccumulator, clock: &Clock, timings: &mut Timings) -> Result<(), Error> {
+    let n = plan.windows.len();
+    let count = STAIN_SAMPLE_WINDOWS.min(n);
+    for k in 0..count {
+        acc.add(&read_window(slide, plan, &plan.windows[k * n / count], clock, timings).await?);
+    }
+    Ok(())
+}
+
+/// Adds the tissue colours of `slide`, as [`SlideRun`] measures them for stain normalisation, to
+/// `acc`: to build a reference from a lab's own slides or tiles.
+pub async fn slide_colours(slide: &Slide, config: &WsiConfig, acc: &mut LabAccumulator) -> Result<(), Error> {
+    let plan = plan_slide(slide, &config.plan).await?;
+    sample_colours(slide, &plan, acc, &Clock::start(), &mut Timings::default()).await
+}
+
 async fn read_window(slide: &Slide, plan: &Plan, w: &Window, clock: &Clock, timings: &mut Timings) -> Result<image::RgbImage, Error> {
     let (window, size) = (plan.window as f64, plan.input_size);
     let t = clock.seconds();

@@ -57,6 +57,11 @@ pub struct Manifest {
     pub mean: [f32; 3],
     /// Per-channel standard deviation of the input normalisation.
     pub std: [f32; 3],
+    /// Stain normalisation: the L*a*b* statistics of the training tiles' tissue. When present,
+    /// each slide's colours are matched to them before the network sees a window (Reinhard);
+    /// `None`: colours as scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stain_reference: Option<super::LabStats>,
     /// Probability threshold.
     pub threshold: f32,
     /// Smallest object kept, level-0 pixels².
@@ -105,6 +110,7 @@ impl Manifest {
             overlap: Self::overlap_for(window),
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
+            stain_reference: None,
             threshold: Self::DEFAULT_THRESHOLD,
             min_area: Self::DEFAULT_MIN_AREA,
             max_area: None,
@@ -223,6 +229,11 @@ impl Manifest {
         }
         if ![1, 2, 4, 8].contains(&self.tta) {
             return invalid(format!("tta {} must be 1, 2, 4 or 8", self.tta));
+        }
+        if let Some(r) = &self.stain_reference
+            && !(r.mean.iter().all(|m| m.is_finite()) && r.std.iter().all(|s| s.is_finite() && *s > 0.0))
+        {
+            return invalid(format!("stain_reference {r:?} needs finite means and positive standard deviations"));
         }
         if !(0.0..=1.0).contains(&self.threshold) || self.std.iter().any(|&s| s <= 0.0 || !s.is_finite()) {
             return invalid("threshold must be in 0..1 and std positive".into());

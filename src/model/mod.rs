@@ -18,7 +18,7 @@ mod resnet;
 pub use error::{Error, Result};
 pub use manifest::{MANIFEST_FORMAT, Manifest, Precision};
 pub use net::{DecoderKind, EncoderKind, STRIDE, SegmentationModel, SegmenterConfig};
-pub use normalise::{IMAGENET_MEAN, IMAGENET_STD, Normaliser};
+pub use normalise::{IMAGENET_MEAN, IMAGENET_STD, LabStats, Normaliser};
 
 use crate::rng::SplitMix64;
 use burn::module::{ModuleMapper, Param};

@@ -36,6 +36,16 @@ impl Normaliser {
     }
 }
 
+/// Mean and standard deviation of L*, a*, b* over a slide's tissue pixels: the colour of its
+/// stain, as stain normalisation (`crate::infer::StainNormaliser`) matches it to a reference.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LabStats {
+    /// Mean L*, a*, b*.
+    pub mean: [f32; 3],
+    /// Standard deviation of L*, a*, b*.
+    pub std: [f32; 3],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,10 @@ pub struct TrainConfig {
     /// pretrained encoder's) instead of the batch's; their scale and shift still train.
     #[config(default = false)]
     pub frozen_norms: bool,
+    /// Stain normalisation: record the training tiles' colour statistics in the manifest, so that
+    /// inference matches each slide's colours to them (Reinhard, in L*a*b*).
+    #[config(default = false)]
+    pub stain_normalise: bool,
 }
 
 impl TrainConfig {

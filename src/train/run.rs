@@ -266,6 +266,7 @@ fn execute(
         if held { valid_tiles.extend(tiles) } else { train_tiles.extend(tiles) }
     }
     let dataset_weights: Vec<f64> = config.data.iter().map(|d| d.weight).collect();
+    let stain_reference = if config.stain_normalise { stain_reference(&train_tiles, config) } else { None };
     // The pixel size the manifest's `window` and `min_area` are given at: the first slide's.
     let reference_pixel_size = entries.first().and_then(|e| e.pixel_size_um);
     if train_tiles.is_empty() {
@@ -407,6 +408,7 @@ fn execute(
         // Best model by held-out tile Dice (or the latest, without validation).
         let score = valid_dice.unwrap_or(metrics.train_dice);
         let mut manifest = manifest_for(config, &data_label, reference_pixel_size);
+        manifest.stain_reference = stain_reference;
         if state.best.is_none_or(|best| score >= best) {
             state.best = Some(score);
             manifest.validation = format!(
@@ -465,6 +467,21 @@ fn execute(
 }
 
 /// The manifest a model of this run is saved with: `window` and `min_area` at the reference pixel size.
+/// The colour of the training tiles' tissue (datasets of glomeruli, not negatives), every fourth
+/// tile: the reference stain normalisation matches slides to at inference.
+fn stain_reference(tiles: &Tiles, config: &TrainConfig) -> Option<crate::model::LabStats> {
+    let mut acc = crate::infer::LabAccumulator::default();
+    let s = tiles.size;
+    for i in (0..tiles.len()).step_by(4) {
+        if config.data.get(tiles.meta[i].dataset).is_some_and(|d| !d.negative)
+            && let Some(image) = RgbImage::from_raw(s, s, tiles.rgb(i).to_vec())
+        {
+            acc.add(&image);
+        }
+    }
+    acc.stats()
+}
+
 fn manifest_for(config: &TrainConfig, data_label: &str, reference_pixel_size: Option<f64>) -> Manifest {
     let mut m = Manifest::new("model", config.model.clone()).with_pixel_size(config.tiles.input_pixel_size_um);
     m.window = config.tiles.window_for(reference_pixel_size).unwrap_or(config.tiles.window);

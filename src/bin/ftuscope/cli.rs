@@ -244,6 +244,11 @@ enum Command {
         /// are resampled so the model sees its own scale.
         #[arg(long, value_parser = parse_pixel_size)]
         pixel_size: Option<f64>,
+        /// Stain normalisation: `none` (colours as scanned), or `DIR[,pixel-size=UM]`: match each
+        /// slide's colours to the tissue of DIR's images (e.g. the training tiles) [default: the
+        /// manifest's reference, if it has one].
+        #[arg(long)]
+        stain_reference: Option<String>,
     },
     /// Train a network on a Kaggle-layout dataset (needs the `train` feature): tiles cached on
     /// disk, K-fold validation by slide, checkpoints every epoch, metrics.csv and curves.
@@ -296,6 +301,11 @@ enum Command {
         /// Also write the per-image scores as CSV.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Stain normalisation: `none` (colours as scanned), or `DIR[,pixel-size=UM]`: match each
+        /// slide's colours to the tissue of DIR's images (e.g. the training tiles) [default: the
+        /// manifest's reference, if it has one].
+        #[arg(long)]
+        stain_reference: Option<String>,
     },
     /// Benchmarks.
     Bench {
@@ -440,6 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             window,
             overlap,
             pixel_size,
+            stain_reference,
         } => crate::predict::predict(crate::predict::PredictArgs {
             slides,
             model,
@@ -455,10 +466,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             window,
             overlap,
             pixel_size,
+            stain_reference,
         }),
         Command::Eval { truth, pred: Some(pred), .. } => crate::predict::eval(&truth, &pred),
-        Command::Eval { truth, pred: None, model, fold, pixel_size, device, batch, tta, out } => {
+        Command::Eval { truth, pred: None, model, fold, pixel_size, device, batch, tta, out, stain_reference } => {
             crate::predict::eval_folder(crate::predict::EvalFolderArgs {
+                stain_reference,
                 truth,
                 model: model.unwrap_or_default(),
                 fold,

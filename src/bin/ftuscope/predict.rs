@@ -32,6 +32,7 @@ pub struct PredictArgs {
     pub window: Option<u32>,
     pub overlap: Option<u32>,
     pub pixel_size: Option<f64>,
+    pub stain_reference: Option<String>,
 }
 
 /// A slide's id: its file name without the TIFF/SVS/PNG/JPEG extensions (Kaggle's `id`).
@@ -50,7 +51,10 @@ fn slide_id(path_or_url: &str) -> String {
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let shard = args.shard;
     let (device, info) = select_device(args.device)?;
-    let (net, manifest) = load_model(&args.model, &device, args.tta)?;
+    let (net, mut manifest) = load_model(&args.model, &device, args.tta)?;
+    if let Some(spec) = &args.stain_reference {
+        manifest.stain_reference = stain_reference(spec, &manifest)?;
+    }
     let label = match args.model.strip_prefix("untrained:") {
         Some(arch) => format!("{arch} with UNTRAINED seeded weights (pipeline check, not a detector)"),
         None => format!("{} '{}' from {} (trained on {})", manifest.model.arch(), manifest.name, args.model, manifest.trained_on),
@@ -247,6 +251,27 @@ pub fn wsi_config(manifest: &Manifest, slide: &Slide, window: Option<u32>, overl
     wsi
 }
 
+/// `--stain-reference`: `none`, or `DIR[,pixel-size=UM]`: the colours of the tissue in DIR's
+/// images, measured as a segmentation measures a slide's ([`ftuscope::infer::slide_colours`]).
+pub fn stain_reference(spec: &str, manifest: &Manifest) -> anyhow::Result<Option<ftuscope::model::LabStats>> {
+    use ftuscope::infer::{LabAccumulator, slide_colours};
+    if spec.trim() == "none" {
+        return Ok(None);
+    }
+    let (dir, pixel_size) = match spec.split_once(",pixel-size=") {
+        Some((dir, p)) => (dir, Some(p.trim().parse::<f64>().map_err(|_| anyhow!("--stain-reference {spec}: '{p}' is not a pixel size"))?)),
+        None => (spec, None),
+    };
+    let mut acc = LabAccumulator::default();
+    for (_, path) in ftuscope::mask::list_images(std::path::Path::new(dir))? {
+        let slide = block_on(Slide::open_location(&path.display().to_string(), SlideOptions::one_pass().with_pixel_size_um(pixel_size)))?;
+        block_on(slide_colours(&slide, &WsiConfig::for_model(manifest, slide.pixel_size_um()), &mut acc))?;
+    }
+    let stats = acc.stats().ok_or_else(|| anyhow!("--stain-reference {dir}: too little tissue in its images to measure colours"))?;
+    eprintln!("stain reference from {dir}: L*a*b* mean {:.1?}, sd {:.1?} ({} tissue pixels)", stats.mean, stats.std, acc.count());
+    Ok(Some(stats))
+}
+
 /// A model folder, or `untrained:ARCH` (seeded weights with the seed's defaults), on `device`;
 /// `tta` overrides the manifest's.
 pub fn load_model(model: &str, device: &burn::prelude::Device, tta: Option<u8>) -> anyhow::Result<(NetModel, Manifest)> {
@@ -389,6 +414,7 @@ pub struct EvalFolderArgs {
     pub batch: usize,
     pub tta: Option<u8>,
     pub out: Option<PathBuf>,
+    pub stain_reference: Option<String>,
 }
 
 /// `ftuscope eval --truth FOLDER --model M`: runs the model on the folder's images (or fold I of N,
@@ -406,7 +432,10 @@ pub fn eval_folder(args: EvalFolderArgs) -> anyhow::Result<()> {
         None => images,
     };
     let (device, info) = select_device(args.device)?;
-    let (net, manifest) = load_model(&args.model, &device, args.tta)?;
+    let (net, mut manifest) = load_model(&args.model, &device, args.tta)?;
+    if let Some(spec) = &args.stain_reference {
+        manifest.stain_reference = stain_reference(spec, &manifest)?;
+    }
     eprintln!(
         "model: {} '{}' (trained on {}); device: {} [{}]; {} images",
         manifest.model.arch(),

@@ -139,6 +139,10 @@ pub struct TrainArgs {
     /// pretrained encoder's) instead of each batch's.
     #[arg(long)]
     pub frozen_norms: bool,
+    /// Stain normalisation: the model records the training tiles' colours and matches every
+    /// slide's to them at inference (`predict`/`eval --stain-reference none` turns it off).
+    #[arg(long)]
+    pub stain_normalise: bool,
     /// Compute device: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
     pub device: DeviceChoice,
@@ -267,6 +271,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
              config.augment.p_jpeg => args.p_jpeg, config.encoder_lr => args.encoder_lr,
              config.frozen_levels => args.frozen_levels);
         config.frozen_norms |= args.frozen_norms;
+        config.stain_normalise |= args.stain_normalise;
         if args.max_area.is_some() {
             config.max_area = args.max_area;
         }
