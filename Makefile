@@ -348,6 +348,8 @@ bench-train:
 	$(FTUSCOPE) bench train --model www/models/demo --size 512 --batch 4 --steps 5
 	$(FTUSCOPE) bench train --arch unet-efficientnet-b0 --size 256 --batch 4 --steps 3
 	$(FTUSCOPE) bench train --arch unet-efficientnet-b0 --size 512 --batch 2 --steps 2
+	$(FTUSCOPE) bench train --arch unet-efficientnet-lite0 --size 256 --batch 4 --steps 3
+	$(FTUSCOPE) bench train --arch unet-efficientnet-lite0 --size 512 --batch 2 --steps 2
 
 # The whole-slide engine in the browser (wasm, CPU backend: tensors in wasm memory) over a region of
 # the 30000×37000 slide streamed from a local Range server; prints the wasm memory high-water mark.

@@ -143,6 +143,10 @@ pub struct TrainArgs {
     /// slide's to them at inference (`predict`/`eval --stain-reference none` turns it off).
     #[arg(long)]
     pub stain_normalise: bool,
+    /// Probability of restaining a training tile in the colours of another stain of kidney (H&E,
+    /// another lab's PAS, Jones silver, Sirius red) [default 0].
+    #[arg(long)]
+    pub restain: Option<f64>,
     /// Compute device: cpu, wgpu or cuda.
     #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
     pub device: DeviceChoice,
@@ -268,7 +272,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
              config.folds => args.folds, config.fold => args.fold, config.seed => args.seed,
              config.sampler.glomerulus_weight => args.glomerulus_weight, config.sampler.cortex_weight => args.cortex_weight,
              config.min_area => args.min_area, config.augment.stain => args.stain, config.augment.scale => args.scale_jitter,
-             config.augment.p_jpeg => args.p_jpeg, config.encoder_lr => args.encoder_lr,
+             config.augment.p_jpeg => args.p_jpeg, config.encoder_lr => args.encoder_lr, config.augment.p_restain => args.restain,
              config.frozen_levels => args.frozen_levels);
         config.frozen_norms |= args.frozen_norms;
         config.stain_normalise |= args.stain_normalise;
