@@ -146,6 +146,40 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Reads a run's `config.json`; settings added to ftuscope since the run was started (absent
+    /// from the file, at any depth) take their defaults, so an older run still resumes.
+    pub fn from_json_with_defaults(text: &str) -> Result<Self, serde_json::Error> {
+        use serde_json::{Value, from_value};
+        // Objects gain their missing keys; each element of an array is filled from the defaults'
+        // first element (the datasets).
+        fn fill(value: &mut Value, defaults: &Value) {
+            match (value, defaults) {
+                (Value::Object(object), Value::Object(defaults)) => {
+                    for (key, default) in defaults {
+                        match object.get_mut(key) {
+                            Some(present) => fill(present, default),
+                            None => {
+                                object.insert(key.clone(), default.clone());
+                            }
+                        }
+                    }
+                }
+                (Value::Array(items), Value::Array(defaults)) => {
+                    if let Some(default) = defaults.first() {
+                        items.iter_mut().for_each(|item| fill(item, default));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut value: Value = serde_json::from_str(text)?;
+        let encoder = value.pointer("/model/encoder").cloned().map(from_value).transpose()?.unwrap_or(crate::model::EncoderKind::Tiny);
+        let decoder = value.pointer("/model/decoder").cloned().map(from_value).transpose()?.unwrap_or(crate::model::DecoderKind::Unet);
+        let defaults = Self::new(vec![DatasetConfig::new(String::new())], SegmenterConfig::new(encoder, decoder));
+        fill(&mut value, &serde_json::to_value(&defaults)?);
+        from_value(value)
+    }
+
     /// Rejects settings that cannot work.
     pub fn check(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Config(m));

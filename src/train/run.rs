@@ -157,8 +157,8 @@ pub fn resume(
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Vec<SlideScore>, Error> {
     let text = std::fs::read_to_string(run.join("config.json")).map_err(|e| io_error(&run.join("config.json"), e))?;
-    let config: TrainConfig =
-        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", run.join("config.json").display())))?;
+    let config =
+        TrainConfig::from_json_with_defaults(&text).map_err(|e| Error::Config(format!("{}: {e}", run.join("config.json").display())))?;
     config.check()?;
     let checkpoint = run.join("checkpoint");
     let state = match std::fs::read_to_string(checkpoint.join("state.json")) {

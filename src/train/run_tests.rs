@@ -128,3 +128,25 @@ fn frozen_levels_frozen_norms_and_the_encoder_learning_rate_hold_the_encoder() {
     assert!(!changed(&before, &after, "encoder.stages.2.conv.weight"), "encoder learning rate 0");
     assert!(changed(&before, &after, "decoder.blocks.0.conv1.conv.weight"), "the decoder trains");
 }
+
+/// A run started by an older ftuscope resumes: settings added since (at the top, in nested
+/// configs, in each dataset) are absent from its config.json and take their defaults.
+#[test]
+fn an_older_config_json_reads_with_the_new_settings_defaulted() {
+    let config = TrainConfig::new(
+        vec![super::super::DatasetConfig::new("a".into()), super::super::DatasetConfig::new("b".into()).with_weight(2.0)],
+        crate::model::SegmenterConfig::from_arch("unet-efficientnet-lite0").unwrap(),
+    )
+    .with_epochs(3);
+    let mut old: serde_json::Value = serde_json::from_str(&config.to_string()).unwrap();
+    old.as_object_mut().unwrap().remove("stain_normalise");
+    old["augment"].as_object_mut().unwrap().remove("p_restain");
+    old["model"].as_object_mut().unwrap().remove("drop_path_rate");
+    for d in old["data"].as_array_mut().unwrap() {
+        d.as_object_mut().unwrap().remove("negative");
+    }
+    assert!(serde_json::from_value::<TrainConfig>(old.clone()).is_err(), "serde alone refuses the old file");
+    let read = TrainConfig::from_json_with_defaults(&old.to_string()).unwrap();
+    assert_eq!(read.to_string(), config.to_string());
+    assert!(TrainConfig::from_json_with_defaults("{").is_err());
+}
