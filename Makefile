@@ -349,6 +349,7 @@ bench-train:
 	$(FTUSCOPE) bench train --arch unet-efficientnet-b0 --size 256 --batch 4 --steps 3
 	$(FTUSCOPE) bench train --arch unet-efficientnet-b0 --size 512 --batch 2 --steps 2
 	$(FTUSCOPE) bench train --arch unet-efficientnet-lite0 --size 256 --batch 4 --steps 3
+	$(FTUSCOPE) bench train --arch unet-efficientnet-lite0 --size 256 --batch 4 --steps 3 --frozen-levels 2 --frozen-norms
 	$(FTUSCOPE) bench train --arch unet-efficientnet-lite0 --size 512 --batch 2 --steps 2
 
 # The whole-slide engine in the browser (wasm, CPU backend: tensors in wasm memory) over a region of

@@ -27,10 +27,23 @@ pub struct TrainBench {
     pub first_step_s: f64,
     /// Loss of every step, warm-up included.
     pub losses: Vec<f64>,
+    /// Encoder feature levels frozen (fine-tuning; 0: none).
+    pub frozen_levels: usize,
+    /// Encoder batch norms on running statistics (fine-tuning).
+    pub frozen_norms: bool,
 }
 
-/// Times `steps` AdamW steps of `model` (input `model.input_size`) on `device`.
-pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps: usize) -> Result<TrainBench, Error> {
+/// Times `steps` AdamW steps of `model` (input `model.input_size`) on `device`, its encoder's
+/// first `frozen_levels` feature levels frozen and, with `frozen_norms`, its batch norms on
+/// running statistics, as `train` fine-tunes ([`crate::model::SegmentationModel::freeze_encoder`]).
+pub fn bench_train(
+    model: &SegmenterConfig,
+    device: &Device,
+    batch: usize,
+    steps: usize,
+    frozen_levels: usize,
+    frozen_norms: bool,
+) -> Result<TrainBench, Error> {
     let s = model.input_size;
     if s == 0 || !s.is_multiple_of(crate::model::STRIDE) || batch == 0 || steps == 0 {
         return Err(Error::Config(format!("size {s} must be a positive multiple of {}, batch and steps positive", crate::model::STRIDE)));
@@ -68,7 +81,7 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
         ys.push((0..n).map(|j| mask.get((j % s) as u32, (j / s) as u32) as u8 as f32).collect::<Vec<f32>>());
     }
     let train_device = device.clone().autodiff();
-    let mut net = seeded(model.init(&train_device), 1);
+    let mut net = seeded(model.init(&train_device), 1).freeze_encoder(frozen_levels, frozen_norms);
     let mut optim = AdamWConfig::new().init();
     let loss_config = LossConfig::new();
     let mut losses = Vec::new();
@@ -100,5 +113,7 @@ pub fn bench_train(model: &SegmenterConfig, device: &Device, batch: usize, steps
         images_per_s: (steps * batch) as f64 / seconds.max(1e-9),
         first_step_s,
         losses,
+        frozen_levels,
+        frozen_norms,
     })
 }

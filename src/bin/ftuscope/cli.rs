@@ -89,6 +89,12 @@ enum Bench {
         /// Compute device: cpu, wgpu or cuda.
         #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
         device: DeviceChoice,
+        /// Fine-tuning as `train --frozen-levels`: the encoder's first N feature levels frozen.
+        #[arg(long, default_value_t = 0)]
+        frozen_levels: usize,
+        /// Fine-tuning as `train --frozen-norms`: the encoder's batch norms on running statistics.
+        #[arg(long)]
+        frozen_norms: bool,
     },
     /// Read a whole level in 1024² regions through an empty cache; print decoded MB/s.
     Read {
@@ -427,8 +433,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}×{} → {}", image.width(), image.height(), out.display());
             Ok(())
         }
-        Command::Bench { what: Bench::Train { arch, model, size, batch, steps, device } } => {
-            crate::train::bench(&arch, model.as_deref(), size, batch, steps, device)
+        Command::Bench { what: Bench::Train { arch, model, size, batch, steps, device, frozen_levels, frozen_norms } } => {
+            crate::train::bench(&arch, model.as_deref(), size, batch, steps, device, (frozen_levels, frozen_norms))
         }
         Command::Bench { what: Bench::Read { slide, level, threads } } => bench_read(&slide, level, threads),
         Command::Bench { what: Bench::Forward { model, weights, size, batch, runs, input, logits, device } } => {

@@ -486,6 +486,7 @@ pub fn bench(
     batch: usize,
     steps: usize,
     device: DeviceChoice,
+    frozen: (usize, bool),
 ) -> anyhow::Result<()> {
     use ftuscope::backend::select_device;
     use ftuscope::model::{Manifest, SegmenterConfig};
@@ -498,7 +499,7 @@ pub fn bench(
         None => SegmenterConfig::from_arch(arch).map_err(|e| anyhow!(e))?,
     }
     .with_input_size(size);
-    let report = ftuscope::train::bench_train(&config, &device, batch, steps)?;
+    let report = ftuscope::train::bench_train(&config, &device, batch, steps, frozen.0, frozen.1)?;
     let mut json = serde_json::to_value(&report)?;
     json["device"] = serde_json::json!(format!("{} [{}]", info.backend, info.adapter));
     println!("{}", serde_json::to_string_pretty(&json)?);
@@ -506,7 +507,7 @@ pub fn bench(
 }
 
 #[cfg(not(feature = "train"))]
-pub fn bench(_: &str, _: Option<&std::path::Path>, _: usize, _: usize, _: usize, _: DeviceChoice) -> anyhow::Result<()> {
+pub fn bench(_: &str, _: Option<&std::path::Path>, _: usize, _: usize, _: usize, _: DeviceChoice, _: (usize, bool)) -> anyhow::Result<()> {
     Err(anyhow!("this ftuscope was built without training: rebuild with `cargo build --release --features train`"))
 }
 
