@@ -61,8 +61,8 @@ impl LabAccumulator {
             return None;
         }
         let mean = self.sum.map(|s| s / self.n);
-        let std: Vec<f32> = (0..3).map(|c| (self.sum_sq[c] / self.n - mean[c].powi(2)).max(0.0).sqrt() as f32).collect();
-        Some(LabStats { mean: mean.map(|m| m as f32), std: [std[0], std[1], std[2]] })
+        let std = std::array::from_fn(|c| (self.sum_sq[c] / self.n - mean[c].powi(2)).max(0.0).sqrt() as f32);
+        Some(LabStats { mean: mean.map(|m| m as f32), std })
     }
 }
 

@@ -108,7 +108,7 @@ pub struct SlideRun {
 
 /// Windows whose tissue gives a slide's colour statistics for stain normalisation (evenly spread
 /// over the planned windows, read at the network's scale as the windows themselves are).
-pub const STAIN_SAMPLE_WINDOWS: usize = 8;
+const STAIN_SAMPLE_WINDOWS: usize = 8;
 
 impl SlideRun {
     /// Builds overviews if the slide needs them, finds the tissue and plans the windows; with a
@@ -116,11 +116,10 @@ impl SlideRun {
     pub async fn start(slide: &Slide, config: &WsiConfig) -> Result<Self, Error> {
         let clock = Clock::start();
         let plan = plan_slide(slide, &config.plan).await?;
-        let mut sample_timings = Timings::default();
         let stain = match &config.stain_reference {
             Some(reference) => {
                 let mut acc = LabAccumulator::default();
-                sample_colours(slide, &plan, &mut acc, &clock, &mut sample_timings).await?;
+                sample_colours(slide, &plan, &mut acc, &clock, &mut Timings::default()).await?;
                 // Too little tissue to measure: colours as scanned.
                 acc.stats().map(|stats| StainNormaliser::new(&stats, reference))
             }
@@ -215,7 +214,6 @@ impl SlideRun {
     }
 }
 
-/// Reads window `w` of `plan` and resizes it to the network's input, timing the two apart.
 /// Adds the tissue colours of up to [`STAIN_SAMPLE_WINDOWS`] of `plan`'s windows, evenly spread,
 /// read and resized as the network sees them.
 async fn sample_colours(slide: &Slide, plan: &Plan, acc: &mut LabAccumulator, clock: &Clock, timings: &mut Timings) -> Result<(), Error> {
@@ -234,6 +232,7 @@ pub async fn slide_colours(slide: &Slide, config: &WsiConfig, acc: &mut LabAccum
     sample_colours(slide, &plan, acc, &Clock::start(), &mut Timings::default()).await
 }
 
+/// Reads window `w` of `plan` and resizes it to the network's input, timing the two apart.
 async fn read_window(slide: &Slide, plan: &Plan, w: &Window, clock: &Clock, timings: &mut Timings) -> Result<image::RgbImage, Error> {
     let (window, size) = (plan.window as f64, plan.input_size);
     let t = clock.seconds();

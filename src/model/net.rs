@@ -185,10 +185,10 @@ impl SegmenterConfig {
 
     /// The five feature channels (strides 2…32) of the configured encoder.
     pub fn feature_channels(&self) -> [usize; 5] {
-        match self.encoder {
-            EncoderKind::ResNet(d) => resnet::feature_channels(d as usize),
-            EncoderKind::Tiny => self.tiny_widths,
-            _ => efficientnet::feature_channels(self.efficientnet().expect("an EfficientNet encoder")),
+        match (self.encoder, self.efficientnet()) {
+            (_, Some(variant)) => efficientnet::feature_channels(variant),
+            (EncoderKind::ResNet(d), _) => resnet::feature_channels(d as usize),
+            _ => self.tiny_widths,
         }
     }
 
@@ -238,13 +238,10 @@ impl SegmenterConfig {
     /// Builds the network with freshly initialised weights (panics on what [`Self::check`] rejects).
     pub fn init(&self, device: &Device) -> SegmentationModel {
         let features = self.feature_channels();
-        let encoder = match self.encoder {
-            EncoderKind::EfficientNet(_) | EncoderKind::EfficientNetLite(_) => {
-                let variant = self.efficientnet().expect("an EfficientNet encoder");
-                Encoder::EfficientNet(EfficientNet::new(device, variant, self.in_channels, self.drop_path_rate))
-            }
-            EncoderKind::ResNet(d) => Encoder::ResNet(ResNet::new(device, d as usize, self.in_channels)),
-            EncoderKind::Tiny => {
+        let encoder = match (self.encoder, self.efficientnet()) {
+            (_, Some(variant)) => Encoder::EfficientNet(EfficientNet::new(device, variant, self.in_channels, self.drop_path_rate)),
+            (EncoderKind::ResNet(d), _) => Encoder::ResNet(ResNet::new(device, d as usize, self.in_channels)),
+            _ => {
                 let mut in_ch = self.in_channels;
                 let stages = self
                     .tiny_widths

@@ -258,13 +258,13 @@ pub fn stain_reference(spec: &str, manifest: &Manifest) -> anyhow::Result<Option
     if spec.trim() == "none" {
         return Ok(None);
     }
-    let (dir, pixel_size) = match spec.split_once(",pixel-size=") {
-        Some((dir, p)) => (dir, Some(p.trim().parse::<f64>().map_err(|_| anyhow!("--stain-reference {spec}: '{p}' is not a pixel size"))?)),
-        None => (spec, None),
-    };
+    // The `--data` syntax: LOCATION[,pixel-size=UM].
+    let reference = ftuscope::train::DatasetConfig::parse(spec).map_err(|e| anyhow!("--stain-reference {e}"))?;
+    let dir = reference.location.as_str();
     let mut acc = LabAccumulator::default();
     for (_, path) in ftuscope::mask::list_images(std::path::Path::new(dir))? {
-        let slide = block_on(Slide::open_location(&path.display().to_string(), SlideOptions::one_pass().with_pixel_size_um(pixel_size)))?;
+        let options = SlideOptions::one_pass().with_pixel_size_um(reference.pixel_size_um);
+        let slide = block_on(Slide::open_location(&path.display().to_string(), options))?;
         block_on(slide_colours(&slide, &WsiConfig::for_model(manifest, slide.pixel_size_um()), &mut acc))?;
     }
     let stats = acc.stats().ok_or_else(|| anyhow!("--stain-reference {dir}: too little tissue in its images to measure colours"))?;
