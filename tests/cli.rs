@@ -44,7 +44,7 @@ fn segments_an_image_with_the_model_through_the_whole_slide_engine() {
     let slide = data("tests/data/synth-3072x2048.tif");
     let region = ftuscope(&["region", &slide, "--rect", "0,0,3072,2048", "--out", png.to_str().unwrap()]);
     assert!(region.status.success(), "{}", stderr(&region));
-    let model = data("www/models/demo");
+    let model = data("www/models/fast");
     let out = ftuscope(&[
         "segment",
         png.to_str().unwrap(),
@@ -94,7 +94,7 @@ fn eval_scores_an_annotated_folder_and_images_are_slides() {
     let truth = ftuscope::mask::rle_decode(rle.trim(), 3072, 2048).unwrap();
     image::GrayImage::from_fn(3072, 2048, |x, y| image::Luma([255 * truth.get(x, y) as u8])).save(folder.join("synth_mask.png")).unwrap();
     let scores = dir.path().join("scores.csv");
-    let model = data("www/models/demo");
+    let model = data("www/models/fast");
     let out = ftuscope(&[
         "eval",
         "--truth",
@@ -145,7 +145,7 @@ fn unknown_device_missing_file_and_not_an_image_fail_cleanly() {
     let out_png = out_png.to_str().unwrap();
     let input = data("assets/ihc.png");
     let input = input.as_str();
-    let model = data("www/models/demo");
+    let model = data("www/models/fast");
     let segment = |args: &[&str]| {
         let mut all = vec!["segment"];
         all.extend_from_slice(args);
@@ -183,7 +183,7 @@ fn cuda_without_the_feature_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let out_png = dir.path().join("m.png");
     let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/ihc.png");
-    let model = data("www/models/demo");
+    let model = data("www/models/fast");
     let out = ftuscope(&["segment", input.to_str().unwrap(), "--model", &model, "--out", out_png.to_str().unwrap(), "--device", "cuda"]);
     assert_one_line_error(&out, "--features cuda");
 }

@@ -1,4 +1,4 @@
-//! The committed demo model (www/models/demo/): it loads into the current architecture, says what
+//! The committed demo model (www/models/fast/): it loads into the current architecture, says what
 //! it was trained on, finds glomeruli in held-out real kidney tiles (a floor measured when it was
 //! trained), still segments synthetic slides, sees the same tissue at two pixel sizes the same way,
 //! and claims no glomerulus in H&E skin. If an architecture change breaks the weights, or the
@@ -22,8 +22,8 @@ const REAL_TILES: [&str; 4] = ["306", "307", "323", "337"];
 const REAL_FLOOR: (f64, f64) = (0.80, 0.70);
 
 fn demo() -> (ftuscope::model::SegmentationModel, Manifest, NetModel) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/demo");
-    let (model, manifest) = folder::load(&dir, &Device::flex()).expect("www/models/demo must load into the current architecture");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/fast");
+    let (model, manifest) = folder::load(&dir, &Device::flex()).expect("www/models/fast must load into the current architecture");
     let net = NetModel::new(model.clone(), &manifest, &Device::flex(), None).unwrap();
     (model, manifest, net)
 }
@@ -43,7 +43,7 @@ fn predict(slide: &Slide, net: &NetModel, manifest: &Manifest) -> (Prediction, W
 #[test]
 fn the_demo_model_says_what_it_was_trained_on_and_where_not_to_use_it() {
     let (_, manifest, _) = demo();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/demo");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/fast");
     assert!(std::fs::metadata(dir.join("model.bpk")).unwrap().len() <= 10_000_000, "the demo model must stay ≤ 10 MB");
     let said = manifest.trained_on.to_lowercase();
     assert!(said.contains("real") && said.contains("kidney") && said.contains("pas"), "{}", manifest.trained_on);

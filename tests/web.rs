@@ -22,15 +22,15 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// The committed demo model (www/models/demo), as the app loads it.
-const BPK: &[u8] = include_bytes!("../www/models/demo/model.bpk");
-const MANIFEST: &str = include_str!("../www/models/demo/model.json");
+/// The committed demo model (www/models/fast), as the app loads it.
+const BPK: &[u8] = include_bytes!("../www/models/fast/model.bpk");
+const MANIFEST: &str = include_str!("../www/models/fast/model.json");
 /// A synthetic 3072×2048 slide with 4 glomeruli, and its truth as the competition's RLE.
 const SYNTH: &[u8] = include_bytes!("data/synth-3072x2048.tif");
 const TRUTH: &str = include_str!("data/synth-3072x2048.rle");
 
 /// What the native build finds with the demo model on the CPU over `SYNTH` (`ftuscope predict
-/// tests/data/synth-3072x2048.tif --model www/models/demo --device cpu`, batch 1 or 4 alike, then
+/// tests/data/synth-3072x2048.tif --model www/models/fast --device cpu`, batch 1 or 4 alike, then
 /// `ftuscope eval` against the truth): glomeruli, and the competition's Dice.
 const NATIVE_DEMO_ON_SYNTH: (usize, f64) = (4, 0.982_918);
 
@@ -613,7 +613,7 @@ async fn bench_wasm_memory_cpu() {
 /// A real PAS kidney crop as a JPEG (no pixel size recorded; ≈1 µm/px), never seen in training.
 const REAL: &[u8] = include_bytes!("data/real-kidney-306-crop.jpg");
 /// What the native build finds with the demo model on `REAL` at 1 µm/px on the CPU (`ftuscope
-/// predict tests/data/real-kidney-306-crop.jpg --model www/models/demo --pixel-size 1`): glomeruli,
+/// predict tests/data/real-kidney-306-crop.jpg --model www/models/fast --pixel-size 1`): glomeruli,
 /// and the prediction as the competition's RLE (submission.csv).
 const NATIVE_DEMO_ON_REAL: (usize, &str) = (NATIVE_REAL_COUNT, include_str!("data/real-kidney-306-crop.native.rle"));
 const NATIVE_REAL_COUNT: usize = 3;
@@ -649,7 +649,7 @@ async fn a_real_kidney_jpeg_segments_in_the_browser_as_natively() {
     trap.assert_clean();
 }
 
-/// The trained demo model (www/models/demo) runs over a synthetic slide in the page through the
+/// The trained demo model (www/models/fast) runs over a synthetic slide in the page through the
 /// whole-slide API the app uses (`SegmentRun`) — on the CPU fallback and on WebGPU — finds its
 /// glomeruli (Dice against the slide's truth), streams typed per-window updates, exports GeoJSON,
 /// RLE and a mask PNG, stops when cancelled, and rejects wrong weights with a readable error. The

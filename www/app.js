@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const DEMO_MODEL = 'www/models/demo/';
+const DEMO_MODEL = 'www/models/fast/';
 const TILE = 512;
 
 // The wasm module is fetched and compiled once, here, and handed to both workers (a compiled

@@ -185,7 +185,7 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
 });
 
 // What the native build finds on the real kidney demo (tile 306 at its assumed 1 µm/px):
-// `ftuscope eval --truth DIR_WITH_306 --model www/models/demo`: 7 glomeruli, pixel Dice 0.8018 against its
+// `ftuscope eval --truth DIR_WITH_306 --model www/models/fast`: 7 glomeruli, pixel Dice 0.8018 against its
 // LabelMe outlines (the app's Dice compares the simplified outlines, so within 0.03).
 const NATIVE_REAL_306 = { count: 7, dice: 0.8018 };
 
@@ -329,10 +329,10 @@ test('without WebGPU the app segments on the CPU and says so', { timeout: 600_00
     assert.match(await page.textContent('#notice'), /WebGPU unavailable.*CPU/);
     await page.screenshot({ path: join(shots, '7-cpu-fallback.png') });
     // "Load model…": wrong files are a readable error; an exported folder's files load.
-    await page.setInputFiles('#model-files', [join(root, 'tests/data/README.md'), join(root, 'www/models/demo/model.json')]);
+    await page.setInputFiles('#model-files', [join(root, 'tests/data/README.md'), join(root, 'www/models/fast/model.json')]);
     s = await settle(page);
     assert.equal(s.state, 'error', s.status);
-    await page.setInputFiles('#model-files', [join(root, 'www/models/demo/model.bpk'), join(root, 'www/models/demo/model.json')]);
+    await page.setInputFiles('#model-files', [join(root, 'www/models/fast/model.bpk'), join(root, 'www/models/fast/model.json')]);
     await page.waitForFunction(() => /Loaded model\.bpk/.test(document.getElementById('status').textContent));
     assert.equal(await page.evaluate(() => window.ftuscope.state.model.key), 'user');
     assert.deepEqual(problems, []);

@@ -117,7 +117,7 @@ enum Command {
     Segment {
         /// The image to segment (PNG or JPEG).
         image: PathBuf,
-        /// A model folder (model.json + model.bpk), e.g. www/models/demo, or `untrained:ARCH`.
+        /// A model folder (model.json + model.bpk), e.g. www/models/fast, or `untrained:ARCH`.
         #[arg(long)]
         model: String,
         /// Where to write the probability PNG.

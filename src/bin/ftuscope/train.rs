@@ -123,7 +123,7 @@ pub struct TrainArgs {
     /// What the model was not validated on and must not be used for, for the manifest's model card.
     #[arg(long)]
     pub limits: Option<String>,
-    /// Start from this model folder's weights (fine-tuning, e.g. `www/models/demo` on your own
+    /// Start from this model folder's weights (fine-tuning, e.g. `www/models/fast` on your own
     /// annotated tiles) instead of random ones; the network options must match the folder's.
     #[arg(long)]
     pub init: Option<PathBuf>,
