@@ -22,8 +22,14 @@ const REAL_TILES: [&str; 4] = ["306", "307", "323", "337"];
 const REAL_FLOOR: (f64, f64) = (0.80, 0.70);
 
 fn demo() -> (ftuscope::model::SegmentationModel, Manifest, NetModel) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/fast");
-    let (model, manifest) = folder::load(&dir, &Device::flex()).expect("www/models/fast must load into the current architecture");
+    bundled("fast")
+}
+
+/// A bundled model folder (www/models/NAME), loaded as the app and `predict` load it.
+fn bundled(name: &str) -> (ftuscope::model::SegmentationModel, Manifest, NetModel) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models").join(name);
+    let (model, manifest) =
+        folder::load(&dir, &Device::flex()).unwrap_or_else(|e| panic!("www/models/{name} must load into the current architecture: {e}"));
     let net = NetModel::new(model.clone(), &manifest, &Device::flex(), None).unwrap();
     (model, manifest, net)
 }
@@ -115,13 +121,20 @@ fn the_same_tissue_at_two_pixel_sizes_gives_the_same_glomeruli() {
 #[test]
 fn the_demo_model_finds_glomeruli_in_held_out_real_kidney_tiles() {
     let (_, manifest, net) = demo();
+    let pooled = score_real_tiles(&net, &manifest);
+    assert!(pooled.dice() >= REAL_FLOOR.0, "pooled Dice {:.4} < {}", pooled.dice(), REAL_FLOOR.0);
+    assert!(pooled.recall() >= REAL_FLOOR.1, "recall {:.3} < {}", pooled.recall(), REAL_FLOOR.1);
+}
+
+/// The committed real tiles `REAL_TILES` through the whole-image engine at 1 µm/px, pooled.
+fn score_real_tiles(net: &NetModel, manifest: &Manifest) -> Scores {
     let images = read_folder(&test_data().join("real-kidney")).unwrap();
     assert_eq!(images.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), REAL_TILES, "the committed fixture is these tiles");
     let mut pooled = Scores::default();
     for image in images {
         let options = SlideOptions::one_pass().with_pixel_size_um(Some(1.0));
         let slide = block_on(Slide::open_location(image.image.to_str().unwrap(), options)).unwrap();
-        let (prediction, wsi) = predict(&slide, &net, &manifest);
+        let (prediction, wsi) = predict(&slide, net, manifest);
         let (width, height) = slide.dimensions();
         let (truth, objects) = image.objects(width, height).unwrap();
         let scores = score_rle(&truth, Some(&objects), &prediction.rle(wsi.objects()), width, height).unwrap();
@@ -141,8 +154,7 @@ fn the_demo_model_finds_glomeruli_in_held_out_real_kidney_tiles() {
         pooled.recall(),
         pooled.precision()
     );
-    assert!(pooled.dice() >= REAL_FLOOR.0, "pooled Dice {:.4} < {}", pooled.dice(), REAL_FLOOR.0);
-    assert!(pooled.recall() >= REAL_FLOOR.1, "recall {:.3} < {}", pooled.recall(), REAL_FLOOR.1);
+    pooled
 }
 
 /// H&E skin (the CC0 OpenSlide sample): tissue, but no kidney, so a good model claims no glomerulus.
@@ -157,4 +169,47 @@ fn the_demo_model_claims_few_glomeruli_in_h_and_e_skin() {
     let found = prediction.glomeruli(wsi.objects());
     println!("H&E skin: {} glomeruli claimed in {} windows", found.len(), prediction.plan.windows.len());
     assert!(found.len() <= 5, "{} glomeruli claimed in skin", found.len());
+}
+
+// ---- the accurate model (www/models/accurate: U-Net-EfficientNet-Lite0, ImageNet encoder) ----------
+
+/// Floors under what the accurate model scored on `REAL_TILES` when it was bundled (this test:
+/// pooled Dice 0.867, 25 of 32 glomeruli found, precision 0.806), less a margin.
+const ACCURATE_REAL_FLOOR: (f64, f64) = (0.84, 0.75);
+
+#[test]
+fn the_accurate_model_says_what_it_was_trained_on_and_fits_the_budget() {
+    let (_, manifest, _) = bundled("accurate");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models/accurate");
+    assert!(std::fs::metadata(dir.join("model.bpk")).unwrap().len() <= 25_000_000, "the accurate model must stay ≤ 25 MB");
+    let said = manifest.trained_on.to_lowercase();
+    for word in ["imagenet", "kidney", "pas", "negatives", "apache-2.0", "mit"] {
+        assert!(said.contains(word), "trained_on lacks {word:?}: {}", manifest.trained_on);
+    }
+    let limits = manifest.limits.to_lowercase();
+    assert!(limits.contains("not for diagnosis"), "{}", manifest.limits);
+    let validation = manifest.validation.to_lowercase();
+    assert!(validation.contains("held-out") && validation.contains("other lab"), "{}", manifest.validation);
+    assert!(manifest.stain_reference.is_some(), "the accurate model matches each slide's stain to its training tiles'");
+    assert_eq!(manifest.input_pixel_size_um, Some(2.0));
+}
+
+#[test]
+fn the_accurate_model_finds_glomeruli_in_held_out_real_kidney_tiles() {
+    let (_, manifest, net) = bundled("accurate");
+    let pooled = score_real_tiles(&net, &manifest);
+    assert!(pooled.dice() >= ACCURATE_REAL_FLOOR.0, "pooled Dice {:.4} < {}", pooled.dice(), ACCURATE_REAL_FLOOR.0);
+    assert!(pooled.recall() >= ACCURATE_REAL_FLOOR.1, "recall {:.3} < {}", pooled.recall(), ACCURATE_REAL_FLOOR.1);
+}
+
+/// H&E skin: the accurate model was trained with non-kidney H&E negatives and claims no glomerulus.
+#[test]
+fn the_accurate_model_claims_no_glomerulus_in_h_and_e_skin() {
+    let (_, manifest, net) = bundled("accurate");
+    let svs = test_data().join("CMU-1-Small-Region.svs");
+    let slide = block_on(Slide::open_location(svs.to_str().unwrap(), SlideOptions::one_pass())).unwrap();
+    let (prediction, wsi) = predict(&slide, &net, &manifest);
+    let found = prediction.glomeruli(wsi.objects());
+    println!("accurate model, H&E skin: {} glomeruli claimed in {} windows", found.len(), prediction.plan.windows.len());
+    assert_eq!(found.len(), 0, "glomeruli claimed in skin");
 }

@@ -612,15 +612,19 @@ async fn bench_wasm_memory_cpu() {
 
 /// A real PAS kidney crop as a JPEG (no pixel size recorded; ≈1 µm/px), never seen in training.
 const REAL: &[u8] = include_bytes!("data/real-kidney-306-crop.jpg");
-/// What the native build finds with the demo model on `REAL` at 1 µm/px on the CPU (`ftuscope
-/// predict tests/data/real-kidney-306-crop.jpg --model www/models/fast --pixel-size 1`): glomeruli,
-/// and the prediction as the competition's RLE (submission.csv).
-const NATIVE_DEMO_ON_REAL: (usize, &str) = (NATIVE_REAL_COUNT, include_str!("data/real-kidney-306-crop.native.rle"));
-const NATIVE_REAL_COUNT: usize = 3;
+/// What the native build finds with each bundled model on `REAL` at 1 µm/px on the CPU (`ftuscope
+/// predict tests/data/real-kidney-306-crop.jpg --model www/models/MODEL --pixel-size 1`): glomeruli,
+/// and the prediction as the competition's RLE (submission.csv). The accurate model normalises the
+/// crop's stain to its training tiles' first, in the page as natively.
+const NATIVE_FAST_ON_REAL: (usize, &str) = (3, include_str!("data/real-kidney-306-crop.native.rle"));
+const NATIVE_ACCURATE_ON_REAL: (usize, &str) = (2, include_str!("data/real-kidney-306-crop.accurate.rle"));
+/// The bundled accurate model (www/models/accurate: U-Net-EfficientNet-Lite0, f16 weights).
+const ACCURATE_BPK: &[u8] = include_bytes!("../www/models/accurate/model.bpk");
+const ACCURATE_MANIFEST: &str = include_str!("../www/models/accurate/model.json");
 
 /// A JPEG opens as a slide in the page (read from a Blob, decoded in wasm), takes the pixel size the
-/// user gives, and the demo model finds in it — on the CPU fallback and on WebGPU — what the native
-/// build finds.
+/// user gives, and each bundled model finds in it — on the CPU fallback and on WebGPU — what the
+/// native build finds.
 #[wasm_bindgen_test]
 async fn a_real_kidney_jpeg_segments_in_the_browser_as_natively() {
     let trap = ErrorTrap::install();
@@ -630,21 +634,25 @@ async fn a_real_kidney_jpeg_segments_in_the_browser_as_natively() {
     assert!(get(&info, "pixel_size_um").is_null() || get(&info, "pixel_size_um").is_undefined(), "a JPEG records no pixel size");
     slide.set_pixel_size(Some(1.0));
     assert_eq!(get(&slide.info().unwrap(), "pixel_size_um").as_f64(), Some(1.0));
-    let (native_count, native_rle) = NATIVE_DEMO_ON_REAL;
-    for backend in ["cpu", "webgpu"] {
-        let model = demo_model(backend).await;
-        let started = js_sys::Date::now();
-        let prediction = segment(&slide, &model, "null", None, &Cancel::new()).await.expect("segmentation runs");
-        let count = summary_number(&prediction, "count") as usize;
-        let agreement = ftuscope::mask::dice_rle(native_rle.trim(), &prediction.rle()).unwrap();
-        console_log!(
-            "real kidney crop in the browser ({backend}): {count} glomeruli (native {native_count}), Dice with the native prediction {agreement:.4}, {} windows, {:.0} ms",
-            summary_number(&prediction, "windows"),
-            js_sys::Date::now() - started
-        );
-        assert_eq!(summary_number(&prediction, "pixel_size_um"), 1.0);
-        assert_eq!(count, native_count, "{backend}");
-        assert!(agreement >= 0.98, "{backend}: Dice with the native prediction {agreement:.4}");
+    let models = [("fast", BPK, MANIFEST, NATIVE_FAST_ON_REAL), ("accurate", ACCURATE_BPK, ACCURATE_MANIFEST, NATIVE_ACCURATE_ON_REAL)];
+    for (name, bpk, manifest, (native_count, native_rle)) in models {
+        for backend in ["cpu", "webgpu"] {
+            let model = WebModel::load(bpk.to_vec(), manifest.into(), backend.into())
+                .await
+                .unwrap_or_else(|e| panic!("{name} on {backend}: {}", message(e.into())));
+            let started = js_sys::Date::now();
+            let prediction = segment(&slide, &model, "null", None, &Cancel::new()).await.expect("segmentation runs");
+            let count = summary_number(&prediction, "count") as usize;
+            let agreement = ftuscope::mask::dice_rle(native_rle.trim(), &prediction.rle()).unwrap();
+            console_log!(
+                "real kidney crop in the browser ({name} model, {backend}): {count} glomeruli (native {native_count}), Dice with the native prediction {agreement:.4}, {} windows, {:.0} ms",
+                summary_number(&prediction, "windows"),
+                js_sys::Date::now() - started
+            );
+            assert_eq!(summary_number(&prediction, "pixel_size_um"), 1.0);
+            assert_eq!(count, native_count, "{name} on {backend}");
+            assert!(agreement >= 0.98, "{name} on {backend}: Dice with the native prediction {agreement:.4}");
+        }
     }
     trap.assert_clean();
 }

@@ -5,7 +5,10 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const DEMO_MODEL = 'www/models/fast/';
+/** The bundled models (README, "Models"): `fast`, a small U-Net trained from scratch, and `accurate`,
+ * U-Net-EfficientNet-Lite0 from an ImageNet-pretrained encoder, with stain normalisation. */
+const MODELS = { fast: 'www/models/fast/', accurate: 'www/models/accurate/' };
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|fallback|basic render/i;
 const TILE = 512;
 
 // The wasm module is fetched and compiled once, here, and handed to both workers (a compiled
@@ -128,14 +131,59 @@ function slideId(name) {
   return base.replace(/\.(ome\.)?(tiff?|svs|btf|png|jpe?g)$/i, '') || 'slide';
 }
 
-/** The model that Segment will use: loaded, picked by the user, or the demo model's manifest. */
-async function modelManifest() {
-  if (state.model) return state.model.manifest;
-  if (state.userModel) { try { return JSON.parse(state.userModel.json); } catch { return null; } }
+/** The model that Segment will use: loaded, or the chosen one's manifest (a bundled one's, or the user's). */
+async function modelManifest(key = $('model-choice').value) {
+  if (state.model?.key === key) return state.model.manifest;
+  if (key === 'user') { try { return JSON.parse(state.userModel.json); } catch { return null; } }
   try {
-    const r = await cachedFetch(`${DEMO_MODEL}model.json`);
+    const r = await cachedFetch(`${MODELS[key]}model.json`);
     return r.ok ? await r.json() : null;
   } catch { return null; }
+}
+
+/** Windows per second this browser measured for a model on a backend (its last complete run). */
+function speedKey(key, backend) { return `ftuscope-speed:${key}:${backend}`; }
+function storage() { try { return window.localStorage; } catch { return null; } }
+
+/** The default model: `accurate` (it generalises: other labs' stains, no glomeruli in non-kidney
+ * tissue) on a hardware GPU and on the CPU path, where it runs at about half `fast`'s windows/s; `fast`
+ * where WebGPU is a software adapter (SwiftShader, llvmpipe), on which `accurate` is ~6× slower than
+ * `fast`. A choice the user made (or `?model=`) wins and is remembered. */
+async function defaultModel() {
+  const chosen = params.get('model') ?? storage()?.getItem('ftuscope-model');
+  if (chosen in MODELS) return chosen;
+  if ($('backend').value === 'cpu') return 'accurate';
+  try {
+    const adapter = await navigator.gpu?.requestAdapter();
+    const info = adapter?.info ?? {};
+    const text = [info.vendor, info.architecture, info.device, info.description].join(' ');
+    return adapter && (adapter.isFallbackAdapter || SOFTWARE_ADAPTER.test(text)) ? 'fast' : 'accurate';
+  } catch { return 'accurate'; }
+}
+
+/** The chosen model's card: what it was validated on, and the speed measured here. */
+async function showCard() {
+  const key = $('model-choice').value;
+  const m = await modelManifest(key);
+  if (key !== $('model-choice').value) return;
+  const speeds = ['flex', 'wgpu'].map((b) => [b, Number(storage()?.getItem(speedKey(key, b)))]).filter(([, v]) => v > 0)
+    .map(([b, v]) => `${fmt(v, 2)} windows/s on ${b === 'flex' ? 'the CPU' : 'WebGPU'}`);
+  $('model-card').textContent = !m ? 'manifest unavailable'
+    : `${m.validation || 'not validated'} Speed in this browser: ${speeds.length ? speeds.join(', ') : 'not measured yet (segment to measure)'}.`;
+}
+
+async function chooseModel(key, remember) {
+  $('model-choice').value = key;
+  if (remember && key in MODELS) storage()?.setItem('ftuscope-model', key);
+  state.model = null;
+  await showCard();
+  await followAssumption(await modelManifest(key));
+}
+
+/** A slide without a pixel size is assumed to have the model's training data's: it follows the model. */
+async function followAssumption(manifest) {
+  const assumed = assumedPixelSize(manifest);
+  if (state.slide?.pixelSource === 'assumed' && assumed) { await setPixelSize(assumed, 'assumed'); renderSlideInfo(); }
 }
 
 /** The µm/px a model assumes for a slide that records none: its window in µm over its window in px. */
@@ -247,18 +295,17 @@ async function cachedFetch(url) {
 
 async function ensureModel() {
   const backend = $('backend').value;
-  if (state.model && state.model.choice === backend) return state.model;
-  let bpk, json, key;
-  if (state.userModel) {
+  const key = $('model-choice').value;
+  if (state.model && state.model.choice === backend && state.model.key === key) return state.model;
+  let bpk, json;
+  if (key === 'user') {
     ({ bpk, json } = state.userModel);
-    key = 'user';
   } else {
-    setState('running', 'Loading the demo model…');
-    const [b, j] = await Promise.all([cachedFetch(`${DEMO_MODEL}model.bpk`), cachedFetch(`${DEMO_MODEL}model.json`)]);
-    if (!b.ok || !j.ok) throw new Error(`demo model: HTTP ${b.ok ? j.status : b.status}`);
+    setState('running', `Loading the ${key} model…`);
+    const [b, j] = await Promise.all([cachedFetch(`${MODELS[key]}model.bpk`), cachedFetch(`${MODELS[key]}model.json`)]);
+    if (!b.ok || !j.ok) throw new Error(`${key} model: HTTP ${b.ok ? j.status : b.status}`);
     bpk = await b.arrayBuffer();
     json = await j.text();
-    key = 'demo';
   }
   setState('running', backend === 'cpu' ? 'Starting the CPU backend…' : 'Starting WebGPU…');
   const loaded = await engine.call('loadModel', { bpk, json, backend });
@@ -291,19 +338,19 @@ async function loadUserModel(files) {
   const jsonFile = [...files].find((f) => f.name.endsWith('.json'));
   if (!bpkFile || !jsonFile) return setState('error', 'Load model…: pick both model.bpk and model.json from an exported model folder.');
   try {
+    const previous = $('model-choice').value;
     state.userModel = { bpk: await bpkFile.arrayBuffer(), json: await jsonFile.text() };
+    $('model-user').disabled = false;
+    $('model-choice').value = 'user';
     state.model = null;
-    await ensureModel();
-    if (state.slide?.pixelSource === 'assumed') {
-      // The assumption follows the model: its training data's pixel size.
-      const assumed = assumedPixelSize(state.model.manifest);
-      await setPixelSize(assumed, 'assumed');
-      renderSlideInfo();
-    }
+    try { await ensureModel(); } catch (err) { $('model-choice').value = previous; $('model-user').disabled = true; throw err; }
+    await showCard();
+    await followAssumption(state.model.manifest);
     setState('ready', `Loaded ${bpkFile.name} + ${jsonFile.name}.`);
   } catch (err) {
     state.userModel = null;
     state.model = null;
+    showCard();
     setState('error', `Cannot load that model: ${err.message}`);
   }
 }
@@ -391,6 +438,10 @@ function showResults(summary, whole) {
     return li;
   }));
   for (const id of ['export-geojson', 'export-csv', 'export-png']) $(id).disabled = false;
+  if (state.model.key !== 'user' && summary.windows > 0 && summary.timings.total_s > 0) {
+    storage()?.setItem(speedKey(state.model.key, state.model.backend.backend), String(summary.windows / summary.timings.total_s));
+    showCard();
+  }
   if (state.annotationsText) compareWith(state.annotationsText);
   setState('done', `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} found${whole ? '' : ' in the view'} (${fmt(summary.timings.total_s, 1)} s on ${state.model.backend.backend}).`);
   drawOverlay();
@@ -573,6 +624,7 @@ $('demo').addEventListener('change', async (e) => {
 });
 $('model-files').addEventListener('change', (e) => loadUserModel(e.target.files));
 $('backend').addEventListener('change', () => { state.model = null; });
+$('model-choice').addEventListener('change', (e) => chooseModel(e.target.value, true));
 $('segment-view').addEventListener('click', () => segment(false));
 $('segment-slide').addEventListener('click', () => segment(true));
 $('cancel').addEventListener('click', cancelRun);
@@ -599,5 +651,6 @@ document.addEventListener('drop', async (e) => {
 
 setState('ready', 'Open a slide (file, URL or demo). Nothing is uploaded.');
 if (params.get('backend')) $('backend').value = params.get('backend');
+defaultModel().then((key) => chooseModel(key, false));
 if (params.get('url')) { $('url').value = params.get('url'); openSlide(params.get('url'), params.get('url')); }
 window.ftuscope = { state, loseGpu: () => engine.call('loseGpu') }; // for tests and the console

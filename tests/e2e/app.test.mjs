@@ -72,6 +72,9 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
     const t0 = Date.now();
     await page.goto(`${origin}/`);
     await settle(page);
+    // WebGPU on a software adapter (SwiftShader): the fast model is the default.
+    await page.waitForFunction(() => /held-out/.test(document.getElementById('model-card').textContent));
+    assert.equal(await page.inputValue('#model-choice'), 'fast');
     await page.screenshot({ path: join(shots, '0-start.png') });
     await page.evaluate(() => {
       window.__t0 = performance.now();
@@ -335,6 +338,44 @@ test('without WebGPU the app segments on the CPU and says so', { timeout: 600_00
     await page.setInputFiles('#model-files', [join(root, 'www/models/fast/model.bpk'), join(root, 'www/models/fast/model.json')]);
     await page.waitForFunction(() => /Loaded model\.bpk/.test(document.getElementById('status').textContent));
     assert.equal(await page.evaluate(() => window.ftuscope.state.model.key), 'user');
+    assert.deepEqual(problems, []);
+  });
+});
+
+// What the native build finds on the real kidney crop (`ftuscope predict tests/data/real-kidney-306-crop.jpg
+// --model www/models/MODEL --pixel-size 1`), per bundled model.
+const NATIVE_CROP = { fast: 3, accurate: 2 };
+
+test('the model panel: accurate by default on the CPU path, both models segment as natively, speeds measured and the choice remembered', { timeout: 900_000 }, async () => {
+  await mkdir(shots, { recursive: true });
+  await withApp(chromiumArgs, async (page, origin, urls) => {
+    const problems = watchConsole(page);
+    await page.goto(`${origin}/?backend=cpu&url=${encodeURIComponent(`${origin}/tests/data/real-kidney-306-crop.jpg`)}`);
+    let s = await settle(page);
+    assert.equal(s.state, 'ready', s.status);
+    await page.waitForFunction(() => /held-out/.test(document.getElementById('model-card').textContent));
+    assert.equal(await page.inputValue('#model-choice'), 'accurate', 'the CPU path starts with the accurate model');
+    assert.match(await page.textContent('#model-card'), /not measured yet/);
+    for (const key of ['accurate', 'fast']) {
+      await page.selectOption('#model-choice', key);
+      await page.waitForFunction((k) => document.getElementById('model-card').textContent.includes(k === 'accurate' ? 'other lab' : 'held-out'), key);
+      await page.click('#segment-slide');
+      s = await settle(page, 600_000);
+      assert.equal(s.state, 'done', s.status);
+      const { name, found } = await page.evaluate(() => ({ name: window.ftuscope.state.model.manifest.name, found: window.ftuscope.state.glomeruli.length }));
+      console.log(`${key} model on the real kidney crop (CPU): ${found} glomeruli (native ${NATIVE_CROP[key]}); ${s.status}`);
+      assert.equal(name, key);
+      assert.equal(found, NATIVE_CROP[key], `${key}: the browser finds what the native build finds`);
+      await page.waitForFunction(() => /windows\/s on the CPU/.test(document.getElementById('model-card').textContent));
+      console.log(`card: ${await page.textContent('#model-card')}`);
+    }
+    await page.screenshot({ path: join(shots, '8-model-panel.png') });
+    // The user's choice (fast, not the default here) survives a reload.
+    await page.reload();
+    await settle(page);
+    await page.waitForFunction(() => /held-out/.test(document.getElementById('model-card').textContent));
+    assert.equal(await page.inputValue('#model-choice'), 'fast');
+    assertPrivate(urls, origin);
     assert.deepEqual(problems, []);
   });
 });
