@@ -157,6 +157,8 @@ check:
 	bash .ci/no-machine-paths.sh
 	cargo fmt --check
 	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo clippy --features wgpu,train --all-targets -- -D warnings
+	@# The default features too (`cargo run -- segment …`, `make parity`): the CLI builds without `train`.
+	CARGO_TARGET_DIR=$(NATIVE_DIR) cargo clippy --lib --bins -- -D warnings
 
 # Third-party tools the slide tests make and check files with: libvips, libtiff's tiffcp, and
 # PyPI's tifffile, imagecodecs (OpenJPEG, to write JPEG 2000 tiles), wsidicomizer (DICOM WSI; needs

@@ -1,7 +1,7 @@
 """Parity fixtures: builds segmentation_models_pytorch networks with random weights (BatchNorm and
 GroupNorm affine parameters randomised, BatchNorm running statistics measured on random batches), runs a fixed input, and writes
 weights (safetensors, and one .pth), input, logits and facts for tests/parity.rs. Also times PyTorch
-CPU forward passes at 512×512 for the speed comparison. Usage: parity.py OUT_DIR."""
+CPU forward passes at 512×512 for the speed comparison. Usage: [PARITY_ONLY=name,…] parity.py OUT_DIR."""
 import json, os, sys, time
 
 import torch
@@ -17,11 +17,23 @@ MODELS = [
     ("unet-resnet34", smp.Unet, "resnet34", "resnet34", "unet", {}),
     ("unet-scse-efficientnet-b0", smp.Unet, "timm-efficientnet-b0", "efficientnet-b0", "unet", {"decoder_attention_type": "scse"}),
     ("fpn-resnet50", smp.FPN, "resnet50", "resnet50", "fpn", {}),
+    ("unet-efficientnet-lite0", smp.Unet, "timm-tf_efficientnet_lite0", "efficientnet-lite0", "unet", {}),
 ]
+# EfficientNet-Lite's batch norms keep the TensorFlow epsilon of the weights it is trained from (1e-3, as
+# timm's tf_efficientnet_lite0 and ftuscope's encoder); smp builds them with PyTorch's default.
+BN_EPS = {"unet-efficientnet-lite0": 1e-3}
 
+# PARITY_ONLY=name[,name…] writes only those fixtures (the others already written stay).
+ONLY = [n for n in os.environ.get("PARITY_ONLY", "").split(",") if n]
 for name, cls, smp_encoder, encoder, decoder, extra in MODELS:
+    if ONLY and name not in ONLY:
+        continue
     torch.manual_seed(0)
     model = cls(smp_encoder, encoder_weights=None, classes=1, **extra)
+    if name in BN_EPS:
+        for m in model.encoder.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eps = BN_EPS[name]
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for m in model.modules():

@@ -3,6 +3,7 @@
 //! rasterisation, QuPath GeoJSON, LabelMe JSON and annotated image folders.
 
 mod binary;
+mod dataset;
 #[cfg(not(target_arch = "wasm32"))]
 mod folder;
 mod geojson;
@@ -14,6 +15,7 @@ mod polygon;
 mod rle;
 
 pub use binary::BinaryMask;
+pub use dataset::DatasetConfig;
 #[cfg(not(target_arch = "wasm32"))]
 pub use folder::{LabelledImage, Truth, fold_split, list_images, natural_key, read_folder};
 pub use geojson::{Annotation, read_annotations, write_annotations};

@@ -259,7 +259,7 @@ pub fn stain_reference(spec: &str, manifest: &Manifest) -> anyhow::Result<Option
         return Ok(None);
     }
     // The `--data` syntax: LOCATION[,pixel-size=UM].
-    let reference = ftuscope::train::DatasetConfig::parse(spec).map_err(|e| anyhow!("--stain-reference {e}"))?;
+    let reference = ftuscope::mask::DatasetConfig::parse(spec).map_err(|e| anyhow!("--stain-reference {e}"))?;
     let dir = reference.location.as_str();
     let mut acc = LabAccumulator::default();
     for (_, path) in ftuscope::mask::list_images(std::path::Path::new(dir))? {
