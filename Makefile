@@ -52,6 +52,8 @@ help:
 	@echo "make web         build the wasm module into pkg/"
 	@echo "make check-cuda  type-check the CUDA backend (see README: CUDA)"
 	@echo "make build-cuda  build a CUDA-enabled ftuscope binary"
+	@echo "make demo-model DATA=DIR      retrain the bundled fast model (www/models/fast)"
+	@echo "make accurate-model DATA=DIR  retrain the bundled accurate model (www/models/accurate)"
 
 # The native binary, with the features `make test` builds it with (so it reuses that build).
 FTUSCOPE       := $(NATIVE_DIR)/debug/ftuscope
