@@ -151,7 +151,7 @@ function storage() { try { return window.localStorage; } catch { return null; } 
  * `fast`. A choice the user made (or `?model=`) wins and is remembered. */
 async function defaultModel() {
   const chosen = params.get('model') ?? storage()?.getItem('ftuscope-model');
-  if (chosen in MODELS) return chosen;
+  if (Object.hasOwn(MODELS, chosen ?? '')) return chosen;
   if ($('backend').value === 'cpu') return 'accurate';
   try {
     const adapter = await navigator.gpu?.requestAdapter();
@@ -174,8 +174,7 @@ async function showCard() {
 
 async function chooseModel(key, remember) {
   $('model-choice').value = key;
-  if (remember && key in MODELS) storage()?.setItem('ftuscope-model', key);
-  state.model = null;
+  if (remember && Object.hasOwn(MODELS, key)) storage()?.setItem('ftuscope-model', key);
   await showCard();
   await followAssumption(await modelManifest(key));
 }
@@ -315,7 +314,7 @@ async function ensureModel() {
 }
 
 function showModel({ manifest, backend }) {
-  const software = /swiftshader|llvmpipe|lavapipe|software|fallback|basic render/i.test(backend.adapter ?? '');
+  const software = SOFTWARE_ADAPTER.test(backend.adapter ?? '');
   const scale = manifest.input_pixel_size_um
     ? `${fmt(manifest.window_um ?? manifest.input_pixel_size_um * manifest.model.input_size)} µm → ${manifest.model.input_size} px (${fmt(manifest.input_pixel_size_um, 2)} µm/px, resampled per slide)`
     : `${manifest.window} px → ${manifest.model.input_size}`;
@@ -337,18 +336,21 @@ async function loadUserModel(files) {
   const bpkFile = [...files].find((f) => f.name.endsWith('.bpk'));
   const jsonFile = [...files].find((f) => f.name.endsWith('.json'));
   if (!bpkFile || !jsonFile) return setState('error', 'Load model…: pick both model.bpk and model.json from an exported model folder.');
+  // A file that does not load leaves the choice and any model loaded before as they were.
+  const before = { choice: $('model-choice').value, userModel: state.userModel };
   try {
-    const previous = $('model-choice').value;
     state.userModel = { bpk: await bpkFile.arrayBuffer(), json: await jsonFile.text() };
     $('model-user').disabled = false;
     $('model-choice').value = 'user';
-    state.model = null;
-    try { await ensureModel(); } catch (err) { $('model-choice').value = previous; $('model-user').disabled = true; throw err; }
+    state.model = null; // new weights under the same key
+    await ensureModel();
     await showCard();
     await followAssumption(state.model.manifest);
     setState('ready', `Loaded ${bpkFile.name} + ${jsonFile.name}.`);
   } catch (err) {
-    state.userModel = null;
+    ({ userModel: state.userModel } = before);
+    $('model-choice').value = before.choice;
+    $('model-user').disabled = !state.userModel;
     state.model = null;
     showCard();
     setState('error', `Cannot load that model: ${err.message}`);
