@@ -91,7 +91,12 @@ async fn blob_slide(bytes: &[u8]) -> WebSlide {
 }
 
 async fn demo_model(backend: &str) -> WebModel {
-    WebModel::load(BPK.to_vec(), MANIFEST.into(), backend.into()).await.unwrap_or_else(|e| panic!("{backend}: {}", message(e.into())))
+    bundled_model(BPK, MANIFEST, backend).await
+}
+
+/// A bundled model's weights and manifest, loaded as the app loads them, on `backend`.
+async fn bundled_model(bpk: &[u8], manifest: &str, backend: &str) -> WebModel {
+    WebModel::load(bpk.to_vec(), manifest.into(), backend.into()).await.unwrap_or_else(|e| panic!("{backend}: {}", message(e.into())))
 }
 
 /// `SegmentRun.start(slide, model, options)` as the worker calls it; `options` is JSON text.
@@ -637,9 +642,7 @@ async fn a_real_kidney_jpeg_segments_in_the_browser_as_natively() {
     let models = [("fast", BPK, MANIFEST, NATIVE_FAST_ON_REAL), ("accurate", ACCURATE_BPK, ACCURATE_MANIFEST, NATIVE_ACCURATE_ON_REAL)];
     for (name, bpk, manifest, (native_count, native_rle)) in models {
         for backend in ["cpu", "webgpu"] {
-            let model = WebModel::load(bpk.to_vec(), manifest.into(), backend.into())
-                .await
-                .unwrap_or_else(|e| panic!("{name} on {backend}: {}", message(e.into())));
+            let model = bundled_model(bpk, manifest, backend).await;
             let started = js_sys::Date::now();
             let prediction = segment(&slide, &model, "null", None, &Cancel::new()).await.expect("segmentation runs");
             let count = summary_number(&prediction, "count") as usize;
