@@ -3,7 +3,9 @@
 //! and resizing, batching, blending, thresholding, full-resolution RLE) on a synthetic slide; the
 //! result must match `train.csv` with Dice ≥ 0.995.
 
-use ftuscope::infer::{Blend, Error, ObjectFilter, Plan, PlanConfig, SlideRun, TileModel, Window, WsiConfig, predict_slide};
+use ftuscope::infer::{
+    Blend, Error, ObjectFilter, Plan, PlanConfig, SlideRun, TileModel, Timings, Window, WindowJob, WsiConfig, predict_slide,
+};
 use ftuscope::mask::{Polygon, dice_rle, rasterise, read_annotations};
 use ftuscope::slide::source::FileSource;
 use ftuscope::slide::{Slide, TileCompression};
@@ -151,6 +153,57 @@ fn a_run_whose_device_is_lost_continues_on_another_and_keeps_what_was_done() {
         resumed.rle(ObjectFilter::new(0.5, 0.0)) == whole.rle(ObjectFilter::new(0.5, 0.0)),
         "the resumed run gives the uninterrupted run's mask"
     );
+}
+
+/// Answers each window with its own pixels' green channel as probabilities: real-valued and
+/// different in every window, so that overlapping windows blended in another order would round
+/// differently.
+struct Greens;
+
+#[async_trait::async_trait]
+impl TileModel for Greens {
+    async fn predict(&self, _plan: &Plan, _windows: &[Window], images: &[RgbImage]) -> Result<Vec<Vec<f32>>, Error> {
+        Ok(images.iter().map(|im| im.pixels().map(|p| p.0[1] as f32 / 255.0 * 0.731).collect()).collect())
+    }
+}
+
+#[test]
+fn windows_computed_elsewhere_in_any_order_blend_to_the_same_canvas_as_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slide, _, _) = synthetic(dir.path());
+    let config = WsiConfig::new().with_batch(2).with_blend(Blend::Ramp);
+    let whole = block_on(predict_slide(&slide, &Greens, &config, &AtomicBool::new(false), &mut |_, _| {})).unwrap();
+
+    // A pool: the job goes out as JSON (as to a browser worker), windows come back last first, in
+    // uneven chunks, one of them twice (a worker thought lost that answered after all).
+    let mut run = block_on(SlideRun::start(&slide, &config)).unwrap();
+    let total = run.total();
+    assert!(total > 8, "{total} windows");
+    assert_eq!(run.remaining(), (0..total).collect::<Vec<_>>());
+    let job: WindowJob = serde_json::from_str(&serde_json::to_string(run.job()).unwrap()).unwrap();
+    assert_eq!(&job, run.job());
+    let order: Vec<usize> = (0..total).rev().collect();
+    let mut dones = Vec::new();
+    for chunk in order.chunks(3) {
+        let mut timings = Timings::default();
+        let probs = block_on(job.run(&slide, &Greens, chunk, &mut timings)).unwrap();
+        assert!(timings.read_s > 0.0);
+        let (progress, fresh) = run.add(chunk, probs, &timings).unwrap();
+        assert_eq!(fresh.len(), chunk.len());
+        dones.push(progress.done);
+    }
+    assert_eq!(*dones.last().unwrap(), total);
+    assert!(run.remaining().is_empty());
+    let again = block_on(job.run(&slide, &Greens, &[0], &mut Timings::default())).unwrap();
+    let (progress, fresh) = run.add(&[0], again, &Timings::default()).unwrap();
+    assert!(fresh.is_empty() && progress.done == total, "a window done twice counts once");
+    // Wrong answers are typed errors, not panics.
+    assert!(run.add(&[total], vec![vec![0.0; 512 * 512]], &Timings::default()).is_err());
+    assert!(run.add(&[1], vec![vec![0.0; 7]], &Timings::default()).is_err());
+    assert!(block_on(job.run(&slide, &Greens, &[total], &mut Timings::default())).is_err());
+    let pooled = run.finish(&slide);
+    assert!(pooled.canvas == whole.canvas, "the canvas is the same to the bit whatever the order");
+    assert!(whole.canvas.iter().any(|&v| v > 0 && v < 255), "the canvas has real-valued probabilities");
 }
 
 /// Measures the colours of the windows it is given (and answers background).

@@ -1,6 +1,7 @@
 // The page: DOM wiring, the OpenSeadragon viewer and the overlay. Slide reading, tile decoding and
-// segmentation run in the wasm module inside two workers (www/worker.js): one serves viewer tiles,
-// one runs the network, so panning stays smooth during a run.
+// segmentation run in the wasm module inside workers (www/worker.js): one serves viewer tiles, one
+// (the engine) runs the network, so panning stays smooth during a run; on the CPU path a pool of
+// helpers computes windows beside the engine, which plans and blends them.
 /* global OpenSeadragon */
 
 const $ = (id) => document.getElementById(id);
@@ -33,8 +34,16 @@ class Rpc {
     };
     this.worker.onerror = (e) => { for (const p of this.pending.values()) p.reject(new Error(e.message || 'worker failed')); this.pending.clear(); };
   }
+  /** Stops the worker at once; calls in flight reject with `reason`. */
+  terminate(reason) {
+    this.dead = true;
+    this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(new Error(reason));
+    this.pending.clear();
+  }
   async call(op, args = {}, transfer = []) {
     await this.started;
+    if (this.dead) throw new Error('worker stopped');
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -98,7 +107,8 @@ async function openSlide(source, name) {
     clearResults();
     state.annotations = [];
     state.annotationsText = null;
-    state.slide = { name, info, id: slideId(name), pixelSource: info.pixel_size_um ? 'file' : 'unknown' };
+    // `source` and `gen`: the pool's helpers open the same slide (once per slide).
+    state.slide = { name, info, id: slideId(name), pixelSource: info.pixel_size_um ? 'file' : 'unknown', source, gen: ++pool.slides };
     const l0 = info.levels[0];
     if (!info.pixel_size_um) {
       // No pixel size in the file (PNG/JPEG, many TIFFs): assume the model's, and say so.
@@ -113,6 +123,7 @@ async function openSlide(source, name) {
       // The segmentation worker takes the same levels instead of making its own pass.
       await engine.call('adoptOverviews', { levels }, levels.map((l) => l.rgb.buffer));
       state.slide.info = info;
+      state.slide.overviews = true;
     }
     showViewer(l0.width, l0.height);
     $('drop-hint').hidden = true;
@@ -308,7 +319,8 @@ async function ensureModel() {
   }
   setState('running', backend === 'cpu' ? 'Starting the CPU backend…' : 'Starting WebGPU…');
   const loaded = await engine.call('loadModel', { bpk, json, backend });
-  state.model = { ...loaded, choice: backend, key };
+  // The files stay here for the pool's helpers (`gen`: loaded into each once).
+  state.model = { ...loaded, choice: backend, key, files: { bpk, json }, gen: ++pool.models };
   showModel(loaded);
   return state.model;
 }
@@ -378,7 +390,8 @@ async function segment(whole) {
     state.running = runId;
     busy(true);
     setState('running', whole ? 'Segmenting the whole slide…' : 'Segmenting the view…');
-    const summary = await engine.call('segment', { region, runId });
+    // The CPU path runs a pool of workers; WebGPU is one device, driven by the engine alone.
+    const summary = state.model.backend.backend === 'flex' ? await runPool(region, runId) : await engine.call('segment', { region, runId });
     if (state.running !== runId) return;
     state.lastWhole = whole;
     showResults(summary, whole);
@@ -401,7 +414,109 @@ function busy(on) {
 
 function cancelRun() {
   if (!state.running) return;
+  pool.cancelled = true;
   engine.call('cancel').catch(() => {});
+}
+
+// ---- the CPU pool ------------------------------------------------------------------------------
+
+/** Workers on the CPU path: the engine and up to MAX_WORKERS − 1 helpers, each with its own wasm
+ * instance (the module compiled once), the slide opened from the same source and the same model. The
+ * engine plans the windows and blends them (the crate's SegmentRun: the same canvas whatever the
+ * order); this page deals the windows out one at a time and gives a failed helper's back to the others.
+ * N: the cores less one (the page and the tile worker), at most MAX_WORKERS, each worker's wasm memory
+ * being up to ~250 MB with the accurate model (README, "Memory"); a setting in the model panel. */
+const MAX_WORKERS = 4;
+const pool = { helpers: [], cancelled: false, inFlight: 0, slides: 0, models: 0, lost: [] };
+const cores = () => Math.max(1, Math.floor(navigator.hardwareConcurrency) || 1);
+const maxWorkers = () => Math.min(MAX_WORKERS, cores());
+const defaultWorkers = () => Math.min(maxWorkers(), Math.max(1, cores() - 1));
+
+function workerCount() {
+  const n = Math.round(Number($('workers').value));
+  return Number.isFinite(n) && n >= 1 ? Math.min(n, maxWorkers()) : defaultWorkers();
+}
+
+function setupWorkers() {
+  const chosen = Number(params.get('workers') ?? storage()?.getItem('ftuscope-workers'));
+  $('workers').max = String(maxWorkers());
+  $('workers').value = String(chosen >= 1 ? Math.min(Math.round(chosen), maxWorkers()) : defaultWorkers());
+  $('workers-note').textContent = `of ${cores()} cores`;
+}
+
+/** Starts or stops helpers to make `n` workers with the engine, and gives each the slide and model. */
+async function prepareHelpers(n) {
+  pool.helpers = pool.helpers.filter((h) => !h.rpc.dead);
+  for (const h of pool.helpers.splice(Math.max(0, n - 1))) h.rpc.terminate('no longer needed');
+  while (pool.helpers.length < n - 1) pool.helpers.push({ rpc: new Rpc(), slide: 0, model: 0 });
+  const { slide, model } = state;
+  const ready = await Promise.allSettled(pool.helpers.map(async (h) => {
+    if (h.slide !== slide.gen) {
+      await h.rpc.call('open', { source: slide.source });
+      if (slide.overviews) {
+        const levels = await tiles.call('overviews'); // a copy of the tile worker's levels
+        await h.rpc.call('adoptOverviews', { levels }, levels.map((l) => l.rgb.buffer));
+      }
+      h.slide = slide.gen;
+    }
+    if (h.model !== model.gen) {
+      await h.rpc.call('loadModel', { ...model.files, backend: 'cpu' });
+      h.model = model.gen;
+    }
+  }));
+  ready.forEach((r, i) => { if (r.status === 'rejected') lose(pool.helpers[i], r.reason); });
+}
+
+/** A helper failed: it is stopped, reported, and left out (a fresh one starts with the next run). */
+function lose(helper, err) {
+  if (!helper.rpc.dead) helper.rpc.terminate('stopped after an error');
+  pool.lost.push(err.message);
+  notice(`A segmentation worker stopped (${err.message}); its windows went to the other workers.`);
+}
+
+/** One segmentation on the CPU pool: resolves to the engine's summary, rejects with "cancelled" or
+ * the engine's error. A helper that fails (an error, or stopped) has its window redone by another. */
+async function runPool(region, runId) {
+  pool.cancelled = false;
+  pool.lost = [];
+  const [planned] = await Promise.all([engine.call('plan', { region }), prepareHelpers(workerCount())]);
+  const engineWorker = { rpc: engine };
+  const workers = [engineWorker, ...pool.helpers.filter((h) => !h.rpc.dead)];
+  const taken = await Promise.allSettled(workers.map((w) => w.rpc.call('prepare', { job: planned.job })));
+  if (taken[0].status === 'rejected') throw taken[0].reason;
+  taken.forEach((r, i) => { if (r.status === 'rejected') lose(workers[i], r.reason); });
+  state.workers = workers.filter((w) => !w.rpc.dead).length;
+  const queue = [...planned.remaining];
+  let failure = null;
+  const work = async (w) => {
+    while (queue.length && !pool.cancelled && !failure && !w.rpc.dead) {
+      const indices = queue.splice(0, 1);
+      pool.inFlight++;
+      try {
+        let out;
+        try {
+          out = await w.rpc.call('windows', { indices });
+        } catch (err) {
+          if (w === engineWorker) throw err;
+          queue.unshift(...indices);
+          return lose(w, err);
+        }
+        const p = await engine.call('blend', { indices, probs: out.probs, timings: out.timings }, [out.probs.buffer]);
+        if (state.running === runId) onProgress(p);
+      } catch (err) {
+        failure ??= err; // the engine failed: the run fails, as a single worker's would
+      } finally {
+        pool.inFlight--;
+      }
+    }
+  };
+  // Windows given back by a failed helper after the others had stopped go round again.
+  while (queue.length && !pool.cancelled && !failure) await Promise.all(workers.filter((w) => !w.rpc.dead).map(work));
+  if (failure || pool.cancelled) {
+    await engine.call('discard').catch(() => {});
+    throw failure ?? new Error('cancelled');
+  }
+  return engine.call('finish');
 }
 
 async function onProgress(p) {
@@ -445,7 +560,8 @@ function showResults(summary, whole) {
     showCard();
   }
   if (state.annotationsText) compareWith(state.annotationsText);
-  setState('done', `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} found${whole ? '' : ' in the view'} (${fmt(summary.timings.total_s, 1)} s on ${state.model.backend.backend}).`);
+  const on = state.model.backend.backend === 'flex' ? `the CPU, ${state.workers} worker${state.workers === 1 ? '' : 's'}` : state.model.backend.backend;
+  setState('done', `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} found${whole ? '' : ' in the view'} (${fmt(summary.timings.total_s, 1)} s on ${on}).`);
   drawOverlay();
 }
 
@@ -627,6 +743,7 @@ $('demo').addEventListener('change', async (e) => {
 $('model-files').addEventListener('change', (e) => loadUserModel(e.target.files));
 $('backend').addEventListener('change', () => { state.model = null; });
 $('model-choice').addEventListener('change', (e) => chooseModel(e.target.value, true));
+$('workers').addEventListener('change', () => { $('workers').value = String(workerCount()); storage()?.setItem('ftuscope-workers', $('workers').value); });
 $('segment-view').addEventListener('click', () => segment(false));
 $('segment-slide').addEventListener('click', () => segment(true));
 $('cancel').addEventListener('click', cancelRun);
@@ -653,6 +770,15 @@ document.addEventListener('drop', async (e) => {
 
 setState('ready', 'Open a slide (file, URL or demo). Nothing is uploaded.');
 if (params.get('backend')) $('backend').value = params.get('backend');
+setupWorkers();
 defaultModel().then((key) => chooseModel(key, false));
 if (params.get('url')) { $('url').value = params.get('url'); openSlide(params.get('url'), params.get('url')); }
-window.ftuscope = { state, loseGpu: () => engine.call('loseGpu') }; // for tests and the console
+// For tests and the console: lose the GPU, stop a pool helper as a crash would, count busy workers.
+window.ftuscope = {
+  state,
+  pool,
+  loseGpu: () => engine.call('loseGpu'),
+  killWorker: (i) => pool.helpers[i]?.rpc.terminate('killed'),
+  exportText: (kind) => engine.call('export', { kind }),
+  memory: () => Promise.all([engine, ...pool.helpers.filter((h) => !h.rpc.dead).map((h) => h.rpc)].map((r) => r.call('memory'))),
+};

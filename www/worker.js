@@ -1,8 +1,9 @@
 // The wasm module in a Web Worker: the page sends {id, op, args}, gets {id, ok, value|error}, and
-// progress events {event, ...}. The page runs two of these — one decodes viewer tiles, one runs
-// the network — so panning stays smooth while a slide is segmented (on the CPU fallback a forward
-// pass blocks its worker). Slide pixels never leave this machine.
-import init, { WebSlide, WebModel, Cancel, SegmentRun, diceOfAnnotations, parseAnnotations } from '../pkg/ftuscope.js';
+// progress events {event, ...}. The page runs several of these — one decodes viewer tiles, one runs
+// the network (the engine), and on the CPU path a pool of helpers that compute windows the engine
+// plans and blends — so panning stays smooth while a slide is segmented (on the CPU a forward pass
+// blocks its worker) and every core works. Slide pixels never leave this machine.
+import init, { WebSlide, WebModel, Cancel, SegmentRun, WindowRunner, diceOfAnnotations, parseAnnotations } from '../pkg/ftuscope.js';
 
 // The WebGPU devices this worker asked for (wgpu requests one through requestDevice), watched so
 // that a lost GPU (driver reset, device removed, tab in the background too long) is noticed: the
@@ -34,6 +35,8 @@ let model = null;
 let modelFiles = null; // {bpk, json}: reloaded on the CPU if the GPU is lost
 let prediction = null;
 let cancel = null;
+let poolRun = null; // the engine's SegmentRun while a pool computes its windows
+let runner = null; // this worker's WindowRunner of the pool's current job
 
 /** What the page keeps of a loaded model. */
 function described(m) {
@@ -125,6 +128,60 @@ const ops = {
     cancel?.cancel();
     return true;
   },
+  // ---- the pool (CPU path): the engine plans and blends, every worker (the engine too) runs windows.
+  // Plans a run over the slide (or region): {total, remaining: [window index], job: JSON}.
+  async plan({ region }) {
+    if (!slide) throw new Error('open a slide first');
+    if (!model) throw new Error('load a model first');
+    poolRun?.free();
+    poolRun = null;
+    poolRun = await SegmentRun.start(slide, model, { region });
+    return { total: poolRun.total, remaining: poolRun.remaining(), job: poolRun.job() };
+  },
+  // Takes the pool's job: this worker's windows are read from its own copy of the slide.
+  prepare({ job }) {
+    if (!slide) throw new Error('open a slide first');
+    runner?.free();
+    runner = new WindowRunner(slide, job);
+    return true;
+  },
+  // Computes windows of the job: {probs: Float32Array (size² per window), timings}.
+  async windows({ indices }) {
+    if (!runner) throw new Error('no segmentation job prepared');
+    if (!model) throw new Error('load a model first');
+    const out = await runner.run(model, Uint32Array.from(indices));
+    return [out, [out.probs.buffer]];
+  },
+  // Blends windows computed by any worker; answers the progress event (with this batch's windows).
+  blend({ indices, probs, timings }) {
+    if (!poolRun) throw new Error('no segmentation planned');
+    const p = poolRun.add(Uint32Array.from(indices), probs, timings);
+    return [p, p.updates.map((u) => u.probs.buffer)];
+  },
+  finish() {
+    if (!poolRun) throw new Error('no segmentation planned');
+    const run = poolRun;
+    poolRun = null;
+    try {
+      const next = run.finish();
+      prediction?.free();
+      prediction = next;
+    } finally {
+      run.free();
+    }
+    return prediction.summary;
+  },
+  discard() {
+    poolRun?.free();
+    poolRun = null;
+    runner?.free();
+    runner = null;
+    return true;
+  },
+  // This worker's wasm memory in bytes (the pool's memory report).
+  memory() {
+    return wasmMemory?.buffer.byteLength ?? 0;
+  },
   // Destroys this worker's GPU devices, as a driver reset would: how the end-to-end test loses
   // the GPU in the middle of a run.
   loseGpu() {
@@ -152,14 +209,17 @@ const ops = {
   },
 };
 
+let wasmMemory = null;
+const start = (module) => init(module ? { module_or_path: module } : undefined).then((exports) => { wasmMemory = exports.memory; });
+
 self.onmessage = async ({ data }) => {
   if ('wasm' in data) {
-    ready = init({ module_or_path: data.wasm });
+    ready = start(data.wasm);
     return;
   }
   const { id, op, args } = data;
   try {
-    await (ready ??= init());
+    await (ready ??= start());
     const handler = ops[op];
     if (!handler) throw new Error(`unknown operation ${op}`);
     const out = await handler(args ?? {});

@@ -53,7 +53,7 @@ pub async fn plan_slide(slide: &Slide, config: &PlanConfig) -> Result<Plan, Erro
 }
 
 /// One window: its top-left corner in level-0 pixels and its place in the grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     /// Left edge (level 0).
     pub x: i64,
@@ -66,7 +66,7 @@ pub struct Window {
 }
 
 /// The windows to run, in raster order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// Windows over tissue.
     pub windows: Vec<Window>,

@@ -37,7 +37,7 @@ impl ObjectFilter {
 }
 
 /// Where the time went, in seconds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize)]
 pub struct Timings {
     /// Tissue mask and plan (including overviews of a flat slide).
     pub plan_s: f64,

@@ -67,7 +67,7 @@ impl LabAccumulator {
 }
 
 /// The per-channel affine map in L*a*b* from one slide's statistics to the reference's.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StainNormaliser {
     scale: [f32; 3],
     shift: [f32; 3],

@@ -12,6 +12,7 @@ use super::stain::{LabAccumulator, StainNormaliser};
 use crate::model::{LabStats, Manifest};
 use crate::slide::{Slide, resize};
 use burn::prelude::*;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whole-slide settings. The network's own (normalisation, TTA) travel with the [`TileModel`].
@@ -93,18 +94,97 @@ pub async fn predict_slide(
     Ok(run.finish(slide))
 }
 
-/// A whole-slide segmentation that survives a failed model: windows are blended batch by batch,
-/// and a batch whose forward pass fails leaves the run as it was before it. [`SlideRun::run`] can
+/// The windows of a planned slide and how each is prepared (the stain map measured on the slide):
+/// everything a worker needs, with the slide and the model, to compute windows that another
+/// place blends. The engine splits plan → windows → blend here: [`SlideRun`] plans and blends, a
+/// `WindowJob` — in the same process, in another thread or in another browser worker, sent as
+/// JSON — reads, resizes, normalises and runs any windows of it. The same windows give the same
+/// probabilities wherever they run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowJob {
+    /// The windows and their geometry.
+    pub plan: Plan,
+    /// The slide's stain map, measured once by [`SlideRun::start`]; `None`: colours as scanned.
+    pub stain: Option<StainNormaliser>,
+}
+
+impl WindowJob {
+    /// Reads windows `indices` of the plan, resizes and stain-normalises them and runs them
+    /// through `model` in one forward pass: `input_size`² probabilities (0–1, row-major) per
+    /// window. Read, resize and model time are added to `timings`.
+    pub async fn run(
+        &self,
+        slide: &Slide,
+        model: &dyn TileModel,
+        indices: &[usize],
+        timings: &mut Timings,
+    ) -> Result<Vec<Vec<f32>>, Error> {
+        let clock = Clock::start();
+        let mut windows = Vec::with_capacity(indices.len());
+        let mut images = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let w = self
+                .plan
+                .windows
+                .get(i)
+                .ok_or_else(|| Error::Config(format!("window {i} is not in the plan of {} windows", self.plan.windows.len())))?;
+            let mut image = read_window(slide, &self.plan, w, &clock, timings).await?;
+            if let Some(stain) = &self.stain {
+                stain.apply(&mut image);
+            }
+            windows.push(*w);
+            images.push(image);
+        }
+        let t = clock.seconds();
+        let probs = model.predict(&self.plan, &windows, &images).await?;
+        timings.model_s += clock.seconds() - t;
+        self.check(indices.len(), &probs)?;
+        Ok(probs)
+    }
+
+    /// Whether `probs` is `count` windows of `input_size`² values.
+    fn check(&self, count: usize, probs: &[Vec<f32>]) -> Result<(), Error> {
+        let side = self.plan.input_size as usize;
+        if probs.len() != count || probs.iter().any(|p| p.len() != side * side) {
+            let sizes: Vec<usize> = probs.iter().map(Vec::len).collect();
+            return Err(Error::Backend(format!(
+                "the model answered {} windows of {sizes:?} values for {count} of {side}×{side}",
+                probs.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A whole-slide segmentation that survives a failed model: windows are blended as they come, and
+/// a batch whose forward pass fails leaves the run as it was before it. [`SlideRun::run`] can
 /// then continue with another model (the same weights on another device: the CPU after a lost
 /// GPU), keeping every window already computed; [`SlideRun::finish`] gives the prediction.
+///
+/// Windows may also be computed elsewhere — a pool of browser workers, threads — from
+/// [`SlideRun::job`] and handed back with [`SlideRun::add`] in any order: they are blended in plan
+/// order (a window that arrives early waits for the ones before it), so the canvas is the same,
+/// to the bit, however many workers computed it and in whatever order they answered.
 pub struct SlideRun {
-    plan: Plan,
+    job: WindowJob,
     blender: Blender,
+    /// Which windows have arrived.
+    received: Vec<bool>,
+    /// How many have arrived.
     done: usize,
+    /// Windows blended: all before this index have arrived and are in the canvas.
+    blended: usize,
+    /// Windows that arrived before an earlier one, waiting to be blended.
+    waiting: BTreeMap<usize, Vec<f32>>,
     clock: Clock,
+    /// When windows were last handed out, and how many were done then: the rate counts from there.
+    since: (f64, usize),
     timings: Timings,
-    stain: Option<StainNormaliser>,
 }
+
+/// Windows [`SlideRun::add`] blended for the first time, each with its probabilities quantised to
+/// 0–255 (as [`Update`] carries them), for overlays that grow while the slide runs.
+pub type NewWindows = Vec<(Window, Vec<u8>)>;
 
 /// Windows whose tissue gives a slide's colour statistics for stain normalisation (evenly spread
 /// over the planned windows, read at the network's scale as the windows themselves are).
@@ -128,21 +208,83 @@ impl SlideRun {
         // The sample's reads count as planning.
         let timings = Timings { plan_s: clock.seconds(), ..Timings::default() };
         let blender = Blender::new(&plan, config.blend);
-        Ok(Self { plan, blender, done: 0, clock, timings, stain })
+        let total = plan.windows.len();
+        let since = (clock.seconds(), 0);
+        Ok(Self {
+            job: WindowJob { plan, stain },
+            blender,
+            received: vec![false; total],
+            done: 0,
+            blended: 0,
+            waiting: BTreeMap::new(),
+            clock,
+            since,
+            timings,
+        })
     }
 
-    /// Windows blended so far.
+    /// Windows done so far (arrived, whether blended yet or waiting for an earlier one).
     pub fn done(&self) -> usize {
         self.done
     }
 
     /// Windows planned.
     pub fn total(&self) -> usize {
-        self.plan.windows.len()
+        self.job.plan.windows.len()
+    }
+
+    /// The indices of the windows not done yet, in plan order.
+    pub fn remaining(&self) -> Vec<usize> {
+        (0..self.total()).filter(|&i| !self.received[i]).collect()
+    }
+
+    /// What workers need to compute this run's windows. The windows-per-second rate of
+    /// [`SlideRun::add`]'s progress counts from this call.
+    pub fn job(&mut self) -> &WindowJob {
+        self.since = (self.clock.seconds(), self.done);
+        &self.job
+    }
+
+    /// Hands back windows computed from [`SlideRun::job`]: `probs` holds `input_size`² values
+    /// (0–1, row-major) per index, `timings` what computing them took (read, resize, model). A
+    /// window already done is ignored (a worker thought lost that answered after all). Returns
+    /// the progress and the windows that were new, for a growing overlay.
+    pub fn add(&mut self, indices: &[usize], probs: Vec<Vec<f32>>, timings: &Timings) -> Result<(Progress, NewWindows), Error> {
+        self.job.check(indices.len(), &probs)?;
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.total()) {
+            return Err(Error::Config(format!("window {i} is not in the plan of {} windows", self.total())));
+        }
+        self.timings.read_s += timings.read_s;
+        self.timings.resize_s += timings.resize_s;
+        self.timings.model_s += timings.model_s;
+        let mut fresh = Vec::new();
+        for (&i, p) in indices.iter().zip(probs) {
+            if std::mem::replace(&mut self.received[i], true) {
+                continue;
+            }
+            self.done += 1;
+            fresh.push((self.job.plan.windows[i], p.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()));
+            self.waiting.insert(i, p);
+        }
+        let t = self.clock.seconds();
+        while let Some(p) = self.waiting.remove(&self.blended) {
+            self.blender.add(&self.job.plan, self.blended, &p);
+            self.blended += 1;
+        }
+        self.timings.blend_s += self.clock.seconds() - t;
+        Ok((self.progress(), fresh))
+    }
+
+    /// Progress now, the rate counted from the last [`SlideRun::job`] (or [`SlideRun::run`]).
+    fn progress(&self) -> Progress {
+        let (since, first) = self.since;
+        let total = self.total();
+        let rate = (self.done - first) as f64 / (self.clock.seconds() - since).max(1e-9);
+        Progress { done: self.done, total, windows_per_s: rate, eta_s: (total - self.done) as f64 / rate.max(1e-9) }
     }
 
     /// Runs the windows not yet done, `batch` at a time, with `model`. On an error (cancelled,
-    /// slide or model) the windows blended before the failing batch stay blended and a later call
+    /// slide or model) the windows done before the failing batch stay done and a later call
     /// continues from there.
     pub async fn run(
         &mut self,
@@ -153,58 +295,33 @@ impl SlideRun {
         progress: &mut dyn FnMut(&Progress, &[Update<'_>]),
     ) -> Result<(), Error> {
         let batch = batch.clamp(1, 64);
-        let (started, first) = (self.clock.seconds(), self.done);
-        let total = self.plan.windows.len();
-        while self.done < total {
+        // The rate of this call (a resumed run may be on a slower device).
+        self.since = (self.clock.seconds(), self.done);
+        for chunk in self.remaining().chunks(batch) {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
-            let chunk = &self.plan.windows[self.done..(self.done + batch).min(total)];
-            let mut images = Vec::with_capacity(chunk.len());
-            for w in chunk {
-                let mut image = read_window(slide, &self.plan, w, &self.clock, &mut self.timings).await?;
-                if let Some(stain) = &self.stain {
-                    stain.apply(&mut image);
-                }
-                images.push(image);
-            }
-            let t = self.clock.seconds();
-            let probs = model.predict(&self.plan, chunk, &images).await?;
-            let side = self.plan.input_size as usize;
-            if probs.len() != chunk.len() || probs.iter().any(|p| p.len() != side * side) {
-                let sizes: Vec<usize> = probs.iter().map(Vec::len).collect();
-                return Err(Error::Backend(format!(
-                    "the model answered {} windows of {sizes:?} values for {} of {side}×{side}",
-                    probs.len(),
-                    chunk.len()
-                )));
-            }
-            self.timings.model_s += self.clock.seconds() - t;
-            let t = self.clock.seconds();
-            for (k, p) in probs.iter().enumerate() {
-                self.blender.add(&self.plan, self.done + k, p);
-            }
-            self.timings.blend_s += self.clock.seconds() - t;
-            self.done += chunk.len();
-            // The rate of this call (a resumed run may be on a slower device).
-            let rate = (self.done - first) as f64 / (self.clock.seconds() - started).max(1e-9);
-            let quantised: Vec<Vec<u8>> =
-                probs.iter().map(|p| p.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()).collect();
-            let updates: Vec<Update<'_>> = chunk.iter().zip(&quantised).map(|(w, q)| Update { window: *w, probs: q }).collect();
-            let eta_s = (total - self.done) as f64 / rate.max(1e-9);
-            progress(&Progress { done: self.done, total, windows_per_s: rate, eta_s }, &updates);
+            let mut timings = Timings::default();
+            let probs = self.job.run(slide, model, chunk, &mut timings).await?;
+            let (p, fresh) = self.add(chunk, probs, &timings)?;
+            let updates: Vec<Update<'_>> = fresh.iter().map(|(w, q)| Update { window: *w, probs: q }).collect();
+            progress(&p, &updates);
         }
         Ok(())
     }
 
     /// The prediction (windows not run, if any, count as background).
     pub fn finish(mut self, slide: &Slide) -> Prediction {
+        // Windows that arrived after one that never did: blended in order, skipping the gaps.
+        for (i, p) in std::mem::take(&mut self.waiting) {
+            self.blender.add(&self.job.plan, i, &p);
+        }
         self.timings.total_s = self.clock.seconds();
         let (canvas_width, canvas_height) = self.blender.canvas_size();
         Prediction {
-            width: self.plan.width,
-            height: self.plan.height,
-            plan: self.plan,
+            width: self.job.plan.width,
+            height: self.job.plan.height,
+            plan: self.job.plan,
             canvas_width,
             canvas_height,
             canvas: self.blender.into_canvas(),

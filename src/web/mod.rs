@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 
 pub use annotations::{dice_of_annotations, parse_annotations};
 pub use device::{GpuErrorLog, init_device};
-pub use segment::{Cancel, SegmentRun, WebModel, WebPrediction};
+pub use segment::{Cancel, SegmentRun, WebModel, WebPrediction, WindowRunner};
 pub use slides::WebSlide;
 
 /// Sets up readable Rust panics, and warnings and errors logged by Rust code (burn and cubecl log

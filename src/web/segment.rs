@@ -8,7 +8,7 @@ use super::device::{GpuErrorLog, init_device};
 use super::slides::WebSlide;
 use super::{js_error, js_value, to_js};
 use crate::backend::{BackendInfo, DeviceChoice};
-use crate::infer::{Glomerulus, NetModel, ObjectFilter, Prediction, Progress, SlideRun, Update, WsiConfig};
+use crate::infer::{Glomerulus, NetModel, ObjectFilter, Prediction, Progress, SlideRun, Timings, Update, WindowJob, WsiConfig};
 use crate::mask::{threshold_level, write_annotations};
 use crate::model::{Manifest, folder};
 use serde::{Deserialize, Serialize};
@@ -230,10 +230,78 @@ impl SegmentRun {
         })
     }
 
+    /// The windows not done yet (indices into the plan, in order): what a pool of workers is
+    /// dealt. Empty while `resume` runs.
+    pub fn remaining(&self) -> Vec<u32> {
+        self.run.borrow().as_ref().map_or_else(Vec::new, |r| r.remaining().into_iter().map(|i| i as u32).collect())
+    }
+
+    /// The run's windows as JSON, for a [`WindowRunner`] in another worker: the plan and the stain
+    /// map measured on this slide. The windows-per-second of `add`'s progress counts from here.
+    pub fn job(&self) -> Result<String, JsError> {
+        let mut cell = self.run.borrow_mut();
+        let run = cell.as_mut().ok_or_else(|| js_error("this segmentation is running or finished"))?;
+        serde_json::to_string(run.job()).map_err(js_error)
+    }
+
+    /// Blends windows a [`WindowRunner`] computed: `indices` and their probabilities (`probs`:
+    /// `size`² floats per index, concatenated, as `WindowRunner.run` gives them), `timings` its
+    /// `{read_s, resize_s, model_s}`. Windows may come in any order and from any worker; one
+    /// already done is ignored. Returns the progress event `resume` would have sent for them.
+    pub fn add(&self, indices: Vec<u32>, probs: Vec<f32>, timings: JsValue) -> Result<JsValue, JsError> {
+        let mut cell = self.run.borrow_mut();
+        let run = cell.as_mut().ok_or_else(|| js_error("this segmentation is running or finished"))?;
+        let timings: Timings = serde_wasm_bindgen::from_value(timings).unwrap_or_default();
+        let side = (self.wsi.plan.input_size as usize).pow(2);
+        if probs.len() != indices.len() * side {
+            return Err(js_error(format!("{} values for {} windows of {side}", probs.len(), indices.len())));
+        }
+        let indices: Vec<usize> = indices.into_iter().map(|i| i as usize).collect();
+        let (progress, fresh) = run.add(&indices, probs.chunks(side).map(<[f32]>::to_vec).collect(), &timings).map_err(js_error)?;
+        let updates: Vec<Update<'_>> = fresh.iter().map(|(w, q)| Update { window: *w, probs: q }).collect();
+        to_js(&progress_event(&progress, &updates, &self.wsi))
+    }
+
     /// The prediction from the windows done (normally all of them); the run is then used up.
     pub fn finish(&self) -> Result<WebPrediction, JsError> {
         let run = self.run.borrow_mut().take().ok_or_else(|| js_error("this segmentation is running or finished"))?;
         Ok(predicted(run.finish(&self.slide), &self.wsi))
+    }
+}
+
+/// One worker of a pool: computes windows of a [`SegmentRun`] planned in another worker (its
+/// `job()`), on this worker's slide (opened from the same source) and model. The windows come out
+/// as the planning worker would have computed them.
+#[wasm_bindgen]
+pub struct WindowRunner {
+    slide: Rc<crate::slide::Slide>,
+    job: Rc<WindowJob>,
+}
+
+#[wasm_bindgen]
+impl WindowRunner {
+    /// A runner of `job` (JSON from `SegmentRun.job()`) over `slide`; rejects a job that is not one.
+    #[wasm_bindgen(constructor)]
+    pub fn new(slide: &WebSlide, job: &str) -> Result<WindowRunner, JsError> {
+        let job: WindowJob = serde_json::from_str(job).map_err(|e| js_error(format!("not a segmentation job: {e}")))?;
+        Ok(WindowRunner { slide: slide.shared(), job: Rc::new(job) })
+    }
+
+    /// Reads, prepares and runs windows `indices` with `model` in one forward pass; resolves to
+    /// `{probs: Float32Array, timings: {read_s, resize_s, model_s}}` (`size`² floats per window,
+    /// concatenated) for `SegmentRun.add`; rejects with the slide's or the model's error.
+    pub fn run(&self, model: &WebModel, indices: Vec<u32>) -> js_sys::Promise {
+        let (slide, job, net) = (self.slide.clone(), self.job.clone(), model.net.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let indices: Vec<usize> = indices.into_iter().map(|i| i as usize).collect();
+            let mut timings = Timings::default();
+            let probs = job.run(&slide, net.as_ref(), &indices, &mut timings).await.map_err(js_value)?;
+            let out = js_sys::Object::new();
+            let flat: Vec<f32> = probs.concat();
+            js_sys::Reflect::set(&out, &"probs".into(), &js_sys::Float32Array::from(flat.as_slice()).into())?;
+            js_sys::Reflect::set(&out, &"timings".into(), &to_js(&timings)?)?;
+            Ok(out.into())
+        })
     }
 }
 
@@ -319,16 +387,21 @@ fn as_bytes<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok,
     serializer.serialize_bytes(bytes)
 }
 
+/// The event for `progress` and for `SegmentRun.add`'s answer.
+fn progress_event<'a>(progress: &'a Progress, updates: &[Update<'a>], wsi: &WsiConfig) -> ProgressEvent<'a> {
+    let (window, size) = (wsi.plan.window, wsi.plan.input_size);
+    ProgressEvent {
+        progress,
+        updates: updates.iter().map(|u| WindowUpdate { x: u.window.x, y: u.window.y, window, size, probs: u.probs }).collect(),
+    }
+}
+
 /// Forwards progress to a JS callback as a [`ProgressEvent`].
 fn reporter(progress: Option<js_sys::Function>, wsi: &WsiConfig) -> impl FnMut(&Progress, &[Update<'_>]) {
-    let (window, size) = (wsi.plan.window, wsi.plan.input_size);
+    let wsi = wsi.clone();
     move |p, updates| {
         let Some(f) = &progress else { return };
-        let event = ProgressEvent {
-            progress: p,
-            updates: updates.iter().map(|u| WindowUpdate { x: u.window.x, y: u.window.y, window, size, probs: u.probs }).collect(),
-        };
-        match to_js(&event) {
+        match to_js(&progress_event(p, updates, &wsi)) {
             Ok(event) => {
                 let _ = f.call1(&JsValue::NULL, &event);
             }

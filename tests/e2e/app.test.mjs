@@ -379,3 +379,77 @@ test('the model panel: accurate by default on the CPU path, both models segment 
     assert.deepEqual(problems, []);
   });
 });
+
+test('the CPU pool: 2 workers give the single worker\'s result; cancel and restart leave no worker busy; a killed worker\'s windows are redone; one core works', { timeout: 900_000 }, async () => {
+  await mkdir(shots, { recursive: true });
+  const slide = 'www/demo/synthetic-kidney.tiff';
+  /** Segments the whole slide; resolves to what the page shows and the exported RLE. */
+  const segment = async (page) => {
+    await page.click('#segment-slide');
+    const s = await settle(page, 600_000);
+    assert.equal(s.state, 'done', s.status);
+    return page.evaluate(async () => ({
+      status: document.getElementById('status').textContent,
+      glomeruli: window.ftuscope.state.glomeruli.map(({ id, area_px, bbox }) => ({ id, area_px, bbox })),
+      rle: await window.ftuscope.exportText('rle'),
+      windows: window.ftuscope.state.progress.total,
+    }));
+  };
+  await withApp(chromiumArgs, async (page, origin) => {
+    const problems = watchConsole(page);
+    await page.goto(`${origin}/?backend=cpu&model=fast&workers=1&url=${encodeURIComponent(`${origin}/${slide}`)}`);
+    let s = await settle(page);
+    assert.equal(s.state, 'ready', s.status);
+    const one = await segment(page);
+    assert.match(one.status, /1 worker\)/);
+    assert.ok(one.glomeruli.length > 0 && one.windows > 4, `${one.windows} windows, ${one.glomeruli.length} glomeruli`);
+    await page.fill('#workers', '2');
+    await page.dispatchEvent('#workers', 'change');
+    const two = await segment(page);
+    console.log(`pool: 1 worker: ${one.status}; 2 workers: ${two.status}`);
+    assert.match(two.status, /2 workers\)/);
+    assert.deepEqual(two.glomeruli, one.glomeruli, 'the same glomeruli with 2 workers');
+    assert.equal(two.rle, one.rle, 'the same mask, to the pixel');
+    // Cancel in the middle, then no worker is computing; a new run gives the same result.
+    await page.click('#segment-slide');
+    await page.waitForFunction(() => window.ftuscope.state.progress?.done >= 2);
+    await page.click('#cancel');
+    s = await settle(page);
+    assert.match(s.status, /Cancelled/);
+    assert.equal(await page.evaluate(() => window.ftuscope.pool.inFlight), 0, 'no window is computing after a cancel');
+    assert.deepEqual((await segment(page)).glomeruli, one.glomeruli);
+    // A helper killed in the middle: reported, its window given to the engine, the same result.
+    await page.click('#segment-slide');
+    await page.waitForFunction(() => window.ftuscope.state.progress?.done >= 2);
+    await page.evaluate(() => window.ftuscope.killWorker(0));
+    s = await settle(page, 600_000);
+    assert.equal(s.state, 'done', s.status);
+    assert.match(await page.textContent('#notice'), /worker stopped \(killed\)/);
+    const after = await page.evaluate(async () => ({
+      glomeruli: window.ftuscope.state.glomeruli.map(({ id, area_px, bbox }) => ({ id, area_px, bbox })),
+      rle: await window.ftuscope.exportText('rle'),
+    }));
+    assert.deepEqual(after.glomeruli, one.glomeruli, 'the killed worker\'s windows were redone');
+    assert.equal(after.rle, one.rle);
+    // The next run starts a fresh helper in its place.
+    assert.deepEqual((await segment(page)).glomeruli, one.glomeruli);
+    assert.equal(await page.evaluate(() => window.ftuscope.pool.helpers.filter((h) => !h.rpc.dead).length), 1);
+    await page.screenshot({ path: join(shots, '9-pool.png') });
+    assert.deepEqual(problems.filter((p) => !/killed/.test(p)), []);
+  });
+  // A machine with one core: one worker, no helper.
+  await withApp(chromiumArgs, async (page, origin) => {
+    const problems = watchConsole(page);
+    await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => 1 }));
+    await page.goto(`${origin}/?backend=cpu&model=fast&url=${encodeURIComponent(`${origin}/tests/data/real-kidney-306-crop.jpg`)}`);
+    const s = await settle(page);
+    assert.equal(s.state, 'ready', s.status);
+    assert.equal(await page.inputValue('#workers'), '1');
+    assert.equal(await page.getAttribute('#workers', 'max'), '1');
+    const done = await segment(page);
+    assert.match(done.status, /1 worker\)/);
+    assert.equal(done.glomeruli.length, NATIVE_CROP.fast);
+    assert.equal(await page.evaluate(() => window.ftuscope.pool.helpers.length), 0);
+    assert.deepEqual(problems, []);
+  });
+});
