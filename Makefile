@@ -397,12 +397,15 @@ bench-train:
 	$(FTUSCOPE) bench train --arch unet-efficientnet-lite0 --size 512 --batch 2 --steps 2
 
 # The whole-slide engine in the browser (wasm, CPU backend: tensors in wasm memory) over a region of
-# the 30000×37000 slide streamed from a local Range server; prints the wasm memory high-water mark.
+# the 30000×37000 slide streamed from a local Range server; prints the wasm memory high-water mark. Then
+# the app's CPU pool (4 workers, accurate model) over a 6000×6000 region of it: each worker's wasm memory.
 bench-wasm-memory: setup-wasm setup-browser $(BENCH_DIR)/big-30000x37000/done
 	mkdir -p target/bench/wasm && ln -sf $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff) target/bench/wasm/big.tiff
 	@node tests/server/range-server.mjs 8789 target/bench/wasm & server=$$!; trap "kill $$server" EXIT; sleep 0.5; \
 	  for t in bench_wasm_memory_cpu bench_wasm_memory_webgpu; do \
 	    $(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --include-ignored --nocapture $$t; done
+	$(MAKE) web
+	node tests/bench/pool.mjs --models none --memory target/bench/wasm/big.tiff
 
 # Parity with PyTorch: a venv with torch (CPU use), timm and segmentation-models-pytorch from PyPI
 # writes random-weight fixtures; the Rust side loads them and compares logits and parameter counts.
@@ -419,11 +422,13 @@ parity: setup-parity
 # Speed against the peers a user would pick instead (issue #18): the same networks, weights and inputs
 # natively in ftuscope, PyTorch and onnxruntime (.ci/bench_peers.py; weights, ONNX files, inputs and
 # PyTorch logits in target/peers), then in headless Chromium against onnxruntime-web 1.30 (npm) on its
-# wasm and webgpu execution providers (tests/bench/peers.mjs). Not part of `make test`.
+# wasm and webgpu execution providers (tests/bench/peers.mjs), ftuscope's CPU pool included; then the
+# app's Segment view with 1 and 2 CPU workers (tests/bench/pool.mjs). Not part of `make test`.
 bench-peers: web setup-browser setup-npm setup-parity
 	$(BUILD_FTUSCOPE)
-	$(PARITY_PY) .ci/bench_peers.py $(FTUSCOPE) www/models/fast target/peers
+	$(PARITY_PY) .ci/bench_peers.py $(FTUSCOPE) www/models target/peers
 	node tests/bench/peers.mjs
+	node tests/bench/pool.mjs
 
 # The app as users meet it (tests/bench/app.mjs), with the module as shipped (`make web-release`):
 # bytes on the wire for a first and a repeat visit until the first tile of the demo slide, and

@@ -1,8 +1,8 @@
 """Peer benchmark, native half (`make bench-peers`): the same networks with the same weights and the same
 input in ftuscope (burn flex, CPU), PyTorch (CPU) and onnxruntime (CPU), each on this machine's cores.
 
-For each network — the bundled demo model's architecture (read from its model.json) and U-Net
-EfficientNet-b0 — a PyTorch twin gets seeded random weights (BatchNorm affine parameters randomised and
+For each network — the bundled models' architectures (`fast`: the tiny U-Net read from its model.json;
+`accurate`: U-Net-EfficientNet-Lite0) and U-Net EfficientNet-b0 — a PyTorch twin gets seeded random weights (BatchNorm affine parameters randomised and
 running statistics measured on random batches, as .ci/parity.py does), is saved as safetensors and
 imported into an ftuscope model folder (`ftuscope import --like` / `--arch`), and exported to ONNX.
 Weight values do not change the time; one set of weights for all runtimes lets the outputs be checked
@@ -10,7 +10,7 @@ against each other (max |Δlogit| against PyTorch). For 256² and 512² inputs, 
 pass and the median of the warm passes, in ms per window, and the ratios.
 
 The browser half (tests/bench/peers.mjs) reads the model folders, ONNX files, inputs and PyTorch logits
-written here. Usage: bench_peers.py FTUSCOPE DEMO_MODEL_DIR OUT_DIR [RUNS]."""
+written here. Usage: bench_peers.py FTUSCOPE MODELS_DIR (holding fast/ and accurate/) OUT_DIR [RUNS]."""
 import json, os, subprocess, sys, time
 
 import numpy as np
@@ -20,7 +20,7 @@ import segmentation_models_pytorch as smp
 from safetensors.torch import save_file
 import onnxruntime as ort
 
-ftuscope, demo_dir, out = sys.argv[1:4]
+ftuscope, models_dir, out = sys.argv[1:4]
 runs = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 threads = os.cpu_count() or 1
 torch.set_num_threads(threads)
@@ -94,9 +94,21 @@ def timed(run, x):
     return first, sorted(warm)[len(warm) // 2], y
 
 
-demo = json.load(open(os.path.join(demo_dir, "model.json")))["model"]
+def lite0():
+    """smp's U-Net on timm's tf_efficientnet_lite0, with the TensorFlow batch-norm epsilon of the encoder
+    (1e-3, as ftuscope's: .ci/parity.py)."""
+    model = smp.Unet("timm-tf_efficientnet_lite0", encoder_weights=None, classes=1)
+    for m in model.encoder.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps = 1e-3
+    return model
+
+
+fast_dir, accurate_dir = os.path.join(models_dir, "fast"), os.path.join(models_dir, "accurate")
+fast = json.load(open(os.path.join(fast_dir, "model.json")))["model"]
 NETWORKS = [
-    ("demo", lambda: TinyUnet(demo["tiny_widths"], demo["decoder_channels"]), ["--like", demo_dir]),
+    ("fast", lambda: TinyUnet(fast["tiny_widths"], fast["decoder_channels"]), ["--like", fast_dir]),
+    ("accurate", lite0, ["--like", accurate_dir]),
     ("unet-efficientnet-b0", lambda: smp.Unet("timm-efficientnet-b0", encoder_weights=None, classes=1), ["--arch", "unet-efficientnet-b0"]),
 ]
 

@@ -204,6 +204,23 @@ fn windows_computed_elsewhere_in_any_order_blend_to_the_same_canvas_as_one_run()
     let pooled = run.finish(&slide);
     assert!(pooled.canvas == whole.canvas, "the canvas is the same to the bit whatever the order");
     assert!(whole.canvas.iter().any(|&v| v > 0 && v < 255), "the canvas has real-valued probabilities");
+
+    // Natively, batches on 3 threads at once: the same canvas, progress up to every window.
+    let mut seen = Vec::new();
+    let threaded =
+        block_on(predict_slide(&slide, &Greens, &config.clone().with_threads(3), &AtomicBool::new(false), &mut |p, _| seen.push(p.done)))
+            .unwrap();
+    assert!(threaded.canvas == whole.canvas, "threads do not change the canvas");
+    assert_eq!(seen.len(), total.div_ceil(2));
+    assert_eq!(*seen.last().unwrap(), total);
+    // A cancel stops the threads between batches.
+    let cancel = AtomicBool::new(false);
+    let result = block_on(predict_slide(&slide, &Greens, &config.clone().with_threads(2), &cancel, &mut |p, _| {
+        if p.done >= 2 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
+    assert!(matches!(result, Err(Error::Cancelled)), "{:?}", result.err());
 }
 
 /// Measures the colours of the windows it is given (and answers background).

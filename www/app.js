@@ -488,23 +488,19 @@ async function runPool(region, runId) {
   state.workers = workers.filter((w) => !w.rpc.dead).length;
   const queue = [...planned.remaining];
   let failure = null;
+  // Blends are queued on the engine without waiting: a helper takes its next window at once.
+  const blends = [];
   const work = async (w) => {
     while (queue.length && !pool.cancelled && !failure && !w.rpc.dead) {
       const indices = queue.splice(0, 1);
       pool.inFlight++;
       try {
-        let out;
-        try {
-          out = await w.rpc.call('windows', { indices });
-        } catch (err) {
-          if (w === engineWorker) throw err;
-          queue.unshift(...indices);
-          return lose(w, err);
-        }
-        const p = await engine.call('blend', { indices, probs: out.probs, timings: out.timings }, [out.probs.buffer]);
-        if (state.running === runId) onProgress(p);
+        const out = await w.rpc.call('windows', { indices });
+        blends.push(engine.call('blend', { indices, probs: out.probs, timings: out.timings }, [out.probs.buffer])
+          .then((p) => { if (state.running === runId) onProgress(p); }, (err) => { failure ??= err; }));
       } catch (err) {
-        failure ??= err; // the engine failed: the run fails, as a single worker's would
+        if (w === engineWorker) failure ??= err; // the engine failed: the run fails, as a single worker's would
+        else { queue.unshift(...indices); lose(w, err); }
       } finally {
         pool.inFlight--;
       }
@@ -512,6 +508,7 @@ async function runPool(region, runId) {
   };
   // Windows given back by a failed helper after the others had stopped go round again.
   while (queue.length && !pool.cancelled && !failure) await Promise.all(workers.filter((w) => !w.rpc.dead).map(work));
+  await Promise.all(blends);
   if (failure || pool.cancelled) {
     await engine.call('discard').catch(() => {});
     throw failure ?? new Error('cancelled');
@@ -538,6 +535,7 @@ async function onProgress(p) {
 
 function showResults(summary, whole) {
   state.windows = [];
+  state.timings = summary.timings;
   state.glomeruli = summary.glomeruli;
   const um = summary.pixel_size_um;
   $('count').textContent = `(${summary.count})`;

@@ -24,6 +24,11 @@ pub struct WsiConfig {
     /// Windows per forward pass.
     #[config(default = 4)]
     pub batch: usize,
+    /// Batches computed at once natively, each on its own thread (reading, resizing and the
+    /// network; the CPU backend also spreads each pass over the cores). 1: one batch after another.
+    /// Ignored in the browser, where a pool of workers does this (the app).
+    #[config(default = 1)]
+    pub threads: usize,
     /// Overlap merging.
     #[config(default = "Blend::Centre")]
     pub blend: Blend,
@@ -90,6 +95,11 @@ pub async fn predict_slide(
     progress: &mut dyn FnMut(&Progress, &[Update<'_>]),
 ) -> Result<Prediction, Error> {
     let mut run = SlideRun::start(slide, config).await?;
+    #[cfg(not(target_arch = "wasm32"))]
+    if config.threads > 1 {
+        run.run_threads(slide, model, config.batch, config.threads, cancel, progress)?;
+        return Ok(run.finish(slide));
+    }
     run.run(slide, model, config.batch, cancel, progress).await?;
     Ok(run.finish(slide))
 }
@@ -308,6 +318,65 @@ impl SlideRun {
             progress(&p, &updates);
         }
         Ok(())
+    }
+
+    /// [`SlideRun::run`] with `threads` batches in flight natively: each thread takes the next
+    /// batch of the windows not yet done, reads, prepares and runs it ([`WindowJob::run`]), and
+    /// this thread blends the results as they come (in plan order: the canvas is the one
+    /// [`SlideRun::run`] makes) and reports progress. On an error or a cancel, no new batch
+    /// starts; those in flight finish and are kept, and the first error is returned.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_threads(
+        &mut self,
+        slide: &Slide,
+        model: &dyn TileModel,
+        batch: usize,
+        threads: usize,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Progress, &[Update<'_>]),
+    ) -> Result<(), Error> {
+        use std::sync::atomic::AtomicUsize;
+        let remaining = self.remaining();
+        let chunks: Vec<&[usize]> = remaining.chunks(batch.clamp(1, 64)).collect();
+        let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+        self.since = (self.clock.seconds(), self.done);
+        let job = self.job.clone();
+        let mut failure = None;
+        rayon::in_place_scope(|scope| {
+            let (send, receive) = std::sync::mpsc::channel();
+            for _ in 0..threads.clamp(1, chunks.len().max(1)) {
+                let (send, chunks, next, stop, job) = (send.clone(), &chunks, &next, &stop, &job);
+                scope.spawn(move |_| {
+                    while !stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
+                        let Some(&chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                        let mut timings = Timings::default();
+                        let result = futures_lite::future::block_on(job.run(slide, model, chunk, &mut timings));
+                        if send.send((chunk, result, timings)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(send);
+            for (chunk, result, timings) in receive {
+                let added = result.and_then(|probs| self.add(chunk, probs, &timings));
+                match added {
+                    Ok((p, fresh)) => {
+                        let updates: Vec<Update<'_>> = fresh.iter().map(|(w, q)| Update { window: *w, probs: q }).collect();
+                        progress(&p, &updates);
+                    }
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None if cancel.load(Ordering::Relaxed) && self.done < self.total() => Err(Error::Cancelled),
+            None => Ok(()),
+        }
     }
 
     /// The prediction (windows not run, if any, count as background).

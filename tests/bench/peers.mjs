@@ -2,9 +2,11 @@
 // headless Chromium (WebGPU on SwiftShader here, a CPU adapter), ftuscope's wasm module on its CPU
 // path and on WebGPU beside onnxruntime-web on its `wasm` (SIMD, threads: the page is served
 // cross-origin isolated) and `webgpu` execution providers — the same networks, weights and inputs.
-// Prints ms per window (first pass / median of warm passes), the ratios, and max |Δlogit| against
-// PyTorch. Usage: node tests/bench/peers.mjs [--runs N] [--nets demo,unet-efficientnet-b0]
-//   [--sizes 256,512] [--batches 1,4] [--backends cpu,webgpu].
+// On the CPU path also ftuscope's pool as the app runs it (one worker per core, each its own wasm
+// instance, passes at the same time: throughput). Prints ms per window (first pass / median of warm
+// passes; the pool: wall time over all its passes), the ratios, and max |Δlogit| against PyTorch.
+// Usage: node tests/bench/peers.mjs [--runs N] [--nets fast,accurate,unet-efficientnet-b0]
+//   [--sizes 256,512] [--batches 1,4] [--backends cpu,webgpu] [--workers N].
 import { resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { start } from '../server/range-server.mjs';
@@ -15,7 +17,7 @@ const option = (name, fallback) => {
   return i > 0 ? process.argv[i + 1] : fallback;
 };
 const runs = Number(option('runs', '2'));
-const nets = option('nets', 'demo,unet-efficientnet-b0').split(',');
+const nets = option('nets', 'fast,accurate,unet-efficientnet-b0').split(',');
 const sizes = option('sizes', '256,512').split(',').map(Number);
 const batches = option('batches', '1,4').split(',').map(Number);
 const backends = option('backends', 'cpu,webgpu').split(',');
@@ -31,6 +33,7 @@ try {
   await page.goto(`${server.url}/tests/bench/peers.html`);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 300_000 });
   const isolated = await page.evaluate(() => window.peers.isolated);
+  const workers = Number(option('workers', String(await page.evaluate(() => window.peers.cores))));
   const ms = (r, b) => `${(r.first / b).toFixed(0)} / ${(r.warm / b).toFixed(0)}`;
   // Each row is printed as soon as it is measured: a run cut short still leaves its table.
   console.log(`\nHeadless Chromium ${browser.version()}, ${isolated ? 'cross-origin isolated' : 'NOT isolated'}; ms per window, first pass / median of ${runs} warm passes; max |Δlogit| against PyTorch.\n`);
@@ -46,6 +49,11 @@ try {
           console.error(JSON.stringify({ net, backend, size, batch, ours, theirs }));
           const path = backend === 'cpu' ? `CPU: ftuscope ${ours.backend} 1 thread vs ort wasm ${theirs.threads} threads` : `WebGPU (${ours.adapter || 'adapter'})`;
           console.log(`| ${net} | ${size}² | ${batch} | ${path} | ${ms(ours, batch)} | ${ms(theirs, batch)} | ${(theirs.warm / ours.warm).toFixed(2)} | ${ours.diff.toExponential(1)}, ${theirs.diff.toExponential(1)} |`);
+          if (backend === 'cpu' && workers > 1) {
+            const pooled = await page.evaluate(([n, s, k, r, w]) => window.peers.pool(n, s, k, r, w), [net, size, batch, runs, workers]);
+            console.error(JSON.stringify({ net, size, batch, pooled }));
+            console.log(`| ${net} | ${size}² | ${batch} | CPU: ftuscope pool of ${workers} workers vs ort wasm ${theirs.threads} threads | ${ms(pooled, batch)} | ${ms(theirs, batch)} | **${(theirs.warm / pooled.warm).toFixed(2)}** | ${pooled.diff.toExponential(1)}, ${theirs.diff.toExponential(1)} |`);
+          }
         }
       }
     }

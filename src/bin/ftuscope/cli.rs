@@ -39,6 +39,10 @@ enum Bench {
         /// Windows per forward pass.
         #[arg(long, default_value_t = 4)]
         batch: usize,
+        /// Batches in flight, each on its own thread: the slide is run once per value given, and
+        /// the speed-up over the first is reported.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
     },
     /// The network alone (no slide): milliseconds per forward pass, first and warm, with batch
     /// norms folded as the engine runs it and unfolded; JSON. The ftuscope side of `make bench-peers`.
@@ -228,6 +232,9 @@ enum Command {
         /// Run only shard I of N (0-based).
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<Shard>,
+        /// Batches in flight, each on its own thread [default: one per core, at most 4, on the CPU; 1 on a GPU].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
+        threads: usize,
         /// Probability threshold [default: the manifest's].
         #[arg(long)]
         threshold: Option<f32>,
@@ -440,7 +447,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { what: Bench::Forward { model, weights, size, batch, runs, input, logits, device } } => {
             crate::predict::bench_forward(crate::predict::ForwardBench { model, weights, size, batch, runs, input, logits, device })
         }
-        Command::Bench { what: Bench::Infer { slide, model, device, batch } } => crate::predict::bench_infer(&slide, &model, device, batch),
+        Command::Bench { what: Bench::Infer { slide, model, device, batch, threads } } => {
+            crate::predict::bench_infer(&slide, &model, device, batch, &threads)
+        }
         Command::Predict {
             slides,
             model,
@@ -457,6 +466,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             overlap,
             pixel_size,
             stain_reference,
+            threads,
         } => crate::predict::predict(crate::predict::PredictArgs {
             slides,
             model,
@@ -473,6 +483,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             overlap,
             pixel_size,
             stain_reference,
+            threads,
         }),
         Command::Eval { truth, pred: Some(pred), .. } => crate::predict::eval(&truth, &pred),
         Command::Eval { truth, pred: None, model, fold, pixel_size, device, batch, tta, out, stain_reference } => {
