@@ -104,11 +104,12 @@ def lite0():
     return model
 
 
-fast_dir, accurate_dir = os.path.join(models_dir, "fast"), os.path.join(models_dir, "accurate")
+fast_dir = os.path.join(models_dir, "fast")
 fast = json.load(open(os.path.join(fast_dir, "model.json")))["model"]
 NETWORKS = [
     ("fast", lambda: TinyUnet(fast["tiny_widths"], fast["decoder_channels"]), ["--like", fast_dir]),
-    ("accurate", lite0, ["--like", accurate_dir]),
+    # --arch, not --like: the bundled manifest stores f16 weights, which would move the logits by ~0.6.
+    ("accurate", lite0, ["--arch", "unet-efficientnet-lite0"]),
     ("unet-efficientnet-b0", lambda: smp.Unet("timm-efficientnet-b0", encoder_weights=None, classes=1), ["--arch", "unet-efficientnet-b0"]),
 ]
 

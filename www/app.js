@@ -127,6 +127,15 @@ async function openSlide(source, name) {
     }
     showViewer(l0.width, l0.height);
     $('drop-hint').hidden = true;
+    // A review of this slide saved before (a reload, or the slide opened again) is taken up.
+    const saved = await reviewStore('readonly', (s) => s.get(reviewKey())).catch(() => null);
+    if (saved) {
+      if (saved.annotations) {
+        state.annotations = (await tiles.call('annotations', { text: saved.annotations })).flatMap((a) => a.polygons);
+        state.annotationsText = saved.annotations;
+      }
+      await startReview(saved.prediction, saved.annotations ?? null, saved);
+    }
     $('segment-view').disabled = false;
     $('segment-slide').disabled = false;
     setState('ready', `${name}: ${fmt(l0.width)} × ${fmt(l0.height)} px. Pan and zoom, then Segment view or Segment slide.`);
@@ -558,12 +567,17 @@ function showResults(summary, whole) {
     showCard();
   }
   if (state.annotationsText) compareWith(state.annotationsText);
+  engine.call('export', { kind: 'geojson' }).then((prediction) => startReview(prediction, state.annotationsText ?? null))
+    .catch((err) => notice(`Review unavailable: ${err.message}`));
   const on = state.model.backend.backend === 'flex' ? `the CPU, ${state.workers} worker${state.workers === 1 ? '' : 's'}` : state.model.backend.backend;
   setState('done', `${summary.count} ${summary.count === 1 ? 'glomerulus' : 'glomeruli'} found${whole ? '' : ' in the view'} (${fmt(summary.timings.total_s, 1)} s on ${on}).`);
   drawOverlay();
 }
 
 function clearResults() {
+  if (state.review?.editing) stopEditing(false);
+  state.review = null;
+  $('review-panel').hidden = true;
   state.windows = [];
   state.glomeruli = [];
   $('count').textContent = '–';
@@ -617,7 +631,7 @@ function drawOverlay() {
     ring.forEach(([x, y], i) => { const p = toScreen(x, y); if (i) ctx.lineTo(p.x, p.y); else ctx.moveTo(p.x, p.y); });
     ctx.closePath();
   };
-  for (const g of state.glomeruli) {
+  for (const g of state.review ? [] : state.glomeruli) {
     if (!g.outline.length) continue;
     path(g.outline);
     if ($('show-fill').checked) { ctx.globalAlpha = opacity; ctx.fillStyle = hex; ctx.fill(); ctx.globalAlpha = 1; }
@@ -628,6 +642,7 @@ function drawOverlay() {
   ctx.lineWidth = 2;
   for (const ring of state.annotations.flat()) { path(ring); ctx.stroke(); }
   ctx.setLineDash([]);
+  if (state.review) drawReview(ctx, path);
 }
 
 function drawScaleBar() {
@@ -697,6 +712,7 @@ async function importAnnotations(name, text) {
     drawOverlay();
     if (state.glomeruli.length || state.windows.length || $('count').textContent !== '–') {
       await compareWith(text);
+      if (state.review) await startReview(state.review.prediction, text);
     } else {
       $('compare').textContent = `${state.annotations.length} annotated polygons shown (dashed); segment to compare.`;
     }
@@ -709,6 +725,285 @@ async function compareWith(text) {
   const dice = await engine.call('compare', { annotations: text });
   $('compare').textContent = `${state.annotations.length} annotated polygons (dashed) · Dice with the prediction: ${fmt(dice, 4)}` +
     (state.lastWhole ? '' : ' (only the view was segmented: annotations outside it count as missed)');
+}
+
+// ---- review ------------------------------------------------------------------------------------------
+
+/** The review of the last segmentation (against the imported annotations, or alone): its items from
+ * the crate (`WebReview`, in the engine worker), the decisions taken (a log: undo drops the last), the
+ * reviewed set they give, and the item in view. Saved in IndexedDB per slide, so a reload loses nothing. */
+const KIND = { unannotated: 'not annotated', not_found: 'not found by the model', overlap: 'outlines differ', confirm: 'to confirm' };
+const STATUS_COLOUR = { confirmed: null, added: '#00b7ff', rejected: '#ff3b30', unreviewed: '#ffd400' };
+
+function reviewKey() {
+  const l0 = state.slide.info.levels[0];
+  return `${state.slide.name}|${l0.width}x${l0.height}`;
+}
+
+function reviewStore(mode, op) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open('ftuscope', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('reviews');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const tx = open.result.transaction('reviews', mode);
+      const request = op(tx.objectStore('reviews'));
+      tx.oncomplete = () => { open.result.close(); resolve(request.result); };
+      tx.onerror = () => { open.result.close(); reject(tx.error); };
+    };
+  });
+}
+
+/** Starts a review of `prediction` (GeoJSON text) against `annotations` (text or null), taking up
+ * the decisions saved for this slide when they were made on the same prediction and annotations. */
+async function startReview(prediction, annotations, restored = null) {
+  const r = await engine.call('reviewStart', { prediction, annotations });
+  const saved = restored ?? await reviewStore('readonly', (s) => s.get(reviewKey())).catch(() => null);
+  const same = saved && saved.prediction === prediction && (saved.annotations ?? null) === (annotations ?? null);
+  state.review = { ...r, prediction, annotations, decisions: same ? saved.decisions : [], index: same ? saved.index ?? 0 : 0, editing: null };
+  $('review-panel').hidden = false;
+  await applyReview(false);
+  if (same && saved.decisions.length) setState('ready', `Review restored: ${saved.decisions.length} decision${saved.decisions.length === 1 ? '' : 's'} kept from before.`);
+}
+
+/** Applies the decisions (in the engine), saves them, and redraws the list and the overlay. */
+async function applyReview(save = true) {
+  const rv = state.review;
+  const out = await engine.call('reviewApply', { decisions: rv.decisions });
+  rv.objects = out.objects;
+  rv.statusCounts = out.counts;
+  rv.applied = rv.decisions.length; // what the objects and counts shown reflect (tests wait on it)
+  if (save) {
+    const { prediction, annotations, decisions, index } = rv;
+    await reviewStore('readwrite', (s) => s.put({ prediction, annotations, decisions, index, saved: Date.now() }, reviewKey())).catch((e) => notice(`Review not saved in this browser: ${e.message}`));
+  }
+  renderReview();
+  drawOverlay();
+}
+
+/** The last decision on each item. */
+function decided() {
+  const last = new Map();
+  for (const d of state.review.decisions) if (d.item != null) last.set(d.item, d.action);
+  return last;
+}
+
+function renderReview() {
+  const rv = state.review;
+  const c = rv.counts;
+  const last = decided();
+  const [confirmed, added, rejected, unreviewed] = rv.statusCounts;
+  $('review-progress').textContent = rv.items.length ? `(${last.size}/${rv.items.length} decided)` : '';
+  const kinds = [['unannotated', c.unannotated], ['not_found', c.not_found], ['overlap', c.overlap], ['confirm', c.confirm]]
+    .filter(([, n]) => n).map(([k, n]) => `${n} ${KIND[k]}`).join(', ');
+  $('review-counts').textContent = (rv.items.length ? `To review: ${kinds}.` : 'Nothing to review.') +
+    (c.agreed ? ` ${c.agreed} agree with the annotations.` : '') +
+    ` Reviewed set: ${confirmed} confirmed, ${added} added, ${rejected} rejected, ${unreviewed} unreviewed.`;
+  $('review-items').replaceChildren(...rv.items.map((it, i) => {
+    const li = document.createElement('li');
+    const conf = it.confidence != null ? ` · p ${fmt(it.confidence, 2)}` : '';
+    const iou = it.kind === 'overlap' ? ` · IoU ${fmt(it.iou, 2)}` : '';
+    const d = last.get(i);
+    li.textContent = `${KIND[it.kind]}${conf}${iou} · ${fmt(it.area_px)} px²${d ? ` — ${d === 'edit' ? 'edited' : `${d}ed`}` : ''}`;
+    li.classList.toggle('current', i === rv.index);
+    li.classList.toggle('decided', Boolean(d));
+    li.addEventListener('click', () => goToItem(i));
+    return li;
+  }));
+  $('review-items').children[rv.index]?.scrollIntoView({ block: 'nearest' });
+  for (const id of ['review-accept', 'review-reject', 'review-edit']) $(id).disabled = !rv.items.length;
+  $('review-undo').disabled = !rv.decisions.length;
+}
+
+function goToItem(i) {
+  const rv = state.review;
+  if (!rv?.items.length) return;
+  rv.index = (i + rv.items.length) % rv.items.length;
+  const [x, y, w, h] = rv.items[rv.index].bbox;
+  const pad = Math.max(w, h) * 0.75;
+  state.viewer?.viewport.fitBounds(item().imageToViewportRectangle(x - pad, y - pad, w + 2 * pad, h + 2 * pad));
+  renderReview();
+  drawOverlay();
+}
+
+/** Records a decision on the current item and moves to the next item not yet decided. */
+async function decide(action, extra = {}) {
+  const rv = state.review;
+  if (!rv?.items.length) return;
+  rv.decisions.push({ action, item: rv.index, ...extra });
+  await applyReview();
+  const last = decided();
+  const next = rv.items.findIndex((_, i) => i > rv.index && !last.has(i));
+  goToItem(next >= 0 ? next : rv.index);
+}
+
+async function undoDecision() {
+  const rv = state.review;
+  if (!rv?.decisions.length) return;
+  const d = rv.decisions.pop();
+  if (d.item != null) rv.index = d.item;
+  await applyReview();
+  goToItem(rv.index);
+}
+
+/** The outline an edit of the current item starts from: the annotation's for a missed one, else the model's. */
+function itemOutline(it) {
+  return (it.kind === 'not_found' ? state.review.annotationOutlines[it.annotation] : state.review.predictionOutlines[it.prediction]) ?? [];
+}
+
+/** Edit mode: the current item's outline (E) or a new one (D) on the overlay; the viewer's mouse is off. */
+function startEditing(draw) {
+  const rv = state.review;
+  if (!rv || rv.editing || (!draw && !rv.items.length)) return;
+  const points = draw ? [] : itemOutline(rv.items[rv.index]).map(([x, y]) => [x, y]);
+  if (!draw && points.length > 1 && points[0][0] === points.at(-1)[0] && points[0][1] === points.at(-1)[1]) points.pop();
+  rv.editing = { draw, points, drag: -1 };
+  $('overlay').classList.add('editing');
+  state.viewer.setMouseNavEnabled(false);
+  setState('ready', draw ? 'Drawing: click to add vertices, Enter to save, Esc to cancel.'
+    : 'Editing: drag a vertex, click an edge to add one, double-click a vertex to delete it; Enter saves, Esc cancels.');
+  drawOverlay();
+}
+
+async function stopEditing(save) {
+  const rv = state.review;
+  const editing = rv?.editing;
+  if (!editing) return;
+  rv.editing = null;
+  $('overlay').classList.remove('editing');
+  state.viewer.setMouseNavEnabled(true);
+  if (save && editing.points.length >= 3) {
+    const outline = editing.points.map(([x, y]) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10]);
+    if (editing.draw) { rv.decisions.push({ action: 'add', outline }); await applyReview(); } else await decide('edit', { outline });
+    setState('ready', editing.draw ? 'Added a glomerulus.' : 'Outline saved.');
+  } else {
+    setState('ready', save ? 'An outline needs at least three vertices: nothing saved.' : 'Edit cancelled.');
+  }
+  drawOverlay();
+}
+
+/** Image coordinates of a mouse event on the overlay. */
+function imagePoint(e) {
+  const r = $('overlay').getBoundingClientRect();
+  const p = item().viewerElementToImageCoordinates(new OpenSeadragon.Point(e.clientX - r.left, e.clientY - r.top));
+  return [p.x, p.y];
+}
+
+/** The vertex within 8 screen pixels of `e`, or −1. */
+function vertexAt(e) {
+  const r = $('overlay').getBoundingClientRect();
+  const points = state.review.editing.points;
+  let best = -1, bestD = 64;
+  points.forEach(([x, y], i) => {
+    const s = item().imageToViewerElementCoordinates(new OpenSeadragon.Point(x, y));
+    const d = (s.x - (e.clientX - r.left)) ** 2 + (s.y - (e.clientY - r.top)) ** 2;
+    if (d <= bestD) { best = i; bestD = d; }
+  });
+  return best;
+}
+
+function onEditMouse(e) {
+  const editing = state.review?.editing;
+  if (!editing) return;
+  e.preventDefault();
+  const p = imagePoint(e);
+  if (e.type === 'mousedown') {
+    const v = vertexAt(e);
+    if (v >= 0) { editing.drag = v; return; }
+    if (editing.draw || editing.points.length < 2) { editing.points.push(p); drawOverlay(); return; }
+    // Insert on the nearest edge.
+    let best = 0, bestD = Infinity;
+    editing.points.forEach((a, i) => {
+      const b = editing.points[(i + 1) % editing.points.length];
+      const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
+      const t = Math.max(0, Math.min(1, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / (dx * dx + dy * dy || 1)));
+      const d = (a[0] + t * dx - p[0]) ** 2 + (a[1] + t * dy - p[1]) ** 2;
+      if (d < bestD) { best = i; bestD = d; }
+    });
+    editing.points.splice(best + 1, 0, p);
+    editing.drag = best + 1;
+  } else if (e.type === 'mousemove' && editing.drag >= 0) {
+    editing.points[editing.drag] = p;
+  } else if (e.type === 'mouseup') {
+    editing.drag = -1;
+  } else if (e.type === 'dblclick') {
+    const v = vertexAt(e);
+    if (v >= 0 && editing.points.length > 3) editing.points.splice(v, 1);
+  }
+  drawOverlay();
+}
+
+/** Draws the reviewed set (by status), the current item's box and an outline being edited. */
+function drawReview(ctx, path) {
+  const rv = state.review;
+  const hex = $('colour').value;
+  for (const o of rv.objects ?? []) {
+    if (!o.outline.length) continue;
+    path(o.outline);
+    const colour = STATUS_COLOUR[o.status] ?? hex;
+    if (o.status === 'rejected') ctx.setLineDash([4, 4]);
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 2;
+    ctx.stroke();
+    if (o.status === 'confirmed' && $('show-fill').checked) { ctx.globalAlpha = Number($('opacity').value); ctx.fillStyle = colour; ctx.fill(); ctx.globalAlpha = 1; }
+    ctx.setLineDash([]);
+  }
+  const it = rv.items[rv.index];
+  const toScreen = (x, y) => item().imageToViewerElementCoordinates(new OpenSeadragon.Point(x, y));
+  if (it && !rv.editing) {
+    const [x, y, w, h] = it.bbox;
+    const a = toScreen(x, y), b = toScreen(x + w, y + h);
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(a.x - 6, a.y - 6, b.x - a.x + 12, b.y - a.y + 12);
+  }
+  if (rv.editing) {
+    const pts = rv.editing.points;
+    if (pts.length) {
+      path(pts);
+      ctx.strokeStyle = '#00b7ff';
+      ctx.lineWidth = 2;
+      ctx.stroke();
+      ctx.fillStyle = '#fff';
+      for (const [x, y] of pts) { const s = toScreen(x, y); ctx.fillRect(s.x - 4, s.y - 4, 8, 8); ctx.strokeRect(s.x - 4, s.y - 4, 8, 8); }
+    }
+  }
+}
+
+async function exportReviewed(kind) {
+  const rv = state.review;
+  if (!rv) return;
+  try {
+    const id = state.slide.id;
+    if (kind === 'geojson') {
+      const text = await engine.call('reviewExport', { decisions: rv.decisions, kind, options: { rejected: $('export-rejected').checked, pixel_size_um: state.slide.info.pixel_size_um ?? null } });
+      download(text, `${id}-reviewed.geojson`, 'application/geo+json');
+    } else {
+      const { width, height } = state.slide.info.levels[0];
+      const rle = await engine.call('reviewExport', { decisions: rv.decisions, kind: 'rle', width, height });
+      download(`id,predicted\n${id},${rle}\n`, `${id}-reviewed.csv`, 'text/csv');
+    }
+  } catch (err) {
+    setState('error', `Export failed: ${err.message}`);
+  }
+}
+
+/** Keys of the review (not while typing in a field): N/P, A, R, E, D, Z or Ctrl+Z, Enter, Esc. */
+function onReviewKey(e) {
+  if (!state.review || e.target.closest?.('input, select, textarea')) return;
+  const key = e.key.toLowerCase();
+  const editing = state.review.editing;
+  const act = {
+    enter: () => stopEditing(true), escape: () => stopEditing(false),
+    ...(editing ? {} : {
+      n: () => goToItem(state.review.index + 1), p: () => goToItem(state.review.index - 1),
+      a: () => decide('accept'), r: () => decide('reject'), e: () => startEditing(false), d: () => startEditing(true), z: () => undoDecision(),
+    }),
+  }[key];
+  if (!act || (e.ctrlKey && key !== 'z') || e.altKey || e.metaKey) return;
+  e.preventDefault();
+  e.stopPropagation();
+  act();
 }
 
 // ---- wiring -------------------------------------------------------------------------------------------
@@ -745,6 +1040,17 @@ $('workers').addEventListener('change', () => { $('workers').value = String(work
 $('segment-view').addEventListener('click', () => segment(false));
 $('segment-slide').addEventListener('click', () => segment(true));
 $('cancel').addEventListener('click', cancelRun);
+$('review-prev').addEventListener('click', () => goToItem(state.review.index - 1));
+$('review-next').addEventListener('click', () => goToItem(state.review.index + 1));
+$('review-accept').addEventListener('click', () => decide('accept'));
+$('review-reject').addEventListener('click', () => decide('reject'));
+$('review-edit').addEventListener('click', () => startEditing(false));
+$('review-draw').addEventListener('click', () => startEditing(true));
+$('review-undo').addEventListener('click', undoDecision);
+$('export-reviewed').addEventListener('click', () => exportReviewed('geojson'));
+$('export-reviewed-csv').addEventListener('click', () => exportReviewed('csv'));
+for (const ev of ['mousedown', 'mousemove', 'mouseup', 'dblclick']) $('overlay').addEventListener(ev, onEditMouse);
+document.addEventListener('keydown', onReviewKey, true);
 $('export-geojson').addEventListener('click', () => exportAs('geojson'));
 $('export-csv').addEventListener('click', () => exportAs('csv'));
 $('export-png').addEventListener('click', () => exportAs('png'));

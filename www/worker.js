@@ -3,7 +3,7 @@
 // the network (the engine), and on the CPU path a pool of helpers that compute windows the engine
 // plans and blends — so panning stays smooth while a slide is segmented (on the CPU a forward pass
 // blocks its worker) and every core works. Slide pixels never leave this machine.
-import init, { WebSlide, WebModel, Cancel, SegmentRun, WindowRunner, diceOfAnnotations, parseAnnotations } from '../pkg/ftuscope.js';
+import init, { WebSlide, WebModel, Cancel, SegmentRun, WindowRunner, WebReview, diceOfAnnotations, parseAnnotations } from '../pkg/ftuscope.js';
 
 // The WebGPU devices this worker asked for (wgpu requests one through requestDevice), watched so
 // that a lost GPU (driver reset, device removed, tab in the background too long) is noticed: the
@@ -37,6 +37,7 @@ let prediction = null;
 let cancel = null;
 let poolRun = null; // the engine's SegmentRun while a pool computes its windows
 let runner = null; // this worker's WindowRunner of the pool's current job
+let review = null; // the WebReview of the page's review panel
 
 /** What the page keeps of a loaded model. */
 function described(m) {
@@ -196,6 +197,23 @@ const ops = {
       const png = prediction.maskPng(4096);
       return [png, [png.buffer]];
     }
+    throw new Error(`unknown export ${kind}`);
+  },
+  // ---- review: a prediction (GeoJSON) against annotations (or none), and decisions on its items.
+  reviewStart({ prediction, annotations }) {
+    const next = new WebReview(prediction, annotations ?? undefined);
+    review?.free();
+    review = next;
+    return { ...review.review, predictionOutlines: review.predictionOutlines, annotationOutlines: review.annotationOutlines };
+  },
+  reviewApply({ decisions }) {
+    if (!review) throw new Error('nothing to review');
+    return review.apply(decisions);
+  },
+  reviewExport({ decisions, kind, options, width, height }) {
+    if (!review) throw new Error('nothing to review');
+    if (kind === 'geojson') return review.geojson(decisions, options);
+    if (kind === 'rle') return review.rle(decisions, width, height);
     throw new Error(`unknown export ${kind}`);
   },
   // GeoJSON annotations → [{classification, polygons: [[ring, …holes], …]}], by the crate's parser.

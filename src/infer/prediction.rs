@@ -3,7 +3,7 @@
 //! (streamed column by column, never a full-resolution mask), QuPath GeoJSON and an overview image.
 
 use super::plan::Plan;
-use crate::mask::{Annotation, Components, Polygon, RleStream, components_of_rows, row_runs, threshold_level};
+use crate::mask::{Annotation, CONFIDENCE, Components, Polygon, RleStream, components_of_rows, row_runs, threshold_level};
 use image::GrayImage;
 use serde::Serialize;
 
@@ -66,6 +66,8 @@ pub struct Glomerulus {
     pub centroid: [f64; 2],
     /// Bounding box: x, y, width, height.
     pub bbox: [f64; 4],
+    /// The model's confidence: the mean probability inside the object, 0–1.
+    pub confidence: f64,
     /// Outline.
     #[serde(skip)]
     pub outline: Option<Polygon>,
@@ -116,6 +118,13 @@ impl Prediction {
             .enumerate()
             .map(|(i, (o, _))| {
                 let area_px = o.area as f64 * s * s;
+                let w = self.canvas_width as usize;
+                let sum: u64 = c
+                    .runs_of(o.label)
+                    .flat_map(|r| &self.canvas[r.y as usize * w + r.x0 as usize..r.y as usize * w + r.x1 as usize])
+                    .map(|&v| v as u64)
+                    .sum();
+                let confidence = sum as f64 / (o.area.max(1) as f64 * 255.0);
                 let outline = c
                     .outline(o.label, 1.0)
                     .map(|p| Polygon { rings: p.rings.iter().map(|r| r.iter().map(|&[x, y]| [x * s, y * s]).collect()).collect() });
@@ -130,6 +139,7 @@ impl Prediction {
                         (o.bbox[2] - o.bbox[0] + 1) as f64 * s,
                         (o.bbox[3] - o.bbox[1] + 1) as f64 * s,
                     ],
+                    confidence,
                     outline,
                 }
             })
@@ -146,6 +156,7 @@ impl Prediction {
                 if let Some(um2) = g.area_um2 {
                     measurements.push(("Area µm^2".to_string(), um2));
                 }
+                measurements.push((CONFIDENCE.to_string(), g.confidence));
                 g.outline.clone().map(|p| Annotation {
                     polygons: vec![p],
                     classification: "Glomerulus".into(),

@@ -86,11 +86,6 @@ fn read_mask(path: &Path, width: u32, height: u32) -> Result<super::BinaryMask, 
     Ok(mask)
 }
 
-/// Whether an annotation is a glomerulus (see the module doc).
-fn is_glomerulus(a: &Annotation) -> bool {
-    a.classification.trim().is_empty() || a.classification.to_ascii_lowercase().contains("glomerul")
-}
-
 /// Natural order key: runs of digits compare as numbers, so "9" < "10" < "100".
 pub fn natural_key(s: &str) -> Vec<(u8, u64, String)> {
     let mut key = Vec::new();
@@ -170,7 +165,7 @@ fn labelled(dir: &Path, id: String, image: PathBuf) -> Result<LabelledImage, Err
         }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::Folder(format!("{}: {e}", path.display())))?;
         let annotations = read_outlines(&text).map_err(|e| Error::Folder(format!("{}: {e}", path.display())))?;
-        let annotations = annotations.into_iter().filter(is_glomerulus).collect();
+        let annotations = annotations.into_iter().filter(Annotation::is_glomerulus).collect();
         return Ok(LabelledImage { id, image, truth_file: path, truth: Truth::Outlines(annotations) });
     }
     // `images/N.png` beside `masks/N.png` (a common Kaggle layout) as well as masks in the folder.

@@ -18,6 +18,14 @@ pub struct Annotation {
     pub measurements: Vec<(String, f64)>,
 }
 
+impl Annotation {
+    /// Whether it is a glomerulus: its class names one (contains "glomerul", any case) or it has
+    /// none. Other classes (Cortex, Medulla, a review's "Rejected") are not.
+    pub fn is_glomerulus(&self) -> bool {
+        self.classification.trim().is_empty() || self.classification.to_ascii_lowercase().contains("glomerul")
+    }
+}
+
 /// Reads annotations from a JSON list of Features, a FeatureCollection or a single Feature.
 pub fn read_annotations(json: &str) -> Result<Vec<Annotation>, Error> {
     let features = if json.trim_start().starts_with('[') {

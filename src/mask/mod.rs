@@ -1,6 +1,7 @@
 //! Masks and what people do with them: overlays of probabilities, binary masks, the Kaggle
 //! HuBMAP run-length encoding, the competition's Dice and object-level precision/recall, polygon
-//! rasterisation, QuPath GeoJSON, LabelMe JSON and annotated image folders.
+//! rasterisation, QuPath GeoJSON, LabelMe JSON, annotated image folders, and the review of a
+//! prediction against annotations (disagreements, decisions, the reviewed set).
 
 mod binary;
 mod dataset;
@@ -12,6 +13,7 @@ mod metrics;
 mod objects;
 mod overlay;
 mod polygon;
+mod review;
 mod rle;
 
 pub use binary::BinaryMask;
@@ -24,6 +26,10 @@ pub use metrics::{IOU_MATCH, Runs, Scores, dice, dice_rle, mean_dice, rle_object
 pub use objects::{Components, Object, Run, components, components_of_rows, douglas_peucker, row_runs, threshold_level};
 pub use overlay::{OVERLAY_COLOUR, overlay};
 pub use polygon::{Polygon, rasterise};
+pub use review::{
+    CONFIDENCE, Counts, Decision, Item, ItemKind, Predicted, Review, ReviewError, Reviewed, Status, outline_iou, review,
+    reviewed_annotations, status_counts,
+};
 pub use rle::{RleStream, rle_decode, rle_encode, rle_encode_polygons, rle_runs};
 
 /// Errors in mask formats: run-length encodings and GeoJSON annotations.

@@ -6,6 +6,7 @@
 
 mod annotations;
 mod device;
+mod review;
 mod segment;
 mod slides;
 
@@ -13,6 +14,7 @@ use wasm_bindgen::prelude::*;
 
 pub use annotations::{dice_of_annotations, parse_annotations};
 pub use device::{GpuErrorLog, init_device};
+pub use review::WebReview;
 pub use segment::{Cancel, SegmentRun, WebModel, WebPrediction, WindowRunner};
 pub use slides::WebSlide;
 

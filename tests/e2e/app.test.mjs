@@ -453,3 +453,99 @@ test('the CPU pool: 2 workers give the single worker\'s result; cancel and resta
     assert.deepEqual(problems, []);
   });
 });
+
+test('review: the real kidney demo with its outlines — items listed, accept/reject/edit/draw/undo change the counts, a reload keeps the decisions, the export is what was shown', { timeout: 900_000 }, async () => {
+  await mkdir(shots, { recursive: true });
+  await withApp(chromiumArgs, async (page, origin) => {
+    const problems = watchConsole(page);
+    const openDemo = async () => {
+      await page.selectOption('#demo', 'www/demo/real-kidney-306.jpg');
+      const s = await settle(page);
+      assert.equal(s.state, 'ready', s.status);
+    };
+    const review = () => page.evaluate(() => {
+      const r = window.ftuscope.state.review;
+      return r && { items: r.items.length, counts: r.counts, status: r.statusCounts, decisions: r.decisions, objects: r.objects, index: r.index };
+    });
+    await page.goto(`${origin}/?backend=cpu&model=fast`);
+    await settle(page);
+    await openDemo();
+    await page.waitForFunction(() => /8 annotated polygons/.test(document.getElementById('compare').textContent));
+    await page.click('#segment-slide');
+    const s = await settle(page, 600_000);
+    assert.equal(s.state, 'done', s.status);
+    await page.waitForFunction(() => window.ftuscope.state.review?.applied !== undefined);
+    const start = await review();
+    console.log(`review: ${start.items} items, ${JSON.stringify(start.counts)}; ${await page.textContent('#review-counts')}`);
+    const c = start.counts;
+    assert.equal(c.agreed + c.not_found + c.overlap, 8, 'every annotation is agreed, not found or overlapping');
+    assert.equal(start.items, c.unannotated + c.not_found + c.overlap);
+    assert.ok(start.items >= 2, 'the demo has disagreements to review');
+    assert.equal(await page.locator('#review-items li').count(), start.items);
+    assert.deepEqual(start.status, [c.agreed, 0, 0, start.items], 'before any decision: agreed ones confirmed, the rest unreviewed');
+    // Keyboard: accept, reject, undo.
+    await page.keyboard.press('a');
+    await page.waitForFunction(() => window.ftuscope.state.review.applied === 1);
+    let r = await review();
+    assert.equal(r.status[3], start.items - 1);
+    assert.equal(r.status[0], c.agreed + 1, 'an accepted item is confirmed');
+    await page.keyboard.press('r');
+    await page.waitForFunction(() => window.ftuscope.state.review.applied === 2);
+    assert.equal((await review()).status[3], start.items - 2);
+    await page.keyboard.press('z');
+    await page.waitForFunction(() => window.ftuscope.state.review.applied === 1);
+    r = await review();
+    assert.equal(r.status[3], start.items - 1, 'undo gives the item back');
+    // Edit the current item's outline: drag its first vertex 20 screen px right, Enter.
+    await page.keyboard.press('e');
+    await page.waitForFunction(() => window.ftuscope.state.review.editing);
+    // Once the viewer has finished flying to the item.
+    await page.waitForFunction(() => {
+      const v = window.ftuscope.state.viewer.viewport;
+      return Math.abs(v.getZoom(true) - v.getZoom(false)) < 1e-9 && v.getCenter(true).distanceTo(v.getCenter(false)) < 1e-12;
+    });
+    const from = await page.evaluate(() => {
+      const [x, y] = window.ftuscope.state.review.editing.points[0];
+      const s = window.ftuscope.state.viewer.world.getItemAt(0).imageToViewerElementCoordinates(new OpenSeadragon.Point(x, y));
+      const box = document.getElementById('overlay').getBoundingClientRect();
+      return { x: box.left + s.x, y: box.top + s.y, image: [x, y] };
+    });
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    await page.mouse.move(from.x + 20, from.y, { steps: 4 });
+    await page.mouse.up();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => window.ftuscope.state.review.applied === 2 && !window.ftuscope.state.review.editing);
+    r = await review();
+    const edit = r.decisions[1];
+    assert.equal(edit.action, 'edit');
+    assert.ok(edit.outline[0][0] > from.image[0] + 1, `the vertex moved right: ${edit.outline[0]} from ${from.image}`);
+    // Draw a glomerulus both missed: three clicks, Enter.
+    await page.keyboard.press('d');
+    const box = await page.locator('#overlay').boundingBox();
+    for (const [dx, dy] of [[0.1, 0.1], [0.2, 0.1], [0.15, 0.2]]) await page.mouse.click(box.x + dx * box.width, box.y + dy * box.height);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => window.ftuscope.state.review.applied === 3);
+    r = await review();
+    assert.equal(r.status[1], 1, 'one added');
+    assert.match(await page.textContent('#review-counts'), /1 added/);
+    await page.screenshot({ path: join(shots, '10-review.png') });
+    // The export is what is shown: confirmed and added objects, classed.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-reviewed')]);
+    const exported = JSON.parse(await readFile(await download.path(), 'utf8'));
+    const classes = exported.features.map((f) => f.properties.classification.name);
+    assert.equal(classes.length, r.status[0] + r.status[1]);
+    assert.equal(classes.filter((n) => n === 'Glomerulus (added)').length, 1);
+    assert.ok(classes.every((n) => /glomerul/i.test(n)));
+    // A reload loses nothing: the slide opened again takes up the saved review.
+    await page.reload();
+    await settle(page);
+    await openDemo();
+    await page.waitForFunction(() => window.ftuscope.state.review?.applied !== undefined);
+    const after = await review();
+    assert.deepEqual(after.decisions, r.decisions);
+    assert.deepEqual(after.status, r.status);
+    assert.match(await page.textContent('#review-progress'), new RegExp(`\\(2/${start.items} decided\\)`));
+    assert.deepEqual(problems, []);
+  });
+});

@@ -281,6 +281,38 @@ enum Command {
         #[arg(long)]
         f16: bool,
     },
+    /// Review a prediction against annotations: every disagreement — a prediction nobody annotated,
+    /// an annotation the model did not find, a pair overlapping with IoU < 0.5 — is an item, sorted
+    /// by the model's confidence and size (without --truth every prediction is one to confirm);
+    /// writes OUT/review.json. With --decisions (a JSON list of {"action": "accept"|"reject"|"edit"|"add",
+    /// "item", "outline"}, or the app's saved review) writes the reviewed set as OUT/reviewed.geojson,
+    /// classed Glomerulus / Glomerulus (added) [/ Rejected / Unreviewed], and with --size its RLE.
+    Review {
+        /// The prediction: GeoJSON as `predict` writes it (<id>.geojson, with confidences) or any outlines.
+        #[arg(long)]
+        pred: PathBuf,
+        /// The annotations: QuPath/HuBMAP GeoJSON or LabelMe JSON.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Decisions to apply.
+        #[arg(long)]
+        decisions: Option<PathBuf>,
+        /// Image size WxH (level 0): also write the reviewed glomeruli as a Kaggle RLE (reviewed.csv).
+        #[arg(long, value_parser = parse_size)]
+        size: Option<(u32, u32)>,
+        /// Keep rejected objects in the GeoJSON, as the class "Rejected".
+        #[arg(long)]
+        rejected: bool,
+        /// Keep undecided items in the GeoJSON, as the class "Unreviewed".
+        #[arg(long)]
+        unreviewed: bool,
+        /// µm per pixel, for areas in µm².
+        #[arg(long, value_parser = parse_pixel_size)]
+        pixel_size: Option<f64>,
+    },
     /// Score predictions against truth. With --pred: the competition metric (per-image and mean
     /// Dice) of a submission CSV against a truth CSV (both `id,encoding`). With --model: runs the
     /// model on an annotated image folder (images with LabelMe JSON, GeoJSON or mask PNGs) and
@@ -485,6 +517,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stain_reference,
             threads,
         }),
+        Command::Review { pred, truth, out, decisions, size, rejected, unreviewed, pixel_size } => {
+            crate::review::run(crate::review::ReviewArgs { pred, truth, out, decisions, size, rejected, unreviewed, pixel_size })
+        }
         Command::Eval { truth, pred: Some(pred), .. } => crate::predict::eval(&truth, &pred),
         Command::Eval { truth, pred: None, model, fold, pixel_size, device, batch, tta, out, stain_reference } => {
             crate::predict::eval_folder(crate::predict::EvalFolderArgs {
