@@ -294,13 +294,16 @@ bench-memory: $(BENCH_DIR)/big-30000x37000/done
 	  $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff) --out target/bench/big-thumbnail.png
 
 # Whole-slide inference cost follows tissue, not area: 12000² slides with ~20% and ~60% tissue, then
-# the 30000×37000 slide with peak RSS (untrained tiny U-Net: measures the engine, not a detector).
+# the 30000×37000 slide with peak RSS (untrained tiny U-Net: measures the engine, not a detector);
+# each with batches on 1 and 2 threads. Then the bundled models on the ~60% slide, 1 and 2 threads.
 bench-infer: $(BENCH_DIR)/big-30000x37000/done
 	$(BUILD_FTUSCOPE)
 	for t in 0.7 1.25; do \
 	  [ -f $(BENCH_DIR)/tissue-$$t/train.csv ] || $(FTUSCOPE) synth --out $(BENCH_DIR)/tissue-$$t --count 1 --seed 11 --size 12000x12000 --tissue-scale $$t; \
 	  /usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/tissue-$$t/train/*.tiff); done
 	/usr/bin/time -f "peak RSS %M KiB, %e s" $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/big-30000x37000/train/*.tiff)
+	for m in fast accurate; do /usr/bin/time -f "$$m: peak RSS %M KiB, %e s" \
+	  $(FTUSCOPE) bench infer $$(ls $(BENCH_DIR)/tissue-1.25/train/*.tiff) --model www/models/$$m --threads 1,2; done
 
 # The bundled demo model, reproducibly (~70 min on 2 cores): a small U-Net (2 µm/px input, 512 µm
 # windows, resampled per slide by its pixel size) trained on the real PAS kidney tiles in

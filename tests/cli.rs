@@ -326,3 +326,76 @@ fn a_time_boxed_training_run_stops_at_an_epoch_and_resumes() {
     let out = ftuscope(&["train", "--resume", run.to_str().unwrap(), "--max-minutes", "0"]);
     assert_one_line_error(&out, "not a positive number of minutes");
 }
+
+#[test]
+fn review_lists_disagreements_applies_decisions_and_its_export_is_truth_for_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, model) = (dir.path().join("o"), data("www/models/fast"));
+    let image = data("tests/data/real-kidney/306.jpg");
+    let predicted = ftuscope(&["predict", &image, "--model", &model, "--out", o.to_str().unwrap(), "--pixel-size", "1"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let pred = o.join("306.geojson");
+    assert!(std::fs::read_to_string(&pred).unwrap().contains("Mean probability"), "predicted GeoJSON carries confidences");
+    let r = dir.path().join("r");
+    let truth = data("tests/data/real-kidney/306.json");
+    let out = ftuscope(&["review", "--pred", pred.to_str().unwrap(), "--truth", &truth, "--out", r.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("8 annotated") && printed.contains("agree"), "{printed}");
+    let review: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(r.join("review.json")).unwrap()).unwrap();
+    let items = review["items"].as_array().unwrap();
+    let counts = &review["counts"];
+    assert_eq!(counts["agreed"].as_u64().unwrap() + counts["not_found"].as_u64().unwrap() + counts["overlap"].as_u64().unwrap(), 8);
+    assert!(!items.is_empty());
+    // Accept every item (annotations the model missed stay, predictions nobody annotated become
+    // glomeruli), add one; the reviewed set is exported and read back as truth by eval.
+    let mut decisions: Vec<serde_json::Value> = (0..items.len()).map(|i| serde_json::json!({"action": "accept", "item": i})).collect();
+    decisions.push(serde_json::json!({"action": "add", "outline": [[10.0, 10.0], [60.0, 10.0], [60.0, 60.0], [10.0, 60.0]]}));
+    let file = dir.path().join("decisions.json");
+    std::fs::write(&file, serde_json::to_string(&serde_json::json!({ "decisions": decisions })).unwrap()).unwrap();
+    let (w, h) = image::image_dimensions(&image).unwrap();
+    let size = format!("{w}x{h}");
+    let applied = ftuscope(&[
+        "review",
+        "--pred",
+        pred.to_str().unwrap(),
+        "--truth",
+        &truth,
+        "--out",
+        r.to_str().unwrap(),
+        "--decisions",
+        file.to_str().unwrap(),
+        "--size",
+        &size,
+    ]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let printed = String::from_utf8_lossy(&applied.stdout);
+    assert!(printed.contains("1 added") && printed.contains("0 unreviewed"), "{printed}");
+    let reviewed = ftuscope::mask::read_annotations(&std::fs::read_to_string(r.join("reviewed.geojson")).unwrap()).unwrap();
+    assert_eq!(reviewed.iter().filter(|a| a.classification == "Glomerulus (added)").count(), 1);
+    assert!(std::fs::read_to_string(r.join("reviewed.csv")).unwrap().starts_with("id,encoding\n306,"));
+    let folder = dir.path().join("truth");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&image, folder.join("306.jpg")).unwrap();
+    std::fs::copy(r.join("reviewed.geojson"), folder.join("306.json")).unwrap();
+    let eval = ftuscope(&["eval", "--truth", folder.to_str().unwrap(), "--model", &model, "--pixel-size", "1"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let last = String::from_utf8_lossy(&eval.stdout).lines().last().unwrap().to_string();
+    assert!(last.contains(&format!("{} true", reviewed.len())), "eval counts the reviewed glomeruli as truth: {last}");
+    // A decision on an item that does not exist: one line.
+    std::fs::write(&file, r#"[{"action": "reject", "item": 999}]"#).unwrap();
+    assert_one_line_error(
+        &ftuscope(&[
+            "review",
+            "--pred",
+            pred.to_str().unwrap(),
+            "--truth",
+            &truth,
+            "--out",
+            r.to_str().unwrap(),
+            "--decisions",
+            file.to_str().unwrap(),
+        ]),
+        "item 999 is not in the review",
+    );
+}

@@ -436,7 +436,7 @@ function cancelRun() {
  * N: the cores less one (the page and the tile worker), at most MAX_WORKERS, each worker's wasm memory
  * being up to ~250 MB with the accurate model (README, "Memory"); a setting in the model panel. */
 const MAX_WORKERS = 4;
-const pool = { helpers: [], cancelled: false, inFlight: 0, slides: 0, models: 0, lost: [] };
+const pool = { helpers: [], cancelled: false, inFlight: 0, slides: 0, models: 0, lost: [], times: {} };
 const cores = () => Math.max(1, Math.floor(navigator.hardwareConcurrency) || 1);
 const maxWorkers = () => Math.min(MAX_WORKERS, cores());
 const defaultWorkers = () => Math.min(maxWorkers(), Math.max(1, cores() - 1));
@@ -488,13 +488,18 @@ function lose(helper, err) {
 async function runPool(region, runId) {
   pool.cancelled = false;
   pool.lost = [];
+  const t0 = performance.now();
+  const mark = (k) => { pool.times[k] = Math.round(performance.now() - t0); };
+  pool.times = {};
   const [planned] = await Promise.all([engine.call('plan', { region }), prepareHelpers(workerCount())]);
+  mark('planned');
   const engineWorker = { rpc: engine };
   const workers = [engineWorker, ...pool.helpers.filter((h) => !h.rpc.dead)];
   const taken = await Promise.allSettled(workers.map((w) => w.rpc.call('prepare', { job: planned.job })));
   if (taken[0].status === 'rejected') throw taken[0].reason;
   taken.forEach((r, i) => { if (r.status === 'rejected') lose(workers[i], r.reason); });
   state.workers = workers.filter((w) => !w.rpc.dead).length;
+  mark('prepared');
   const queue = [...planned.remaining];
   let failure = null;
   // Blends are queued on the engine without waiting: a helper takes its next window at once.
@@ -517,12 +522,16 @@ async function runPool(region, runId) {
   };
   // Windows given back by a failed helper after the others had stopped go round again.
   while (queue.length && !pool.cancelled && !failure) await Promise.all(workers.filter((w) => !w.rpc.dead).map(work));
+  mark('computed');
   await Promise.all(blends);
+  mark('blended');
   if (failure || pool.cancelled) {
     await engine.call('discard').catch(() => {});
     throw failure ?? new Error('cancelled');
   }
-  return engine.call('finish');
+  const summary = await engine.call('finish');
+  mark('finished');
+  return summary;
 }
 
 async function onProgress(p) {

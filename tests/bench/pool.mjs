@@ -42,7 +42,7 @@ async function segmentView(page, box) {
   const status = await page.textContent('#status');
   if ((await page.getAttribute('body', 'data-state')) !== 'done') throw new Error(status);
   return page.evaluate(([s, st]) => ({ seconds: s, status: st, windows: window.ftuscope.state.progress?.total, glomeruli: window.ftuscope.state.glomeruli.length,
-    timings: window.ftuscope.state.timings }), [seconds, status]);
+    timings: window.ftuscope.state.timings, marks: window.ftuscope.pool.times }), [seconds, status]);
 }
 
 const app = await start({ root });
@@ -62,7 +62,7 @@ try {
       const second = await segmentView(page, view);
       base ??= second.seconds;
       const t = second.timings;
-      console.error(`${model} ×${n}: ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+      console.error(`${model} ×${n}: ${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}; page ms ${JSON.stringify(second.marks)}`);
       console.log(`| ${model} | ${n} | ${second.windows} | ${first.seconds.toFixed(1)} | ${second.seconds.toFixed(1)} | ${(second.windows / second.seconds).toFixed(2)} | ${(base / second.seconds).toFixed(2)}× | ${second.glomeruli} |`);
       await page.close();
     }
