@@ -433,8 +433,9 @@ function cancelRun() {
  * instance (the module compiled once), the slide opened from the same source and the same model. The
  * engine plans the windows and blends them (the crate's SegmentRun: the same canvas whatever the
  * order); this page deals the windows out one at a time and gives a failed helper's back to the others.
- * N: the cores less one (the page and the tile worker), at most MAX_WORKERS, each worker's wasm memory
- * being up to ~250 MB with the accurate model (README, "Memory"); a setting in the model panel. */
+ * N: the cores less one (the page and the tile worker), at most MAX_WORKERS: each worker's wasm memory
+ * reaches ~200 MiB with the accurate model on a big slide, the engine's ~270 MiB (README, "The CPU
+ * pool's memory"); a setting in the model panel. */
 const MAX_WORKERS = 4;
 const pool = { helpers: [], cancelled: false, inFlight: 0, slides: 0, models: 0, lost: [], times: {} };
 const cores = () => Math.max(1, Math.floor(navigator.hardwareConcurrency) || 1);
@@ -1093,5 +1094,9 @@ window.ftuscope = {
   loseGpu: () => engine.call('loseGpu'),
   killWorker: (i) => pool.helpers[i]?.rpc.terminate('killed'),
   exportText: (kind) => engine.call('export', { kind }),
-  memory: () => Promise.all([engine, ...pool.helpers.filter((h) => !h.rpc.dead).map((h) => h.rpc)].map((r) => r.call('memory'))),
+  // wasm memory in bytes: {workers: [engine, helpers…], tiles}.
+  memory: async () => ({
+    workers: await Promise.all([engine, ...pool.helpers.filter((h) => !h.rpc.dead).map((h) => h.rpc)].map((r) => r.call('memory'))),
+    tiles: await tiles.call('memory'),
+  }),
 };

@@ -72,11 +72,14 @@ try {
     const page = await open(browser, app, { model: 'accurate', n: 4, slide: memorySlide, cores: 5 });
     const { width, height } = await page.evaluate(() => window.ftuscope.state.slide.info.levels[0]);
     const run = await segmentView(page, [Math.round(width / 2) - 3000, Math.round(height / 2) - 3000, 6000, 6000]);
-    const bytes = await page.evaluate(() => window.ftuscope.memory());
+    const { workers: bytes, tiles } = await page.evaluate(() => window.ftuscope.memory());
     console.log(`\n| wasm memory, ${width}×${height} slide, Segment view of 6000×6000 (${run.windows} windows, ${run.seconds.toFixed(0)} s), accurate, ${bytes.length} workers | bytes |`);
     console.log('|---|---|');
     bytes.forEach((b, i) => console.log(`| ${i === 0 ? 'engine (plans, blends, runs windows)' : `helper ${i}`} | ${mib(b)} |`));
-    console.log(`| total | ${mib(bytes.reduce((a, b) => a + b, 0))} |`);
+    const total = bytes.reduce((a, b) => a + b, 0);
+    console.log(`| **segmentation workers, total** | **${mib(total)}** |`);
+    console.log(`| tile worker (viewer tiles, overviews) | ${mib(tiles)} |`);
+    console.log(`| all wasm memory of the page | ${mib(total + tiles)} |`);
     await page.close();
   }
 } finally {
