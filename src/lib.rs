@@ -14,6 +14,8 @@ pub mod slide;
 pub mod synth;
 #[cfg(all(feature = "train", not(target_arch = "wasm32")))]
 pub mod train;
+#[cfg(feature = "tune")]
+pub mod tune;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -418,6 +418,12 @@ pub async fn slide_colours(slide: &Slide, config: &WsiConfig, acc: &mut LabAccum
     sample_colours(slide, &plan, acc, &Clock::start(), &mut Timings::default()).await
 }
 
+/// Reads a window at `w` (anywhere, not only on the plan's grid) as inference reads it: from the
+/// cheapest sufficient level, resized to the network's input. For fine-tuning's windows.
+pub async fn read_window_image(slide: &Slide, plan: &Plan, w: &Window) -> Result<image::RgbImage, Error> {
+    read_window(slide, plan, w, &Clock::start(), &mut Timings::default()).await
+}
+
 /// Reads window `w` of `plan` and resizes it to the network's input, timing the two apart.
 async fn read_window(slide: &Slide, plan: &Plan, w: &Window, clock: &Clock, timings: &mut Timings) -> Result<image::RgbImage, Error> {
     let (window, size) = (plan.window as f64, plan.input_size);

@@ -8,7 +8,8 @@
 pub mod augment;
 mod bench;
 pub mod data;
-pub mod loss;
+/// The losses live with fine-tuning (which the browser builds too); training uses the same.
+pub use crate::tune::loss;
 pub mod plot;
 mod run;
 pub mod schedule;

@@ -281,6 +281,38 @@ enum Command {
         #[arg(long)]
         f16: bool,
     },
+    /// Fine-tune a model's decoder on one slide's reviewed objects (the encoder frozen): windows
+    /// around the glomeruli of a reviewed GeoJSON (classes naming a glomerulus; "Rejected" ones are
+    /// negatives) and random tissue of the slide, BCE + Dice, AdamW; prints each step's loss and
+    /// writes the tuned model folder. Needs the `tune` (or `train`) feature.
+    Tune {
+        /// The slide or image (path or URL).
+        slide: String,
+        /// The model folder to start from.
+        #[arg(long)]
+        model: PathBuf,
+        /// The reviewed objects: GeoJSON from the app's Review panel or `ftuscope review`.
+        #[arg(long)]
+        reviewed: PathBuf,
+        /// Where to write the tuned model folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Optimiser steps.
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        /// Windows per step.
+        #[arg(long, default_value_t = 2)]
+        batch: usize,
+        /// Learning rate.
+        #[arg(long, default_value_t = 3e-4)]
+        lr: f64,
+        /// µm per pixel of the slide [default: the file's, else the model's].
+        #[arg(long, value_parser = parse_pixel_size)]
+        pixel_size: Option<f64>,
+        /// Compute device: cpu, wgpu or cuda.
+        #[arg(long, default_value = "cpu", value_parser = DeviceChoice::from_str)]
+        device: DeviceChoice,
+    },
     /// Review a prediction against annotations: every disagreement — a prediction nobody annotated,
     /// an annotation the model did not find, a pair overlapping with IoU < 0.5 — is an item, sorted
     /// by the model's confidence and size (without --truth every prediction is one to confirm);
@@ -517,6 +549,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stain_reference,
             threads,
         }),
+        Command::Tune { slide, model, reviewed, out, steps, batch, lr, pixel_size, device } => {
+            crate::tune::run(crate::tune::TuneArgs { slide, model, reviewed, out, steps, batch, lr, pixel_size, device })
+        }
         Command::Review { pred, truth, out, decisions, size, rejected, unreviewed, pixel_size } => {
             crate::review::run(crate::review::ReviewArgs { pred, truth, out, decisions, size, rejected, unreviewed, pixel_size })
         }
