@@ -197,8 +197,10 @@ test-wasm: wasm-build setup-browser setup-npm
 	@node tests/server/range-server.mjs 8788 tests/data & server=$$!; trap "kill $$server" EXIT; sleep 0.5; \
 	  $(WASM_ENV) $(WASM_TEST_ENV) $(WASM_CARGO) test --target $(WASM_TRIPLE) --test web -- --nocapture
 
+# The end-to-end tests load a model the page fine-tuned and exported with the native binary.
 test-e2e: web setup-browser setup-npm
-	node --test tests/e2e/
+	$(BUILD_FTUSCOPE)
+	FTUSCOPE_BIN=$(FTUSCOPE) node --test tests/e2e/
 
 # Fuzzing (issue #9): cargo-fuzz targets in fuzz/ over in-memory bytes. `make fuzz` runs each of
 # FUZZ_TARGETS for FUZZ_SECONDS on one core, starting from the hand-made seeds (fuzz/seeds/<target>)

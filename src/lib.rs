@@ -14,7 +14,7 @@ pub mod slide;
 pub mod synth;
 #[cfg(all(feature = "train", not(target_arch = "wasm32")))]
 pub mod train;
-#[cfg(feature = "tune")]
+#[cfg(any(feature = "tune", target_arch = "wasm32"))]
 pub mod tune;
 
 #[cfg(target_arch = "wasm32")]

@@ -71,6 +71,12 @@ fn the_decoder_learns_the_reviewed_objects_and_the_encoder_stays() {
     folder::save(&tuned, &manifest, &out).unwrap();
     let (loaded, _) = folder::load(&out, &device).unwrap();
     assert_eq!(weights(&loaded, "decoder"), weights(&tuned, "decoder"));
+    // The browser's export: read back asynchronously onto the CPU, then the same bytes load.
+    let cpu = block_on(folder::to_cpu(&tuned)).unwrap();
+    assert_eq!(weights(&cpu, ""), weights(&tuned, ""));
+    let bytes = folder::weights_bytes(&cpu).unwrap();
+    let (reloaded, _) = folder::load_bytes(&bytes, &manifest.to_json(), &device).unwrap();
+    assert_eq!(weights(&reloaded, ""), weights(&tuned, ""));
     // Nothing to train on, or settings that cannot work: typed errors.
     let (model, _) = folder::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/www/models/fast")), &device).unwrap();
     assert!(FineTune::new(model.clone(), manifest.normaliser(), &device, Vec::new(), TuneConfig::new()).is_err());

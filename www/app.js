@@ -67,6 +67,7 @@ const tiles = new Rpc();
 const engine = new Rpc((e) => {
   if (e.event === 'progress' && e.runId === state.running) onProgress(e);
   if (e.event === 'fallback') onFallback(e);
+  if (e.event === 'tune' && e.runId === state.tuning?.runId) onTuneEvent(e);
 });
 
 /** The GPU was lost during a run: the worker continues it on the CPU, keeping the windows done. */
@@ -998,6 +999,107 @@ async function exportReviewed(kind) {
   }
 }
 
+// ---- fine-tuning on the reviewed objects -------------------------------------------------------------
+
+/** "Improve the model on this slide": the loaded model's decoder trains in the engine worker on the
+ * reviewed set (confirmed, corrected and added glomeruli; rejected objects as negatives), step by step,
+ * on its device; progress, a loss curve and Cancel here. The result can be used (loaded as "your
+ * model", on every worker), exported as a model folder, or discarded. */
+async function startTuning() {
+  const rv = state.review;
+  if (!rv || state.running || state.tuning) return;
+  const objects = rv.objects ?? [];
+  const positives = objects.filter((o) => o.status === 'confirmed' || o.status === 'added').map((o) => o.outline);
+  const negatives = objects.filter((o) => o.status === 'rejected').map((o) => o.outline);
+  if (!positives.length) return setState('error', 'Nothing to learn from yet: accept, correct or draw glomeruli first.');
+  const steps = Math.min(500, Math.max(1, Math.round(Number($('tune-steps').value)) || 40));
+  state.tuning = { runId: ++state.runId, losses: [] };
+  tuneBusy(true);
+  setState('running', `Preparing the fine-tuning: ${positives.length} glomeruli, ${negatives.length} rejected…`);
+  try {
+    await ensureModel();
+    const out = await engine.call('tuneStart', { positives, negatives, steps, runId: state.tuning.runId });
+    state.tuned = out;
+    $('tune-done').hidden = false;
+    setState('done', `Fine-tuned on ${positives.length} glomeruli and ${negatives.length} rejected objects of this slide ` +
+      `(${out.windows} windows, ${steps} steps): loss ${fmt(out.losses[0], 3)} → ${fmt(out.losses.at(-1), 3)}. Use, export or discard it.`);
+  } catch (err) {
+    if (/cancel/i.test(err.message)) setState('ready', 'Fine-tuning cancelled; the model is as it was.');
+    else setState('error', `Fine-tuning failed: ${err.message}`);
+  } finally {
+    state.tuning = null;
+    tuneBusy(false);
+  }
+}
+
+function tuneBusy(on) {
+  $('tune-start').disabled = on;
+  $('tune-cancel').disabled = !on;
+  $('segment-view').disabled = on || !state.slide;
+  $('segment-slide').disabled = on || !state.slide;
+  $('tune-row').hidden = !on;
+  if (on) { $('tune-progress').value = 0; $('tune-text').textContent = 'reading windows…'; $('tune-done').hidden = true; }
+}
+
+function onTuneEvent(e) {
+  $('tune-progress').value = e.steps ? e.step / e.steps : 0;
+  if (e.loss == null) { $('tune-text').textContent = `${e.windows} windows read; training…`; return; }
+  state.tuning.losses.push(e.loss);
+  $('tune-text').textContent = `step ${e.step}/${e.steps} · loss ${fmt(e.loss, 3)}`;
+  drawCurve(state.tuning.losses);
+}
+
+/** The loss per step, scaled to the canvas. */
+function drawCurve(losses) {
+  const canvas = $('tune-curve');
+  canvas.hidden = false;
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const max = Math.max(...losses, 1e-6);
+  ctx.strokeStyle = '#0a6';
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  losses.forEach((l, i) => {
+    const x = (i / Math.max(1, losses.length - 1)) * (canvas.width - 4) + 2;
+    const y = canvas.height - 2 - (l / max) * (canvas.height - 4);
+    if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+  });
+  ctx.stroke();
+}
+
+async function useTuned() {
+  try {
+    const { bpk, json } = await engine.call('tuneExport');
+    state.userModel = { bpk, json };
+    $('model-user').disabled = false;
+    $('model-choice').value = 'user';
+    state.model = null; // new weights under the same key
+    await ensureModel();
+    await showCard();
+    setState('ready', `Using the tuned model (${state.tuned?.name ?? 'tuned'}) as "your model": Segment to see what it finds; choose another model to go back.`);
+  } catch (err) {
+    setState('error', `Cannot use the tuned model: ${err.message}`);
+  }
+}
+
+async function exportTuned() {
+  try {
+    const { bpk, json } = await engine.call('tuneExport');
+    download(bpk, 'model.bpk', 'application/octet-stream');
+    download(json, 'model.json', 'application/json');
+  } catch (err) {
+    setState('error', `Export failed: ${err.message}`);
+  }
+}
+
+async function discardTuned() {
+  await engine.call('tuneDiscard').catch(() => {});
+  state.tuned = null;
+  $('tune-done').hidden = true;
+  $('tune-curve').hidden = true;
+  setState('ready', 'The tuned model is discarded.');
+}
+
 /** Keys of the review (not while typing in a field): N/P, A, R, E, D, Z or Ctrl+Z, Enter, Esc. */
 function onReviewKey(e) {
   if (!state.review || e.target.closest?.('input, select, textarea')) return;
@@ -1058,6 +1160,11 @@ $('review-edit').addEventListener('click', () => startEditing(false));
 $('review-draw').addEventListener('click', () => startEditing(true));
 $('review-undo').addEventListener('click', undoDecision);
 $('export-reviewed').addEventListener('click', () => exportReviewed('geojson'));
+$('tune-start').addEventListener('click', startTuning);
+$('tune-cancel').addEventListener('click', () => engine.call('tuneCancel').catch(() => {}));
+$('tune-use').addEventListener('click', useTuned);
+$('tune-export').addEventListener('click', exportTuned);
+$('tune-discard').addEventListener('click', discardTuned);
 $('export-reviewed-csv').addEventListener('click', () => exportReviewed('csv'));
 for (const ev of ['mousedown', 'mousemove', 'mouseup', 'dblclick']) $('overlay').addEventListener(ev, onEditMouse);
 document.addEventListener('keydown', onReviewKey, true);

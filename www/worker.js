@@ -3,7 +3,9 @@
 // the network (the engine), and on the CPU path a pool of helpers that compute windows the engine
 // plans and blends — so panning stays smooth while a slide is segmented (on the CPU a forward pass
 // blocks its worker) and every core works. Slide pixels never leave this machine.
-import init, { WebSlide, WebModel, Cancel, SegmentRun, WindowRunner, WebReview, diceOfAnnotations, parseAnnotations } from '../pkg/ftuscope.js';
+// Rust panics report their whole stack (console_error_panic_hook reads Error().stack).
+Error.stackTraceLimit = 64;
+import init, { WebSlide, WebModel, Cancel, SegmentRun, WindowRunner, WebReview, WebTune, diceOfAnnotations, parseAnnotations } from '../pkg/ftuscope.js';
 
 // The WebGPU devices this worker asked for (wgpu requests one through requestDevice), watched so
 // that a lost GPU (driver reset, device removed, tab in the background too long) is noticed: the
@@ -38,6 +40,8 @@ let cancel = null;
 let poolRun = null; // the engine's SegmentRun while a pool computes its windows
 let runner = null; // this worker's WindowRunner of the pool's current job
 let review = null; // the WebReview of the page's review panel
+let tuning = null; // the WebTune of "Improve the model on this slide"
+let tuneCancelled = false;
 
 /** What the page keeps of a loaded model. */
 function described(m) {
@@ -215,6 +219,39 @@ const ops = {
     if (kind === 'geojson') return review.geojson(decisions, options);
     if (kind === 'rle') return review.rle(decisions, width, height);
     throw new Error(`unknown export ${kind}`);
+  },
+  // ---- fine-tuning the loaded model's decoder on the reviewed objects, on its device, step by step.
+  async tuneStart({ positives, negatives, steps, lr, runId }) {
+    if (!slide) throw new Error('open a slide first');
+    if (!model) throw new Error('load a model first');
+    tuning?.free();
+    tuning = null;
+    tuneCancelled = false;
+    tuning = await WebTune.start(slide, model, modelFiles.bpk, { positives, negatives, steps, lr });
+    postMessage({ event: 'tune', runId, step: 0, steps: tuning.steps, windows: tuning.windows });
+    for (let i = 0; i < tuning.steps; i++) {
+      // A macrotask between steps lets a cancel message in.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (tuneCancelled) throw new Error('cancelled');
+      const loss = await tuning.step();
+      postMessage({ event: 'tune', runId, step: i + 1, steps: tuning.steps, loss });
+    }
+    return { losses: Array.from(tuning.losses), windows: tuning.windows, name: tuning.name };
+  },
+  tuneCancel() {
+    tuneCancelled = true;
+    return true;
+  },
+  // The tuned model folder {bpk, json}, for the page to load (as "your model") or download.
+  async tuneExport() {
+    if (!tuning) throw new Error('nothing fine-tuned');
+    const out = await tuning.export();
+    return [{ bpk: out.bpk, json: out.json }, [out.bpk.buffer]];
+  },
+  tuneDiscard() {
+    tuning?.free();
+    tuning = null;
+    return true;
   },
   // GeoJSON annotations → [{classification, polygons: [[ring, …holes], …]}], by the crate's parser.
   annotations({ text }) {

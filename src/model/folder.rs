@@ -27,6 +27,46 @@ pub fn load_bytes(bpk: &[u8], manifest_json: &str, device: &Device) -> Result<(S
     Ok((model, manifest))
 }
 
+/// The bytes of `model.bpk` for `model` (f32): what [`load_bytes`] reads back, on every target
+/// (the browser's export of a fine-tuned model; natively [`save`] also writes f16).
+pub fn weights_bytes(model: &SegmentationModel) -> Result<Vec<u8>> {
+    let bytes = model.clone().into_record().into_bytes().map_err(|e| Error::Weights(format!("cannot write the weights: {e:?}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// A copy of `model` on the CPU backend, its tensors read back asynchronously (the only read-back
+/// WebGPU allows; a synchronous one, as [`weights_bytes`] makes, would panic in the browser).
+pub async fn to_cpu(model: &SegmentationModel) -> Result<SegmentationModel> {
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+    use burn::prelude::{Tensor, TensorData};
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let n = t.shape().num_elements();
+            self.0.push(t.reshape([n]));
+        }
+    }
+    struct Replace(std::vec::IntoIter<TensorData>, Device);
+    impl ModuleMapper for Replace {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let data = self.0.next();
+            let device = self.1.clone();
+            param.map(|t| match data {
+                Some(data) => Tensor::<1>::from_data(data, &device).reshape(t.dims()),
+                None => t,
+            })
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    let mut data = Vec::with_capacity(collect.0.len());
+    for t in collect.0 {
+        data.push(t.into_data_async().await.map_err(|e| Error::Weights(format!("cannot read the weights back: {e:?}")))?);
+    }
+    Ok(model.clone().map(&mut Replace(data.into_iter(), Device::flex())))
+}
+
 /// Reads `dir/model.json` (a manifest, or a bare network config) and `dir/model.bpk`, and
 /// rebuilds the network on `device` (through [`load_bytes`], as the browser does).
 #[cfg(not(target_arch = "wasm32"))]

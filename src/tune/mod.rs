@@ -13,7 +13,7 @@ pub use loss::LossConfig;
 
 use crate::infer::{Error, Window, WindowJob};
 use crate::mask::{Polygon, rasterise};
-use crate::model::{Normaliser, SegmentationModel};
+use crate::model::{Manifest, Normaliser, Precision, SegmentationModel};
 use crate::rng::SplitMix64;
 use crate::slide::Slide;
 use burn::module::Module;
@@ -218,4 +218,20 @@ impl FineTune {
     pub fn model(&self) -> SegmentationModel {
         self.model.valid()
     }
+}
+
+/// The manifest of a model fine-tuned from `manifest` on `positives` reviewed glomeruli and
+/// `negatives` rejected objects of `slide` in `steps` steps: named `<name>-tuned`, its card saying
+/// so and that it is not validated since, its weights f32.
+pub fn tuned_manifest(manifest: &Manifest, positives: usize, negatives: usize, slide: &str, steps: usize) -> Manifest {
+    let mut m = manifest.clone();
+    m.name = format!("{}-tuned", manifest.name);
+    m.trained_on = format!(
+        "{}; then its decoder fine-tuned on {positives} reviewed glomeruli ({negatives} rejected) of {slide} ({steps} steps)",
+        manifest.trained_on
+    );
+    m.validation = format!("not validated after fine-tuning on one slide (before: {})", manifest.validation);
+    m.validation_dice = None;
+    m.precision = Precision::F32;
+    m
 }

@@ -9,6 +9,7 @@ mod device;
 mod review;
 mod segment;
 mod slides;
+mod tune;
 
 use wasm_bindgen::prelude::*;
 
@@ -17,6 +18,7 @@ pub use device::{GpuErrorLog, init_device};
 pub use review::WebReview;
 pub use segment::{Cancel, SegmentRun, WebModel, WebPrediction, WindowRunner};
 pub use slides::WebSlide;
+pub use tune::WebTune;
 
 /// Sets up readable Rust panics, and warnings and errors logged by Rust code (burn and cubecl log
 /// GPU problems through `log`), in the browser console. Runs once when the module loads.

@@ -22,8 +22,33 @@ use wasm_bindgen::prelude::*;
 pub struct WebModel {
     net: Rc<NetModel>,
     manifest: Manifest,
+    device: burn::prelude::Device,
     info: BackendInfo,
     errors: Option<GpuErrorLog>,
+}
+
+impl WebModel {
+    /// A network already on `device` (a fine-tuned one), with what its device is.
+    pub(super) fn from_parts(
+        model: crate::model::SegmentationModel,
+        manifest: Manifest,
+        device: &burn::prelude::Device,
+        info: BackendInfo,
+        errors: Option<GpuErrorLog>,
+    ) -> Result<WebModel, JsError> {
+        let net = NetModel::new(model, &manifest, device, None).map_err(js_error)?;
+        Ok(WebModel { net: Rc::new(net), manifest, device: device.clone(), info, errors })
+    }
+
+    /// The device, its description and its error log: a fine-tuning runs where the model runs.
+    pub(super) fn device(&self) -> (&burn::prelude::Device, &BackendInfo, &Option<GpuErrorLog>) {
+        (&self.device, &self.info, &self.errors)
+    }
+
+    /// The manifest.
+    pub(super) fn manifest_ref(&self) -> &Manifest {
+        &self.manifest
+    }
 }
 
 #[wasm_bindgen]
@@ -36,7 +61,7 @@ impl WebModel {
         let (device, info, errors) = init_device(&backend).await.map_err(js_error)?;
         let (model, manifest) = folder::load_bytes(&bpk, &manifest, &device).map_err(js_error)?;
         let net = NetModel::new(model, &manifest, &device, None).map_err(js_error)?;
-        Ok(WebModel { net: Rc::new(net), manifest, info, errors })
+        Ok(WebModel { net: Rc::new(net), manifest, device, info, errors })
     }
 
     /// The network's raw logits (a `Float32Array`) for `input`, `batch`×3×`size`² floats already

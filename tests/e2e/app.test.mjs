@@ -9,7 +9,9 @@
 // a test. Screenshots of each state go to target/e2e/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, truncate, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { start } from '../server/range-server.mjs';
@@ -548,4 +550,65 @@ test('review: the real kidney demo with its outlines — items listed, accept/re
     assert.match(await page.textContent('#review-progress'), new RegExp(`\\(2/${start.items} decided\\)`));
     assert.deepEqual(problems, []);
   });
+});
+
+test('fine-tuning in the page: the reviewed demo tile trains the decoder on the CPU and on WebGPU, the loss falls, the tuned model segments and its exported folder loads natively', { timeout: 900_000 }, async () => {
+  const bin = process.env.FTUSCOPE_BIN;
+  assert.ok(bin, 'FTUSCOPE_BIN names the native ftuscope (make test-e2e sets it)');
+  const dir = await mkdtemp(join(tmpdir(), 'ftuscope-tune-'));
+  for (const backend of (process.env.TUNE_BACKENDS ?? 'cpu,auto').split(',')) {
+    await withApp(chromiumArgs, async (page, origin, urls) => {
+      const problems = watchConsole(page);
+      await page.goto(`${origin}/?backend=${backend}&model=fast`);
+      await settle(page);
+      await page.selectOption('#demo', 'www/demo/real-kidney-306.jpg');
+      await settle(page);
+      await page.waitForFunction(() => /8 annotated polygons/.test(document.getElementById('compare').textContent));
+      await page.click('#segment-slide');
+      let s = await settle(page, 600_000);
+      assert.equal(s.state, 'done', s.status);
+      await page.waitForFunction(() => window.ftuscope.state.review?.applied !== undefined);
+      await page.keyboard.press('a'); // one more glomerulus confirmed
+      await page.waitForFunction(() => window.ftuscope.state.review.applied === 1);
+      const steps = backend === 'cpu' ? 8 : 3;
+      await page.fill('#tune-steps', String(steps));
+      await page.click('#tune-start');
+      s = await settle(page, 800_000);
+      assert.equal(s.state, 'done', s.status);
+      const losses = await page.evaluate(() => window.ftuscope.state.tuned.losses);
+      console.log(`fine-tuning on ${backend}: losses ${losses.map((l) => l.toFixed(3)).join(' ')}; ${s.status}`);
+      assert.equal(losses.length, steps);
+      assert.ok(losses.every(Number.isFinite));
+      assert.ok(Math.min(...losses.slice(1)) < losses[0], `the loss falls below its first value: ${losses}`);
+      assert.ok(!(await page.isHidden('#tune-curve')), 'the loss curve is drawn');
+      {
+        // Exported as a model folder (read back from the GPU asynchronously on WebGPU), which the
+        // native build loads and runs.
+        const files = [];
+        page.on('download', (d) => files.push(d));
+        await page.click('#tune-export');
+        while (files.length < 2) await new Promise((r) => setTimeout(r, 100));
+        for (const d of files) await d.saveAs(join(dir, d.suggestedFilename()));
+        const manifest = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+        assert.equal(manifest.name, 'fast-tuned');
+        assert.match(manifest.trained_on, /fine-tuned on \d+ reviewed glomeruli/);
+        const native = spawnSync(bin, ['segment', join(root, 'tests/data/real-kidney-306-crop.jpg'), '--model', dir, '--out', join(dir, `${backend}.png`), '--pixel-size', '1'], { encoding: 'utf8' });
+        assert.equal(native.status, 0, native.stderr);
+        console.log(`the exported tuned model natively: ${native.stdout.trim().split('\n').at(-1)}`);
+      }
+      if (backend === 'cpu') {
+        // Used: it becomes "your model" and segments.
+        await page.click('#tune-use');
+        await page.waitForFunction(() => /Using the tuned model/.test(document.getElementById('status').textContent));
+        assert.equal(await page.inputValue('#model-choice'), 'user');
+        await page.click('#segment-slide');
+        s = await settle(page, 600_000);
+        assert.equal(s.state, 'done', s.status);
+        assert.equal(await page.evaluate(() => window.ftuscope.state.model.manifest.name), 'fast-tuned');
+        await page.screenshot({ path: join(shots, '11-tuned.png') });
+      }
+      assertPrivate(urls, origin);
+      assert.deepEqual(problems, []);
+    });
+  }
 });

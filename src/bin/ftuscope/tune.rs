@@ -36,11 +36,11 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
     use ftuscope::mask::{Polygon, read_outlines};
     use ftuscope::model::folder;
     use ftuscope::slide::{Slide, SlideOptions};
-    use ftuscope::tune::{FineTune, TuneConfig, tune_windows};
+    use ftuscope::tune::{FineTune, TuneConfig, tune_windows, tuned_manifest};
     use futures_lite::future::block_on;
 
     let (device, info) = select_device(args.device)?;
-    let (model, mut manifest) = folder::load(&args.model, &device).map_err(|e| anyhow!("{e}"))?;
+    let (model, manifest) = folder::load(&args.model, &device).map_err(|e| anyhow!("{e}"))?;
     let slide = block_on(Slide::open_location(&args.slide, SlideOptions::one_pass().with_pixel_size_um(args.pixel_size)))?;
     let text = std::fs::read_to_string(&args.reviewed).with_context(|| format!("cannot read {}", args.reviewed.display()))?;
     let annotations = read_outlines(&text).map_err(|e| anyhow!("{e}: {}", args.reviewed.display()))?;
@@ -78,16 +78,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<()> {
         let loss = block_on(tune.step())?;
         println!("step {}/{}: loss {loss:.4}", tune.steps_done(), args.steps);
     }
-    manifest.name = format!("{}-tuned", manifest.name);
-    manifest.trained_on = format!(
-        "{}; then its decoder fine-tuned on {} reviewed glomeruli ({} rejected) of {} ({} steps)",
-        manifest.trained_on,
-        positives.len(),
-        negatives.len(),
-        slide.name(),
-        args.steps
-    );
-    manifest.validation = format!("not validated after fine-tuning (before: {})", manifest.validation);
+    let manifest = tuned_manifest(&manifest, positives.len(), negatives.len(), slide.name(), args.steps);
     folder::save(&tune.model(), &manifest, &args.out).map_err(|e| anyhow!("{e}"))?;
     eprintln!("{:.1} s; tuned model → {}", started.elapsed().as_secs_f64(), args.out.display());
     Ok(())
