@@ -54,6 +54,7 @@ help:
 	@echo "make build-cuda  build a CUDA-enabled ftuscope binary"
 	@echo "make demo-model DATA=DIR      retrain the bundled fast model (www/models/fast)"
 	@echo "make accurate-model DATA=DIR  retrain the bundled accurate model (www/models/accurate)"
+	@echo "make tune-heldout  fine-tune on reviewed objects, scored on a held-out half (README, Measured)"
 
 # The native binary, with the features `make test` builds it with (so it reuses that build).
 FTUSCOPE       := $(NATIVE_DIR)/debug/ftuscope

@@ -5,13 +5,13 @@
 
 use burn::module::Module;
 use burn::prelude::*;
-use ftuscope::infer::{SlideRun, WsiConfig};
+use ftuscope::infer::{NetModel, SlideRun, WsiConfig};
 use ftuscope::mask::{Polygon, read_annotations};
 use ftuscope::model::folder;
 use ftuscope::slide::source::FileSource;
 use ftuscope::slide::{Slide, TileCompression};
 use ftuscope::synth::{DatasetOptions, write_dataset};
-use ftuscope::tune::{FineTune, TuneConfig, tune_windows};
+use ftuscope::tune::{FineTune, TuneConfig, agreement, tune_windows};
 use futures_lite::future::block_on;
 use std::path::Path;
 use std::sync::Arc;
@@ -77,6 +77,15 @@ fn the_decoder_learns_the_reviewed_objects_and_the_encoder_stays() {
     let bytes = folder::weights_bytes(&cpu).unwrap();
     let (reloaded, _) = folder::load_bytes(&bytes, &manifest.to_json(), &device).unwrap();
     assert_eq!(weights(&reloaded, ""), weights(&tuned, ""));
+    // How the tuned and the original model find the reviewed objects (each run over their box).
+    let wsi = WsiConfig::for_model(&manifest, slide.pixel_size_um());
+    let (original, _) = folder::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/www/models/fast")), &device).unwrap();
+    let before = block_on(agreement(&slide, &NetModel::new(original, &manifest, &device, None).unwrap(), &wsi, positives)).unwrap();
+    let after = block_on(agreement(&slide, &NetModel::new(tuned.clone(), &manifest, &device, None).unwrap(), &wsi, positives)).unwrap();
+    assert_eq!((before.reviewed, after.reviewed), (positives.len(), positives.len()));
+    assert!(before.found + 1 >= positives.len(), "the bundled model finds the synthetic glomeruli: {before:?}");
+    assert!(after.found <= after.reviewed && after.predicted >= after.found, "{after:?}");
+    assert!(block_on(agreement(&slide, &NetModel::new(tuned.clone(), &manifest, &device, None).unwrap(), &wsi, &[])).is_err());
     // Nothing to train on, or settings that cannot work: typed errors.
     let (model, _) = folder::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/www/models/fast")), &device).unwrap();
     assert!(FineTune::new(model.clone(), manifest.normaliser(), &device, Vec::new(), TuneConfig::new()).is_err());

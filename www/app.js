@@ -1067,6 +1067,23 @@ function drawCurve(losses) {
   ctx.stroke();
 }
 
+/** Runs the original and the tuned model over the reviewed objects' box and says how many of them each finds. */
+async function compareTuned() {
+  const reviewed = (state.review?.objects ?? []).filter((o) => o.status === 'confirmed' || o.status === 'added').map((o) => o.outline);
+  $('tune-compare').disabled = true;
+  $('tune-result').textContent = 'Running both models over the reviewed objects…';
+  try {
+    const { original, tuned } = await engine.call('tuneCompare', { reviewed });
+    const say = (a) => `finds ${a.found} of ${a.reviewed} reviewed glomeruli (${a.predicted} predicted there)`;
+    $('tune-result').textContent = `Original model ${say(original)}; tuned model ${say(tuned)}. (The tuned model learnt from these objects: this checks the fit, not other slides.)`;
+    state.tuneComparison = { original, tuned };
+  } catch (err) {
+    $('tune-result').textContent = `Comparison failed: ${err.message}`;
+  } finally {
+    $('tune-compare').disabled = false;
+  }
+}
+
 async function useTuned() {
   try {
     const { bpk, json } = await engine.call('tuneExport');
@@ -1097,6 +1114,7 @@ async function discardTuned() {
   state.tuned = null;
   $('tune-done').hidden = true;
   $('tune-curve').hidden = true;
+  $('tune-result').textContent = '';
   setState('ready', 'The tuned model is discarded.');
 }
 
@@ -1163,6 +1181,7 @@ $('export-reviewed').addEventListener('click', () => exportReviewed('geojson'));
 $('tune-start').addEventListener('click', startTuning);
 $('tune-cancel').addEventListener('click', () => engine.call('tuneCancel').catch(() => {}));
 $('tune-use').addEventListener('click', useTuned);
+$('tune-compare').addEventListener('click', compareTuned);
 $('tune-export').addEventListener('click', exportTuned);
 $('tune-discard').addEventListener('click', discardTuned);
 $('export-reviewed-csv').addEventListener('click', () => exportReviewed('csv'));

@@ -248,6 +248,11 @@ const ops = {
     const out = await tuning.export();
     return [{ bpk: out.bpk, json: out.json }, [out.bpk.buffer]];
   },
+  // How the original and the tuned model find the reviewed glomeruli (each run over their box).
+  async tuneCompare({ reviewed }) {
+    if (!tuning) throw new Error('nothing fine-tuned');
+    return tuning.compare(reviewed);
+  },
   tuneDiscard() {
     tuning?.free();
     tuning = null;

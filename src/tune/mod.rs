@@ -11,8 +11,8 @@ pub mod loss;
 
 pub use loss::LossConfig;
 
-use crate::infer::{Error, Window, WindowJob};
-use crate::mask::{Polygon, rasterise};
+use crate::infer::{Error, TileModel, Window, WindowJob, WsiConfig, predict_slide};
+use crate::mask::{Polygon, Predicted, rasterise, review};
 use crate::model::{Manifest, Normaliser, Precision, SegmentationModel};
 use crate::rng::SplitMix64;
 use crate::slide::Slide;
@@ -234,4 +234,39 @@ pub fn tuned_manifest(manifest: &Manifest, positives: usize, negatives: usize, s
     m.validation_dice = None;
     m.precision = Precision::F32;
     m
+}
+
+/// How a model's glomeruli agree with a reviewed set: of `reviewed` objects, `found` are matched by
+/// a predicted glomerulus at IoU ≥ 0.5; `predicted` glomeruli meet the reviewed objects' box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Agreement {
+    /// Reviewed glomeruli.
+    pub reviewed: usize,
+    /// Predicted glomeruli in their box.
+    pub predicted: usize,
+    /// Reviewed glomeruli a prediction matches.
+    pub found: usize,
+}
+
+/// Runs `model` over the box that holds `reviewed` (with `wsi`'s windows; a region run) and matches
+/// its glomeruli with them: how a tuned model and its original compare on what was reviewed.
+pub async fn agreement(slide: &Slide, model: &dyn TileModel, wsi: &WsiConfig, reviewed: &[Polygon]) -> Result<Agreement, Error> {
+    let points = || reviewed.iter().flat_map(|p| p.rings.iter().flatten());
+    let (x0, y0) = points().fold((f64::INFINITY, f64::INFINITY), |(x, y), p| (x.min(p[0]), y.min(p[1])));
+    let (x1, y1) = points().fold((f64::NEG_INFINITY, f64::NEG_INFINITY), |(x, y), p| (x.max(p[0]), y.max(p[1])));
+    if !(x0.is_finite() && y0.is_finite() && x1 > x0 && y1 > y0) {
+        return Err(Error::Config("no reviewed outline to compare on".into()));
+    }
+    let mut wsi = wsi.clone();
+    let clamp = |v: f64| v.max(0.0).min(u32::MAX as f64) as u32;
+    wsi.plan.region = Some([clamp(x0), clamp(y0), clamp(x1 - x0).max(1), clamp(y1 - y0).max(1)]);
+    let prediction = predict_slide(slide, model, &wsi, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).await?;
+    let predicted: Vec<Predicted> = prediction
+        .glomeruli(wsi.objects())
+        .into_iter()
+        .filter(|g| g.bbox[0] <= x1 && g.bbox[1] <= y1 && g.bbox[0] + g.bbox[2] >= x0 && g.bbox[1] + g.bbox[3] >= y0)
+        .filter_map(|g| g.outline.map(|outline| Predicted { outline, confidence: Some(g.confidence) }))
+        .collect();
+    let r = review(&predicted, reviewed);
+    Ok(Agreement { reviewed: reviewed.len(), predicted: predicted.len(), found: r.counts.agreed })
 }

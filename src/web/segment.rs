@@ -49,6 +49,11 @@ impl WebModel {
     pub(super) fn manifest_ref(&self) -> &Manifest {
         &self.manifest
     }
+
+    /// The network as it runs.
+    pub(super) fn net(&self) -> Rc<NetModel> {
+        self.net.clone()
+    }
 }
 
 #[wasm_bindgen]

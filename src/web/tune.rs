@@ -9,10 +9,10 @@ use super::segment::WebModel;
 use super::slides::WebSlide;
 use super::{js_error, js_value};
 use crate::backend::BackendInfo;
-use crate::infer::{SlideRun, WsiConfig};
+use crate::infer::{NetModel, SlideRun, WsiConfig};
 use crate::mask::Polygon;
 use crate::model::{Manifest, folder};
-use crate::tune::{FineTune, TuneConfig, tune_windows, tuned_manifest};
+use crate::tune::{FineTune, TuneConfig, agreement, tune_windows, tuned_manifest};
 use burn::prelude::Device;
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -44,6 +44,11 @@ pub struct WebTune {
     info: BackendInfo,
     errors: Option<GpuErrorLog>,
     steps: usize,
+    /// The model before tuning, to compare with.
+    original: Rc<NetModel>,
+    /// Its manifest (the tuned one's says "tuned").
+    original_manifest: Manifest,
+    slide: Rc<crate::slide::Slide>,
 }
 
 #[wasm_bindgen]
@@ -54,6 +59,7 @@ impl WebTune {
     /// would be, stain map included). Rejects without positives or with settings that cannot work.
     pub fn start(slide: &WebSlide, model: &WebModel, bpk: Vec<u8>, options: JsValue) -> js_sys::Promise {
         let slide = slide.shared();
+        let original = model.net();
         let (device, info, errors) = model.device();
         let (device, info, errors, manifest) = (device.clone(), info.clone(), errors.clone(), model.manifest_ref().clone());
         wasm_bindgen_futures::future_to_promise(async move {
@@ -78,7 +84,18 @@ impl WebTune {
             let steps = config.steps;
             let tuned = tuned_manifest(&manifest, positives.len(), negatives.len(), slide.name(), steps);
             let tune = FineTune::new(weights, manifest.normaliser(), &device, windows, config).map_err(js_value)?;
-            Ok(WebTune { tune: Rc::new(RefCell::new(Some(tune))), manifest: tuned, device, info, errors, steps }.into())
+            Ok(WebTune {
+                tune: Rc::new(RefCell::new(Some(tune))),
+                manifest: tuned,
+                device,
+                info,
+                errors,
+                steps,
+                original,
+                original_manifest: manifest,
+                slide,
+            }
+            .into())
         })
     }
 
@@ -126,6 +143,30 @@ impl WebTune {
         let tune = self.tune.borrow();
         let tune = tune.as_ref().ok_or_else(|| js_error("a fine-tuning step is running"))?;
         WebModel::from_parts(tune.model(), self.manifest.clone(), &self.device, self.info.clone(), self.errors.clone())
+    }
+
+    /// How the original and the tuned model agree with `reviewed` (outlines `[[x, y], …]`) over
+    /// their box: resolves to `{original: {reviewed, predicted, found}, tuned: {…}}`.
+    pub fn compare(&self, reviewed: JsValue) -> js_sys::Promise {
+        let tuned = self.tune.borrow().as_ref().map(FineTune::model);
+        let (slide, original, device) = (self.slide.clone(), self.original.clone(), self.device.clone());
+        let (manifest, tuned_manifest) = (self.original_manifest.clone(), self.manifest.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let tuned = tuned.ok_or_else(|| js_value("a fine-tuning step is running"))?;
+            let rings: Vec<Vec<[f64; 2]>> =
+                serde_wasm_bindgen::from_value(reviewed).map_err(|e| js_value(format!("compare: outlines expected: {e}")))?;
+            let reviewed: Vec<Polygon> = rings.into_iter().filter(|r| r.len() >= 3).map(Polygon::new).collect();
+            let wsi = WsiConfig::for_model(&manifest, slide.pixel_size_um());
+            let before = agreement(&slide, original.as_ref(), &wsi, &reviewed).await.map_err(js_value)?;
+            let tuned = NetModel::new(tuned, &tuned_manifest, &device, None).map_err(js_value)?;
+            let after = agreement(&slide, &tuned, &wsi, &reviewed).await.map_err(js_value)?;
+            #[derive(serde::Serialize)]
+            struct Both {
+                original: crate::tune::Agreement,
+                tuned: crate::tune::Agreement,
+            }
+            Ok(super::to_js(&Both { original: before, tuned: after })?)
+        })
     }
 
     /// The tuned model's name.

@@ -581,6 +581,15 @@ test('fine-tuning in the page: the reviewed demo tile trains the decoder on the 
       assert.ok(losses.every(Number.isFinite));
       assert.ok(Math.min(...losses.slice(1)) < losses[0], `the loss falls below its first value: ${losses}`);
       assert.ok(!(await page.isHidden('#tune-curve')), 'the loss curve is drawn');
+      if (backend === 'cpu') {
+        await page.click('#tune-compare');
+        await page.waitForFunction(() => window.ftuscope.state.tuneComparison || /failed/.test(document.getElementById('tune-result').textContent));
+        const cmp = await page.evaluate(() => window.ftuscope.state.tuneComparison);
+        console.log(`compared on the reviewed objects: ${await page.textContent('#tune-result')}`);
+        assert.ok(cmp, await page.textContent('#tune-result'));
+        assert.equal(cmp.original.reviewed, 7);
+        assert.ok(cmp.original.found >= 6, 'the original finds the 6 agreed ones');
+      }
       {
         // Exported as a model folder (read back from the GPU asynchronously on WebGPU), which the
         // native build loads and runs.
