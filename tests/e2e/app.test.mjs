@@ -552,7 +552,7 @@ test('review: the real kidney demo with its outlines — items listed, accept/re
   });
 });
 
-test('fine-tuning in the page: the reviewed demo tile trains the decoder on the CPU and on WebGPU, the loss falls, the tuned model segments and its exported folder loads natively', { timeout: 900_000 }, async () => {
+test('fine-tuning in the page: the reviewed demo tile trains the decoder on the CPU and on WebGPU, the loss falls, Cancel stops it, the tuned model segments and its exported folder loads natively', { timeout: 900_000 }, async () => {
   const bin = process.env.FTUSCOPE_BIN;
   assert.ok(bin, 'FTUSCOPE_BIN names the native ftuscope (make test-e2e sets it)');
   const dir = await mkdtemp(join(tmpdir(), 'ftuscope-tune-'));
@@ -570,6 +570,17 @@ test('fine-tuning in the page: the reviewed demo tile trains the decoder on the 
       await page.waitForFunction(() => window.ftuscope.state.review?.applied !== undefined);
       await page.keyboard.press('a'); // one more glomerulus confirmed
       await page.waitForFunction(() => window.ftuscope.state.review.applied === 1);
+      if (backend === 'cpu') {
+        // Cancel in the middle: the model stays as it was, nothing to use or export.
+        await page.fill('#tune-steps', '200');
+        await page.click('#tune-start');
+        await page.waitForFunction(() => /^step \d+\/200/.test(document.getElementById('tune-text').textContent));
+        await page.click('#tune-cancel');
+        s = await settle(page, 120_000);
+        assert.match(s.status, /Fine-tuning cancelled/);
+        assert.ok(await page.isHidden('#tune-done'));
+        assert.ok(!(await page.isDisabled('#tune-start')) && await page.isDisabled('#tune-cancel'));
+      }
       const steps = backend === 'cpu' ? 8 : 3;
       await page.fill('#tune-steps', String(steps));
       await page.click('#tune-start');
