@@ -338,7 +338,13 @@ fn review_lists_disagreements_applies_decisions_and_its_export_is_truth_for_eval
     assert!(std::fs::read_to_string(&pred).unwrap().contains("Mean probability"), "predicted GeoJSON carries confidences");
     let r = dir.path().join("r");
     let truth = data("tests/data/real-kidney/306.json");
-    let out = ftuscope(&["review", "--pred", pred.to_str().unwrap(), "--truth", &truth, "--out", r.to_str().unwrap()]);
+    // `ftuscope review` of this prediction against the tile's outlines, with `more` arguments.
+    let run_review = |more: &[&str]| {
+        let mut args = vec!["review", "--pred", pred.to_str().unwrap(), "--truth", &truth, "--out", r.to_str().unwrap()];
+        args.extend_from_slice(more);
+        ftuscope(&args)
+    };
+    let out = run_review(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("8 annotated") && printed.contains("agree"), "{printed}");
@@ -355,19 +361,7 @@ fn review_lists_disagreements_applies_decisions_and_its_export_is_truth_for_eval
     std::fs::write(&file, serde_json::to_string(&serde_json::json!({ "decisions": decisions })).unwrap()).unwrap();
     let (w, h) = image::image_dimensions(&image).unwrap();
     let size = format!("{w}x{h}");
-    let applied = ftuscope(&[
-        "review",
-        "--pred",
-        pred.to_str().unwrap(),
-        "--truth",
-        &truth,
-        "--out",
-        r.to_str().unwrap(),
-        "--decisions",
-        file.to_str().unwrap(),
-        "--size",
-        &size,
-    ]);
+    let applied = run_review(&["--decisions", file.to_str().unwrap(), "--size", &size]);
     assert!(applied.status.success(), "{}", stderr(&applied));
     let printed = String::from_utf8_lossy(&applied.stdout);
     assert!(printed.contains("1 added") && printed.contains("0 unreviewed"), "{printed}");
@@ -384,18 +378,5 @@ fn review_lists_disagreements_applies_decisions_and_its_export_is_truth_for_eval
     assert!(last.contains(&format!("{} true", reviewed.len())), "eval counts the reviewed glomeruli as truth: {last}");
     // A decision on an item that does not exist: one line.
     std::fs::write(&file, r#"[{"action": "reject", "item": 999}]"#).unwrap();
-    assert_one_line_error(
-        &ftuscope(&[
-            "review",
-            "--pred",
-            pred.to_str().unwrap(),
-            "--truth",
-            &truth,
-            "--out",
-            r.to_str().unwrap(),
-            "--decisions",
-            file.to_str().unwrap(),
-        ]),
-        "item 999 is not in the review",
-    );
+    assert_one_line_error(&run_review(&["--decisions", file.to_str().unwrap()]), "item 999 is not in the review");
 }

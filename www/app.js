@@ -438,7 +438,7 @@ function cancelRun() {
  * reaches ~200 MiB with the accurate model on a big slide, the engine's ~270 MiB (README, "The CPU
  * pool's memory"); a setting in the model panel. */
 const MAX_WORKERS = 4;
-const pool = { helpers: [], cancelled: false, inFlight: 0, slides: 0, models: 0, lost: [], times: {} };
+const pool = { helpers: [], cancelled: false, inFlight: 0, slides: 0, models: 0, times: {} };
 const cores = () => Math.max(1, Math.floor(navigator.hardwareConcurrency) || 1);
 const maxWorkers = () => Math.min(MAX_WORKERS, cores());
 const defaultWorkers = () => Math.min(maxWorkers(), Math.max(1, cores() - 1));
@@ -481,7 +481,6 @@ async function prepareHelpers(n) {
 /** A helper failed: it is stopped, reported, and left out (a fresh one starts with the next run). */
 function lose(helper, err) {
   if (!helper.rpc.dead) helper.rpc.terminate('stopped after an error');
-  pool.lost.push(err.message);
   notice(`A segmentation worker stopped (${err.message}); its windows went to the other workers.`);
 }
 
@@ -489,7 +488,6 @@ function lose(helper, err) {
  * the engine's error. A helper that fails (an error, or stopped) has its window redone by another. */
 async function runPool(region, runId) {
   pool.cancelled = false;
-  pool.lost = [];
   const t0 = performance.now();
   const mark = (k) => { pool.times[k] = Math.round(performance.now() - t0); };
   pool.times = {};

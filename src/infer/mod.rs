@@ -20,7 +20,7 @@ pub use net::{NetModel, TileModel};
 pub use plan::{Plan, PlanConfig, Window, plan_slide, saturation, tissue_mask};
 pub use prediction::{Glomerulus, ObjectFilter, Prediction, Timings};
 pub use stain::{LabAccumulator, StainNormaliser};
-pub use wsi::{NewWindows, Progress, SlideRun, Update, WindowJob, WsiConfig, predict_slide, read_window_image, slide_colours};
+pub use wsi::{NewWindows, Progress, SlideRun, Update, WindowJob, WsiConfig, predict_slide, slide_colours};
 
 /// Errors while segmenting.
 #[derive(Debug, thiserror::Error)]

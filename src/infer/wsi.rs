@@ -138,18 +138,30 @@ impl WindowJob {
                 .windows
                 .get(i)
                 .ok_or_else(|| Error::Config(format!("window {i} is not in the plan of {} windows", self.plan.windows.len())))?;
-            let mut image = read_window(slide, &self.plan, w, &clock, timings).await?;
-            if let Some(stain) = &self.stain {
-                stain.apply(&mut image);
-            }
             windows.push(*w);
-            images.push(image);
+            images.push(self.prepared(slide, w, &clock, timings).await?);
         }
         let t = clock.seconds();
         let probs = model.predict(&self.plan, &windows, &images).await?;
         timings.model_s += clock.seconds() - t;
         self.check(indices.len(), &probs)?;
         Ok(probs)
+    }
+
+    /// The window at `w` — on the plan's grid or anywhere else (fine-tuning's windows) — as the
+    /// network sees it: read from the cheapest sufficient level, resized to its input and
+    /// stain-normalised when the job says so.
+    pub async fn image(&self, slide: &Slide, w: &Window) -> Result<image::RgbImage, Error> {
+        self.prepared(slide, w, &Clock::start(), &mut Timings::default()).await
+    }
+
+    /// [`WindowJob::image`], timing the read and the resize.
+    async fn prepared(&self, slide: &Slide, w: &Window, clock: &Clock, timings: &mut Timings) -> Result<image::RgbImage, Error> {
+        let mut image = read_window(slide, &self.plan, w, clock, timings).await?;
+        if let Some(stain) = &self.stain {
+            stain.apply(&mut image);
+        }
+        Ok(image)
     }
 
     /// Whether `probs` is `count` windows of `input_size`² values.
@@ -313,10 +325,22 @@ impl SlideRun {
             }
             let mut timings = Timings::default();
             let probs = self.job.run(slide, model, chunk, &mut timings).await?;
-            let (p, fresh) = self.add(chunk, probs, &timings)?;
-            let updates: Vec<Update<'_>> = fresh.iter().map(|(w, q)| Update { window: *w, probs: q }).collect();
-            progress(&p, &updates);
+            self.add_and_report(chunk, probs, &timings, progress)?;
         }
+        Ok(())
+    }
+
+    /// [`SlideRun::add`], then `progress` with the windows that were new.
+    fn add_and_report(
+        &mut self,
+        indices: &[usize],
+        probs: Vec<Vec<f32>>,
+        timings: &Timings,
+        progress: &mut dyn FnMut(&Progress, &[Update<'_>]),
+    ) -> Result<(), Error> {
+        let (p, fresh) = self.add(indices, probs, timings)?;
+        let updates: Vec<Update<'_>> = fresh.iter().map(|(w, q)| Update { window: *w, probs: q }).collect();
+        progress(&p, &updates);
         Ok(())
     }
 
@@ -359,16 +383,9 @@ impl SlideRun {
             }
             drop(send);
             for (chunk, result, timings) in receive {
-                let added = result.and_then(|probs| self.add(chunk, probs, &timings));
-                match added {
-                    Ok((p, fresh)) => {
-                        let updates: Vec<Update<'_>> = fresh.iter().map(|(w, q)| Update { window: *w, probs: q }).collect();
-                        progress(&p, &updates);
-                    }
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        failure.get_or_insert(e);
-                    }
+                if let Err(e) = result.and_then(|probs| self.add_and_report(chunk, probs, &timings, progress)) {
+                    stop.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(e);
                 }
             }
         });
@@ -416,12 +433,6 @@ async fn sample_colours(slide: &Slide, plan: &Plan, acc: &mut LabAccumulator, cl
 pub async fn slide_colours(slide: &Slide, config: &WsiConfig, acc: &mut LabAccumulator) -> Result<(), Error> {
     let plan = plan_slide(slide, &config.plan).await?;
     sample_colours(slide, &plan, acc, &Clock::start(), &mut Timings::default()).await
-}
-
-/// Reads a window at `w` (anywhere, not only on the plan's grid) as inference reads it: from the
-/// cheapest sufficient level, resized to the network's input. For fine-tuning's windows.
-pub async fn read_window_image(slide: &Slide, plan: &Plan, w: &Window) -> Result<image::RgbImage, Error> {
-    read_window(slide, plan, w, &Clock::start(), &mut Timings::default()).await
 }
 
 /// Reads window `w` of `plan` and resizes it to the network's input, timing the two apart.

@@ -16,6 +16,11 @@ pub const MANIFEST_FILE: &str = "model.json";
 /// files are errors, never a panic.
 pub fn load_bytes(bpk: &[u8], manifest_json: &str, device: &Device) -> Result<(SegmentationModel, Manifest)> {
     let manifest = Manifest::from_json(manifest_json)?;
+    Ok((load_weights(bpk, &manifest, device)?, manifest))
+}
+
+/// The network of `manifest` with the weights of `bpk` (as [`load_bytes`] reads them), on `device`.
+pub fn load_weights(bpk: &[u8], manifest: &Manifest, device: &Device) -> Result<SegmentationModel> {
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bpk.to_vec()))
         .map_err(|e| Error::Weights(format!("model.bpk is not a burnpack file: {e:?}")))?
         .cast_to_module_dtype();
@@ -24,7 +29,7 @@ pub fn load_bytes(bpk: &[u8], manifest_json: &str, device: &Device) -> Result<(S
         .init(device)
         .try_load_record(record)
         .map_err(|e| Error::Weights(format!("model.bpk does not fit the {} network of model.json: {e:?}", manifest.model.arch())))?;
-    Ok((model, manifest))
+    Ok(model)
 }
 
 /// The bytes of `model.bpk` for `model` (f32): what [`load_bytes`] reads back, on every target

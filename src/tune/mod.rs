@@ -87,10 +87,7 @@ pub async fn tune_windows(
     let mut out = Vec::with_capacity(origins.len());
     for [x, y] in origins {
         let w = Window { x: x.round() as i64, y: y.round() as i64, col: 0, row: 0 };
-        let mut image = crate::infer::read_window_image(slide, plan, &w).await?;
-        if let Some(stain) = &job.stain {
-            stain.apply(&mut image);
-        }
+        let image = job.image(slide, &w).await?;
         let local: Vec<Polygon> = positives
             .iter()
             .map(|p| Polygon {

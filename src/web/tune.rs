@@ -66,18 +66,18 @@ impl WebTune {
             let o: TuneOptions = serde_wasm_bindgen::from_value(options).map_err(|e| {
                 js_value(format!("WebTune.start: options must be {{positives, negatives?, steps?, batch?, lr?, seed?}}: {e}"))
             })?;
-            if o.positives.is_empty() {
-                return Err(js_value("nothing to learn from: accept, correct or draw glomeruli first"));
-            }
             let polygons = |rings: Vec<Vec<[f64; 2]>>| rings.into_iter().filter(|r| r.len() >= 3).map(Polygon::new).collect::<Vec<_>>();
             let (positives, negatives) = (polygons(o.positives), polygons(o.negatives));
+            if positives.is_empty() {
+                return Err(js_value("nothing to learn from: accept, correct or draw glomeruli first"));
+            }
             let defaults = TuneConfig::new();
             let config = TuneConfig::new()
                 .with_steps(o.steps.unwrap_or(defaults.steps))
                 .with_batch(o.batch.unwrap_or(defaults.batch))
                 .with_lr(o.lr.unwrap_or(defaults.lr))
                 .with_seed(o.seed.unwrap_or(defaults.seed));
-            let (weights, _) = folder::load_bytes(&bpk, &manifest.to_json(), &device).map_err(js_value)?;
+            let weights = folder::load_weights(&bpk, &manifest, &device).map_err(js_value)?;
             let mut run = SlideRun::start(&slide, &WsiConfig::for_model(&manifest, slide.pixel_size_um())).await.map_err(js_value)?;
             let job = run.job().clone();
             let windows = tune_windows(&slide, &job, &positives, &negatives, &config).await.map_err(js_value)?;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { start } from '../server/range-server.mjs';
+import { demoView, segmentView } from './view.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 2;
@@ -41,25 +42,6 @@ async function visit(page, backend) {
   return visited;
 }
 
-/** Segment view over the end-to-end test's view (the slide's first two glomeruli and 300 px
- * around them); resolves to {seconds, windows, glomeruli, backend}. */
-async function segmentView(page, rings) {
-  const xs = rings.slice(0, 2).flat().map((p) => p[0]), ys = rings.slice(0, 2).flat().map((p) => p[1]);
-  const box = [Math.min(...xs) - 300, Math.min(...ys) - 300, Math.max(...xs) - Math.min(...xs) + 600, Math.max(...ys) - Math.min(...ys) + 600];
-  await page.evaluate(([x, y, w, h]) => {
-    const { viewer } = window.ftuscope.state;
-    viewer.viewport.fitBounds(viewer.world.getItemAt(0).imageToViewportRectangle(x, y, w, h), true);
-  }, box);
-  const t0 = Date.now();
-  await page.click('#segment-view');
-  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 1_800_000 });
-  const seconds = (Date.now() - t0) / 1000;
-  const state = await page.getAttribute('body', 'data-state');
-  if (state !== 'done') throw new Error(await page.textContent('#status'));
-  return page.evaluate((s) => ({ seconds: s, windows: window.ftuscope.state.progress?.total, glomeruli: window.ftuscope.state.glomeruli.length,
-    backend: window.ftuscope.state.model.backend.backend }), seconds);
-}
-
 try {
   const rings = JSON.parse(await readFile(join(root, 'www/demo/synthetic-kidney.json'), 'utf8')).map((f) => f.geometry.coordinates[0]);
   const wasm = (await readFile(join(root, 'pkg/ftuscope_bg.wasm'))).length;
@@ -81,9 +63,9 @@ try {
       const repeat = await visit(page, 'cpu');
       console.log(`| first visit (fresh browser cache), run ${run + 1} | ${mb(first.app)} | ${kb(first.slide)} | ${first.ms} ms |`);
       console.log(`| repeat visit (same browser), run ${run + 1} | ${kb(repeat.app)} | ${kb(repeat.slide)} | ${repeat.ms} ms |`);
-      segments.push({ run, ...(await segmentView(page, rings)) });
+      segments.push({ run, ...(await segmentView(page, demoView(rings))) });
       await visit(page, 'auto');
-      segments.push({ run, ...(await segmentView(page, rings)) });
+      segments.push({ run, ...(await segmentView(page, demoView(rings))) });
     } finally {
       await context.close();
       await rm(profile, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { start } from '../server/range-server.mjs';
+import { demoView, segmentView } from './view.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
@@ -29,28 +30,11 @@ async function open(browser, app, { model, n, slide, cores }) {
   return page;
 }
 
-/** Segment view over level-0 box [x, y, w, h]: {seconds, windows, glomeruli, status}. */
-async function segmentView(page, box) {
-  await page.evaluate(([x, y, w, h]) => {
-    const { viewer } = window.ftuscope.state;
-    viewer.viewport.fitBounds(viewer.world.getItemAt(0).imageToViewportRectangle(x, y, w, h), true);
-  }, box);
-  const t0 = Date.now();
-  await page.click('#segment-view');
-  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 1_800_000 });
-  const seconds = (Date.now() - t0) / 1000;
-  const status = await page.textContent('#status');
-  if ((await page.getAttribute('body', 'data-state')) !== 'done') throw new Error(status);
-  return page.evaluate(([s, st]) => ({ seconds: s, status: st, windows: window.ftuscope.state.progress?.total, glomeruli: window.ftuscope.state.glomeruli.length,
-    timings: window.ftuscope.state.timings, marks: window.ftuscope.pool.times }), [seconds, status]);
-}
-
 const app = await start({ root });
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args });
 try {
   const rings = JSON.parse(await readFile(join(root, 'www/demo/synthetic-kidney.json'), 'utf8')).map((f) => f.geometry.coordinates[0]);
-  const xs = rings.slice(0, 2).flat().map((p) => p[0]), ys = rings.slice(0, 2).flat().map((p) => p[1]);
-  const view = [Math.min(...xs) - 300, Math.min(...ys) - 300, Math.max(...xs) - Math.min(...xs) + 600, Math.max(...ys) - Math.min(...ys) + 600];
+  const view = demoView(rings);
   const cores = await (await browser.newPage()).evaluate(() => navigator.hardwareConcurrency);
   if (models.length) console.log(`\n| Segment view, CPU path (${cores} cores) | workers | windows | first run s | second run s | windows/s (second) | speed-up (second) | glomeruli |`);
   if (models.length) console.log('|---|---|---|---|---|---|---|---|');
