@@ -169,14 +169,36 @@ impl ActivationOps<Flex> for Flex {
     }
 }
 
+/// Sigmoid without branches or a libm call, so that LLVM vectorises the map (ftuscope patch: the
+/// scalar `expf` call per element was ~20% of an EfficientNet forward pass). `1 / (1 + e^-x)` with
+/// [`exp_f32`] (relative error ~2e-7); saturates to 0 and 1, NaN stays NaN.
 #[inline]
 fn sigmoid_f32(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
+    1.0 / (1.0 + exp_f32(-x))
+}
+
+/// `e^x` for f32 as Cephes' `expf`: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for exact
+/// reduction), a degree-6 polynomial for e^r, and 2^n built in the exponent bits. Branch-free
+/// (rounding by the 1.5·2^23 trick, not `round()`, which is a libm call without SSE4.1), so it
+/// vectorises on SSE2, AVX and wasm SIMD128. Input clamped to [-87.34, 88.38]: e^x saturates at
+/// ~1.7e38 and at ~1.2e-38 (not to inf / 0 as libm does); NaN propagates (ftuscope patch).
+#[inline]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
+    let x = x.clamp(-87.336_55, 88.376_26);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    // NaN → n is NaN → `as i32` gives 0 → scale 1, and e is NaN already.
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    e * scale
 }
 
 #[inline]
@@ -1060,6 +1082,41 @@ mod tests {
     use num_traits::Float;
 
     use crate::FlexTensor;
+
+    // ftuscope patch: the vectorisable exp and sigmoid against libm, and the parallel maps.
+    #[test]
+    fn exp_f32_matches_libm() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (super::exp_f32(x) as f64, (x as f64).exp());
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert!(super::exp_f32(f32::NAN).is_nan());
+        assert!(super::exp_f32(1000.0).is_finite() && super::exp_f32(1000.0) > 1e38);
+        assert!(super::exp_f32(-1000.0) >= 0.0 && super::exp_f32(-1000.0) < 1.2e-38);
+        assert_eq!(super::sigmoid_f32(0.0), 0.5);
+        assert_eq!(super::sigmoid_f32(100.0), 1.0);
+        assert!(super::sigmoid_f32(-100.0) < 1e-37);
+        assert!(super::sigmoid_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn sigmoid_of_a_large_tensor_in_parallel_chunks_equals_the_scalar_map() {
+        use burn_backend::ops::ActivationOps;
+        let n = 3 * (1 << 15) + 17;
+        let xs: alloc::vec::Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 100.0 - 10.0).collect();
+        let want: alloc::vec::Vec<f32> = xs.iter().map(|&x| super::sigmoid_f32(x)).collect();
+        let x = FlexTensor::from_data(TensorData::new(xs, [n]));
+        // Shared (the allocating path) and then unique (in place).
+        let shared = crate::Flex::sigmoid(x.clone());
+        let unique = crate::Flex::sigmoid(x);
+        for t in [shared, unique] {
+            assert_eq!(t.into_data().to_vec::<f32>().unwrap(), want);
+        }
+    }
 
     // ============================================================================
     // Reference implementations (per-row, last-axis).

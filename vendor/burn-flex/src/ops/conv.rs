@@ -326,25 +326,30 @@ fn conv3d_impl<
         1,
     );
     let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    for b in 0..batch_size {
-        for d in 0..in_d {
-            for h in 0..in_h {
-                for w in 0..in_w {
-                    for c in 0..channels_in {
-                        let src_idx = b * channels_in * in_d * in_h * in_w
-                            + c * in_d * in_h * in_w
-                            + d * in_h * in_w
-                            + h * in_w
-                            + w;
-                        let dst_idx = b * nhwc_stride.0
-                            + d * nhwc_stride.1
-                            + h * nhwc_stride.2
-                            + w * nhwc_stride.3
-                            + c;
-                        x_nhwc[dst_idx] = x_data[src_idx];
-                    }
-                }
+    // ftuscope patch: one input row (b, d, h) per task, in parallel; was one serial loop.
+    let nhwc_row = |row_idx: usize, row: &mut [T]| {
+        let b = row_idx / (in_d * in_h);
+        let dh = row_idx % (in_d * in_h);
+        let src_base = b * channels_in * in_d * in_h * in_w + dh * in_w;
+        for c in 0..channels_in {
+            let src = &x_data[src_base + c * in_d * in_h * in_w..][..in_w];
+            for (w, &v) in src.iter().enumerate() {
+                row[w * channels_in + c] = v;
             }
+        }
+    };
+    if in_w * channels_in > 0 {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            x_nhwc
+                .par_chunks_mut(in_w * channels_in)
+                .enumerate()
+                .for_each(|(i, row)| nhwc_row(i, row));
+        }
+        #[cfg(not(feature = "rayon"))]
+        for (i, row) in x_nhwc.chunks_mut(in_w * channels_in).enumerate() {
+            nhwc_row(i, row);
         }
     }
 
@@ -416,18 +421,23 @@ fn conv3d_impl<
                         );
 
                         // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
-                                unsafe {
-                                    debug_assert!(
-                                        dst_idx < batch_size * channels_out * spatial_out
-                                    );
-                                    dst_ptr.write(dst_idx, result[res_idx]);
-                                }
+                        // (ftuscope patch: one contiguous row per output channel; was one
+                        // element at a time, output channel innermost).
+                        for c_out in 0..out_channels_per_group {
+                            let dst_idx = b * channels_out * spatial_out
+                                + (out_c_start + c_out) * spatial_out
+                                + tile_start;
+                            let row = &result[c_out * tile_size..][..tile_size];
+                            debug_assert!(
+                                dst_idx + tile_size <= batch_size * channels_out * spatial_out
+                            );
+                            // SAFETY: tiles and groups write disjoint ranges of `dst`.
+                            unsafe {
+                                core::ptr::copy_nonoverlapping(
+                                    row.as_ptr(),
+                                    dst_ptr.ptr_add(dst_idx),
+                                    tile_size,
+                                );
                             }
                         }
                     }
@@ -497,14 +507,12 @@ fn conv3d_impl<
                         );
 
                         // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
-                                output[dst_idx] = result[res_idx];
-                            }
+                        for c_out in 0..out_channels_per_group {
+                            let dst_idx = b * channels_out * spatial_out
+                                + (out_c_start + c_out) * spatial_out
+                                + tile_start;
+                            output[dst_idx..dst_idx + tile_size]
+                                .copy_from_slice(&result[c_out * tile_size..][..tile_size]);
                         }
                     }
                 }
@@ -596,10 +604,11 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
                             + ih * nhwc_stride.2
                             + iw * nhwc_stride.3
                             + in_c_start;
-                        for c in 0..channels_per_group {
-                            col_tile[local_idx * col_len + col_offset] = x_nhwc[inp_base + c];
-                            col_offset += 1;
-                        }
+                        // ftuscope patch: one slice copy (was an indexed loop).
+                        let dst = local_idx * col_len + col_offset;
+                        col_tile[dst..dst + channels_per_group]
+                            .copy_from_slice(&x_nhwc[inp_base..inp_base + channels_per_group]);
+                        col_offset += channels_per_group;
                     } else {
                         // Padding: skip channels_per_group positions (already zero)
                         col_offset += channels_per_group;

@@ -55,8 +55,8 @@ where
 /// Apply a unary operation element-wise to a tensor.
 pub fn unary_op<F32Op, F64Op>(tensor: FlexTensor, f32_op: F32Op, f64_op: F64Op) -> FlexTensor
 where
-    F32Op: Fn(f32) -> f32 + Copy,
-    F64Op: Fn(f64) -> f64 + Copy,
+    F32Op: Fn(f32) -> f32 + Copy + Send + Sync,
+    F64Op: Fn(f64) -> f64 + Copy + Send + Sync,
 {
     let dtype = tensor.dtype();
 
@@ -69,22 +69,75 @@ where
     }
 }
 
+/// Elements per parallel task of an element-wise map (ftuscope patch): large enough that a task
+/// outweighs rayon's scheduling, small enough that two cores share a feature map evenly.
+#[cfg(feature = "rayon")]
+const MAP_CHUNK: usize = 1 << 15;
+
+/// `x = op(x)` over a slice, in parallel chunks when the `rayon` feature is on (ftuscope patch).
+pub(crate) fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Send + Sync>(xs: &mut [E], op: &Op) {
+    #[cfg(feature = "rayon")]
+    if xs.len() > MAP_CHUNK {
+        use rayon::prelude::*;
+        xs.par_chunks_mut(MAP_CHUNK).for_each(|c| {
+            for x in c.iter_mut() {
+                *x = op(*x);
+            }
+        });
+        return;
+    }
+    for x in xs.iter_mut() {
+        *x = op(*x);
+    }
+}
+
+/// `out = op(src)` over equal-length slices, in parallel chunks when the `rayon` feature is on
+/// (ftuscope patch).
+pub(crate) fn map_into<E: Copy + Send + Sync, Op: Fn(E) -> E + Send + Sync>(src: &[E], out: &mut [E], op: &Op) {
+    debug_assert_eq!(src.len(), out.len());
+    #[cfg(feature = "rayon")]
+    if src.len() > MAP_CHUNK {
+        use rayon::prelude::*;
+        out.par_chunks_mut(MAP_CHUNK).zip(src.par_chunks(MAP_CHUNK)).for_each(|(o, s)| {
+            for (o, &s) in o.iter_mut().zip(s) {
+                *o = op(s);
+            }
+        });
+        return;
+    }
+    for (o, &s) in out.iter_mut().zip(src) {
+        *o = op(s);
+    }
+}
+
 /// Generic unary operation for any element type.
 fn unary_op_typed<E, Op>(mut tensor: FlexTensor, op: Op) -> FlexTensor
 where
     E: burn_backend::Element + bytemuck::Pod,
-    Op: Fn(E) -> E,
+    Op: Fn(E) -> E + Send + Sync,
 {
     let n = tensor.layout().num_elements();
 
     // In-place fast path: unique, contiguous tensor at offset 0
+    // (ftuscope patch: in parallel chunks when large; see vendor/README.md).
     if tensor.is_unique() && tensor.layout().is_contiguous() && tensor.layout().start_offset() == 0
     {
         let storage: &mut [E] = tensor.storage_mut();
-        for x in storage[..n].iter_mut() {
-            *x = op(*x);
-        }
+        map_in_place(&mut storage[..n], &op);
         return tensor;
+    }
+
+    // ftuscope patch: a contiguous source at offset 0 (a shared tensor, e.g. `x` in
+    // `x * sigmoid(x)`) is mapped into a new buffer in parallel chunks.
+    if tensor.layout().is_contiguous() && tensor.layout().start_offset() == 0 {
+        let src: &[E] = tensor.storage();
+        let mut result: Vec<E> = alloc::vec![<E as bytemuck::Zeroable>::zeroed(); n];
+        map_into(&src[..n], &mut result, &op);
+        return FlexTensor::new(
+            Bytes::from_elems(result),
+            Layout::contiguous(tensor.layout().shape().clone()),
+            E::dtype(),
+        );
     }
 
     // Allocating path for non-contiguous or offset tensors
