@@ -22,6 +22,10 @@ fn uninit_vec<T: Copy>(len: usize) -> Vec<T> {
 /// Fill tensor elements with a value where mask is true.
 ///
 /// mask_fill(tensor, mask, value) -> tensor with elements replaced where mask is true
+/// Elements per parallel task of the in-place mask fill (ftuscope patch).
+#[cfg(feature = "rayon")]
+const MASK_CHUNK: usize = 1 << 15;
+
 pub fn mask_fill<T>(tensor: FlexTensor, mask: FlexTensor, value: T) -> FlexTensor
 where
     T: Element + bytemuck::Pod + Copy,
@@ -39,11 +43,23 @@ where
             let m_offset = mask.layout().start_offset();
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let tensor_slice = &mut tensor.storage_mut::<T>()[t_offset..t_offset + numel];
-            for (t, &m) in tensor_slice.iter_mut().zip(mask_bytes) {
-                if m != 0 {
-                    *t = value;
+            // ftuscope patch: a select LLVM vectorises (was a branch per element), in parallel
+            // chunks for large tensors (ReLU6/clamp backward was ~8% of an EfficientNet step).
+            let fill = |ts: &mut [T], ms: &[u8]| {
+                for (t, &m) in ts.iter_mut().zip(ms) {
+                    *t = if m != 0 { value } else { *t };
                 }
+            };
+            #[cfg(feature = "rayon")]
+            if numel > MASK_CHUNK {
+                use rayon::prelude::*;
+                tensor_slice
+                    .par_chunks_mut(MASK_CHUNK)
+                    .zip(mask_bytes.par_chunks(MASK_CHUNK))
+                    .for_each(|(ts, ms)| fill(ts, ms));
+                return tensor;
             }
+            fill(tensor_slice, mask_bytes);
             return tensor;
         } else if let Some(nest) = crate::zip::collapse_for_zip(tensor.layout(), mask.layout()) {
             let mask_bytes = mask.bytes();
@@ -648,6 +664,22 @@ mod tests {
         assert!(core::ptr::eq(initial_ptr, result.bytes().as_ptr()));
         let values: Vec<f32> = result.into_data().try_into_vec().unwrap();
         assert_eq!(values, vec![1.0, 99.0, 3.0, 99.0]);
+    }
+
+    // ftuscope patch: the in-place fill of a tensor larger than one parallel chunk.
+    #[test]
+    fn test_mask_fill_inplace_in_parallel_chunks() {
+        let n = 3 * (1 << 15) + 5;
+        let data: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let bits: Vec<bool> = (0..n).map(|i| i % 3 == 0 || i % 7 == 0).collect();
+        let want: Vec<f32> = data.iter().zip(&bits).map(|(&x, &m)| if m { -2.0 } else { x }).collect();
+        let tensor = FlexTensor::from_data(TensorData::new(data, vec![n]));
+        let mask = FlexTensor::from_data(TensorData::new(bits, vec![n]));
+        let initial_ptr = tensor.bytes().as_ptr();
+        let result = mask_fill_f32(tensor, mask, -2.0);
+        assert!(core::ptr::eq(initial_ptr, result.bytes().as_ptr()));
+        let values: Vec<f32> = result.into_data().try_into_vec().unwrap();
+        assert_eq!(values, want);
     }
 
     #[test]
