@@ -534,25 +534,44 @@ async function runPool(region, runId) {
   return summary;
 }
 
-async function onProgress(p) {
+/** A run's progress: the bar and its line at once; the overlay of the windows that arrived is drawn
+ * once per frame, not once per window (on the CPU pool each window answers a progress event, and a
+ * redraw per window took the page's share of the cores from the workers). */
+const arrivals = { updates: [], frame: 0 };
+function onProgress(p) {
   state.progress = { done: p.done, total: p.total };
   $('progress').value = p.total ? p.done / p.total : 1;
   const eta = Number.isFinite(p.eta_s) ? `${fmt(p.eta_s)} s left` : '';
   $('progress-text').textContent = `${p.done}/${p.total} windows · ${fmt(p.windows_per_s, 2)}/s · ${eta}`;
+  arrivals.updates.push(...p.updates);
+  if (arrivals.frame) return;
+  // The queue holds the current run's windows only (a new run's clearResults empties it).
+  const draw = () => { arrivals.frame = 0; drawArrivals(state.running); };
+  // A hidden page gets no animation frames: a timer then, so the queue does not grow for a whole slide.
+  arrivals.frame = document.hidden ? setTimeout(draw, 250) : requestAnimationFrame(draw);
+}
+
+/** The queued windows as overlay tiles (probabilities at or above the model's threshold), then one
+ * redraw; dropped if the run ended or another began meanwhile. */
+async function drawArrivals(runId) {
+  const updates = arrivals.updates.splice(0);
   const [r, g, b] = colour();
   const level = state.model.thresholdLevel; // the manifest's threshold on the 0–255 scale of probs
-  for (const u of p.updates) {
+  const windows = await Promise.all(updates.map(async (u) => {
     const rgba = new Uint8ClampedArray(u.size * u.size * 4);
     for (let i = 0; i < u.probs.length; i++) {
       if (u.probs[i] >= level) { rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = 255; }
     }
-    state.windows.push({ x: u.x, y: u.y, window: u.window, bitmap: await createImageBitmap(new ImageData(rgba, u.size, u.size)) });
-  }
+    return { x: u.x, y: u.y, window: u.window, bitmap: await createImageBitmap(new ImageData(rgba, u.size, u.size)) };
+  }));
+  if (!runId || state.running !== runId) return;
+  state.windows.push(...windows);
   drawOverlay();
 }
 
 function showResults(summary, whole) {
   state.windows = [];
+  arrivals.updates.length = 0;
   state.timings = summary.timings;
   state.glomeruli = summary.glomeruli;
   const um = summary.pixel_size_um;
@@ -588,6 +607,7 @@ function clearResults() {
   state.review = null;
   $('review-panel').hidden = true;
   state.windows = [];
+  arrivals.updates.length = 0;
   state.glomeruli = [];
   $('count').textContent = '–';
   $('summary').textContent = '';

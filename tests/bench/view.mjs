@@ -10,7 +10,8 @@ export function demoView(rings) {
 
 /** Fits the viewer to level-0 `box`, clicks Segment view and waits for the result: resolves to
  * {seconds (click → result), status, windows, glomeruli, backend, timings (the engine's split),
- * marks (the CPU pool's page marks)}; rejects with the status when the run fails. */
+ * marks (the CPU pool's page marks)} once the review list is built; rejects with the status when
+ * the run fails. */
 export async function segmentView(page, box) {
   await page.evaluate(([x, y, w, h]) => {
     const { viewer } = window.ftuscope.state;
@@ -22,6 +23,9 @@ export async function segmentView(page, box) {
   const seconds = (Date.now() - t0) / 1000;
   const status = await page.textContent('#status');
   if ((await page.getAttribute('body', 'data-state')) !== 'done') throw new Error(status);
+  // After the result the page builds the review list in the engine (not timed): the next run starts
+  // on an idle engine, as a user's next click would, not queued behind this run's review.
+  await page.waitForFunction(() => window.ftuscope.state.review?.applied !== undefined, null, { timeout: 120_000 }).catch(() => {});
   return page.evaluate(([s, st]) => {
     const { state, pool } = window.ftuscope;
     return { seconds: s, status: st, windows: state.progress?.total, glomeruli: state.glomeruli.length, backend: state.model.backend.backend,
