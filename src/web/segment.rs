@@ -6,7 +6,7 @@
 
 use super::device::{GpuErrorLog, init_device};
 use super::slides::WebSlide;
-use super::{js_error, js_value, to_js};
+use super::{from_js, js_error, js_value, to_js};
 use crate::backend::{BackendInfo, DeviceChoice};
 use crate::infer::{Glomerulus, NetModel, ObjectFilter, Prediction, Progress, SlideRun, Timings, Update, WindowJob, WsiConfig};
 use crate::mask::{threshold_level, write_annotations};
@@ -281,7 +281,7 @@ impl SegmentRun {
     pub fn add(&self, indices: Vec<u32>, probs: Vec<f32>, timings: JsValue) -> Result<JsValue, JsError> {
         let mut cell = self.run.borrow_mut();
         let run = cell.as_mut().ok_or_else(|| js_error("this segmentation is running or finished"))?;
-        let timings: Timings = serde_wasm_bindgen::from_value(timings).unwrap_or_default();
+        let timings: Timings = from_js(&timings).unwrap_or_default();
         let side = (self.wsi.plan.input_size as usize).pow(2);
         if probs.len() != indices.len() * side {
             return Err(js_error(format!("{} values for {} windows of {side}", probs.len(), indices.len())));
@@ -289,7 +289,7 @@ impl SegmentRun {
         let indices: Vec<usize> = indices.into_iter().map(|i| i as usize).collect();
         let (progress, fresh) = run.add(&indices, probs.chunks(side).map(<[f32]>::to_vec).collect(), &timings).map_err(js_error)?;
         let updates: Vec<Update<'_>> = fresh.iter().map(|(w, q)| Update { window: *w, probs: q }).collect();
-        to_js(&progress_event(&progress, &updates, &self.wsi))
+        progress_event(&progress, &updates, &self.wsi)
     }
 
     /// The prediction from the windows done (normally all of them); the run is then used up.
@@ -408,22 +408,27 @@ struct WindowUpdate<'a> {
     window: u32,
     /// Side of `probs`: the network's input size.
     size: u32,
-    /// `size`² probabilities 0–255, row-major: a `Uint8Array` in JS (serde bytes).
-    #[serde(serialize_with = "as_bytes")]
+    /// `size`² probabilities 0–255, row-major: a `Uint8Array` in JS (set by [`progress_event`]).
+    #[serde(skip)]
     probs: &'a [u8],
 }
 
-fn as_bytes<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_bytes(bytes)
-}
-
-/// The event for `progress` and for `SegmentRun.add`'s answer.
-fn progress_event<'a>(progress: &'a Progress, updates: &[Update<'a>], wsi: &WsiConfig) -> ProgressEvent<'a> {
+/// The event for `progress` and for `SegmentRun.add`'s answer: the numbers through [`to_js`], each
+/// window's probabilities as a `Uint8Array` (one copy, no JSON).
+fn progress_event(progress: &Progress, updates: &[Update<'_>], wsi: &WsiConfig) -> Result<JsValue, JsError> {
     let (window, size) = (wsi.plan.window, wsi.plan.input_size);
-    ProgressEvent {
+    let event = ProgressEvent {
         progress,
         updates: updates.iter().map(|u| WindowUpdate { x: u.window.x, y: u.window.y, window, size, probs: u.probs }).collect(),
+    };
+    let value = to_js(&event)?;
+    let js = |e: JsValue| js_error(format!("progress event: {e:?}"));
+    let list = js_sys::Reflect::get(&value, &"updates".into()).map_err(js)?;
+    for (i, u) in event.updates.iter().enumerate() {
+        let item = js_sys::Reflect::get_u32(&list, i as u32).map_err(js)?;
+        js_sys::Reflect::set(&item, &"probs".into(), &js_sys::Uint8Array::from(u.probs).into()).map_err(js)?;
     }
+    Ok(value)
 }
 
 /// Forwards progress to a JS callback as a [`ProgressEvent`].
@@ -431,7 +436,7 @@ fn reporter(progress: Option<js_sys::Function>, wsi: &WsiConfig) -> impl FnMut(&
     let wsi = wsi.clone();
     move |p, updates| {
         let Some(f) = &progress else { return };
-        match to_js(&progress_event(p, updates, &wsi)) {
+        match progress_event(p, updates, &wsi) {
             Ok(event) => {
                 let _ = f.call1(&JsValue::NULL, &event);
             }

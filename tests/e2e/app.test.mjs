@@ -129,16 +129,21 @@ test('the synthetic demo slide: Segment view on WebGPU outlines its known glomer
     };
     const onTruth = found.filter((c) => rings.some((r) => inside(r, c))).length;
     assert.ok(onTruth / found.length >= 0.8, `${onTruth} of ${found.length} predictions lie on known glomeruli`);
-    // The overlay is drawn where a known glomerulus is.
-    const [cx, cy] = found.find((c) => rings.some((r) => inside(r, c)));
-    const drawn = await page.evaluate(([x, y]) => {
+    // The overlay outlines a prediction that lies on a known glomerulus. Once the review list is
+    // built (right after the result) predictions to confirm are outlined in the review's colour,
+    // unfilled: look on the outline, not at the centre.
+    await page.waitForFunction(() => window.ftuscope.state.review?.applied !== undefined, null, { timeout: 60_000 });
+    const centre = found.find((c) => rings.some((r) => inside(r, c)));
+    const drawn = await page.evaluate((c) => {
+      const g = window.ftuscope.state.glomeruli.find((g) => g.centroid[0] === c[0] && g.centroid[1] === c[1]);
+      const [x, y] = g.outline[0];
       const it = window.ftuscope.state.viewer.world.getItemAt(0);
       const p = it.imageToViewerElementCoordinates(new window.OpenSeadragon.Point(x, y));
-      const c = document.getElementById('overlay');
       const dpr = window.devicePixelRatio || 1;
-      return Array.from(c.getContext('2d').getImageData(Math.round(p.x * dpr), Math.round(p.y * dpr), 1, 1).data);
-    }, [cx, cy]);
-    assert.ok(drawn[3] > 0 && drawn[1] > drawn[0], `overlay pixel at a glomerulus: ${drawn}`);
+      const px = document.getElementById('overlay').getContext('2d').getImageData(Math.round(p.x * dpr) - 3, Math.round(p.y * dpr) - 3, 7, 7).data;
+      return Math.max(...px.filter((_, i) => i % 4 === 3)); // the most opaque pixel around the outline's first vertex
+    }, centre);
+    assert.ok(drawn > 0, `overlay alpha on a glomerulus' outline: ${drawn}`);
     await page.screenshot({ path: join(shots, '2-segment-view.png') });
     // The demo model was fetched once and kept in the Cache API.
     const cached = await page.evaluate(async () => (await (await caches.open('ftuscope-models-v1')).keys()).map((r) => r.url));
