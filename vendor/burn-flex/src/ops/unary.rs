@@ -75,7 +75,7 @@ where
 const MAP_CHUNK: usize = 1 << 15;
 
 /// `x = op(x)` over a slice, in parallel chunks when the `rayon` feature is on (ftuscope patch).
-pub(crate) fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Send + Sync>(xs: &mut [E], op: &Op) {
+fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Send + Sync>(xs: &mut [E], op: &Op) {
     #[cfg(feature = "rayon")]
     if xs.len() > MAP_CHUNK {
         use rayon::prelude::*;
@@ -91,23 +91,18 @@ pub(crate) fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Send + Sync>(
     }
 }
 
-/// `out = op(src)` over equal-length slices, in parallel chunks when the `rayon` feature is on
-/// (ftuscope patch).
-pub(crate) fn map_into<E: Copy + Send + Sync, Op: Fn(E) -> E + Send + Sync>(src: &[E], out: &mut [E], op: &Op) {
-    debug_assert_eq!(src.len(), out.len());
+/// `f` over matching chunks of `out` and `src` (equal lengths), in parallel chunks when the `rayon`
+/// feature is on and the slices are large (ftuscope patch; the element-wise maps here and the
+/// in-place `mask_fill` share it).
+pub(crate) fn zip_chunks<A: Send, B: Sync, F: Fn(&mut [A], &[B]) + Send + Sync>(out: &mut [A], src: &[B], f: F) {
+    debug_assert_eq!(out.len(), src.len());
     #[cfg(feature = "rayon")]
-    if src.len() > MAP_CHUNK {
+    if out.len() > MAP_CHUNK {
         use rayon::prelude::*;
-        out.par_chunks_mut(MAP_CHUNK).zip(src.par_chunks(MAP_CHUNK)).for_each(|(o, s)| {
-            for (o, &s) in o.iter_mut().zip(s) {
-                *o = op(s);
-            }
-        });
+        out.par_chunks_mut(MAP_CHUNK).zip(src.par_chunks(MAP_CHUNK)).for_each(|(o, s)| f(o, s));
         return;
     }
-    for (o, &s) in out.iter_mut().zip(src) {
-        *o = op(s);
-    }
+    f(out, src);
 }
 
 /// Generic unary operation for any element type.
@@ -132,7 +127,11 @@ where
     if tensor.layout().is_contiguous() && tensor.layout().start_offset() == 0 {
         let src: &[E] = tensor.storage();
         let mut result: Vec<E> = alloc::vec![<E as bytemuck::Zeroable>::zeroed(); n];
-        map_into(&src[..n], &mut result, &op);
+        zip_chunks(&mut result, &src[..n], |o, s| {
+            for (o, &s) in o.iter_mut().zip(s) {
+                *o = op(s);
+            }
+        });
         return FlexTensor::new(
             Bytes::from_elems(result),
             Layout::contiguous(tensor.layout().shape().clone()),
