@@ -56,7 +56,7 @@ macro_rules! conv3d_1x1_typed {
 /// Generates a conv3d typed function with 1x1, depthwise, small-channel, and
 /// direct fast-path checks.
 macro_rules! conv3d_typed {
-    ($fn_name:ident, $T:ty, $dtype:expr, $zero:expr, $gemm_fn:ident, $fn_1x1:ident, $fn_depthwise:ident, $fn_small_channel:ident $(, $fn_direct:ident)?) => {
+    ($fn_name:ident, $T:ty, $dtype:expr, $zero:expr, $gemm_fn:ident, $fn_1x1:ident, $fn_depthwise:ident, $fn_small_channel:ident $(, $fn_direct:ident)? $(; winograd $fn_winograd:path)?) => {
         pub fn $fn_name(
             x: FlexTensor,
             weight: FlexTensor,
@@ -77,6 +77,12 @@ macro_rules! conv3d_typed {
             $(
                 if should_use_direct_conv(x_shape, w_shape, options) {
                     return $fn_direct(x, weight, bias, options);
+                }
+            )?
+            // ftuscope patch: 3×3 stride-1 convolutions by Winograd F(2×2, 3×3) (f32).
+            $(
+                if super::conv_winograd::applies(x_shape, w_shape, options) {
+                    return $fn_winograd(x, weight, bias, options);
                 }
             )?
             conv3d_impl::<$T>(x, weight, bias, options, $dtype, $zero, $gemm_fn)
@@ -203,7 +209,8 @@ conv3d_typed!(
     conv3d_1x1_f32,
     conv3d_depthwise_f32,
     conv3d_small_channel_f32,
-    conv3d_direct_f32
+    conv3d_direct_f32;
+    winograd super::conv_winograd::conv3d_winograd_f32
 );
 conv3d_typed!(
     conv3d_f64,
@@ -3061,5 +3068,81 @@ mod tests {
         let depthwise = conv2d_with_non_finite_weight(2, 2, 2);
         assert_non_finite_padding_pattern(&depthwise[..16]);
         assert!(depthwise[16..].iter().all(|value| value.is_finite()));
+    }
+
+    // ftuscope patch: the Winograd F(2×2, 3×3) path against the naive reference, through the
+    // public dispatch, over odd and even sizes, paddings 0–2, batches and bias.
+    #[test]
+    fn test_conv2d_winograd_matches_naive() {
+        for &(batch, c_in, c_out, h, w, pad, bias) in &[
+            (1, 16, 16, 8, 8, 1, false),
+            (2, 32, 24, 17, 13, 1, true),
+            (1, 16, 20, 9, 10, 0, true),
+            (1, 20, 16, 5, 7, 2, false),
+            (3, 48, 16, 4, 4, 1, true),
+            (1, 17, 33, 31, 2, 1, true),
+        ] {
+            let options = ConvOptions::new([1, 1, 1], [0, pad, pad], [1, 1, 1], 1);
+            assert!(
+                super::super::conv_winograd::applies(&[batch, c_in, 1, h, w], &[c_out, c_in, 1, 3, 3], &options),
+                "{c_in}→{c_out} {h}×{w}"
+            );
+            let x_vec = seeded_vec_f32(batch * c_in * h * w, 100);
+            let w_vec: Vec<f32> = seeded_vec_f32(c_out * c_in * 9, 200).iter().map(|v| v * 0.2).collect();
+            let bias_vec = bias.then(|| seeded_vec_f32(c_out, 300));
+            let (expected, out_h, out_w) = naive_conv2d_f32(
+                &x_vec, &w_vec, bias_vec.as_deref(), batch, c_in, c_out, h, w, 3, 3, 1, 1, pad, pad, 1, 1,
+            );
+            let x = FlexTensor::from_data(TensorData::new(x_vec, vec![batch, c_in, h, w]));
+            let weight = FlexTensor::from_data(TensorData::new(w_vec, vec![c_out, c_in, 3, 3]));
+            let bias = bias_vec.map(|v| FlexTensor::from_data(TensorData::new(v, vec![c_out])));
+            let result = conv2d_f32(x, weight, bias, &ConvOptions::new([1, 1], [pad, pad], [1, 1], 1));
+            assert_eq!(result.layout().shape().to_vec(), vec![batch, c_out, out_h, out_w]);
+            let out: Vec<f32> = result.into_data().try_into_vec().unwrap();
+            let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            for (i, (a, e)) in out.iter().zip(&expected).enumerate() {
+                assert!((a - e).abs() <= 2e-5 * scale, "{c_in}→{c_out} {h}×{w} pad {pad}: {i}: {a} vs {e}");
+            }
+        }
+    }
+
+    // ftuscope patch: the paths Winograd leaves alone.
+    #[test]
+    fn test_conv2d_winograd_applies_only_to_3x3_stride_1() {
+        use super::super::conv_winograd::applies;
+        let plain = ConvOptions::new([1, 1, 1], [0, 1, 1], [1, 1, 1], 1);
+        assert!(applies(&[1, 32, 1, 16, 16], &[32, 32, 1, 3, 3], &plain));
+        assert!(!applies(&[1, 32, 1, 16, 16], &[32, 32, 1, 5, 5], &plain));
+        assert!(!applies(&[1, 8, 1, 16, 16], &[32, 8, 1, 3, 3], &plain));
+        assert!(!applies(&[1, 32, 1, 16, 16], &[8, 32, 1, 3, 3], &plain));
+        assert!(!applies(&[1, 32, 1, 16, 16], &[32, 32, 1, 3, 3], &ConvOptions::new([1, 2, 2], [0, 1, 1], [1, 1, 1], 1)));
+        assert!(!applies(&[1, 32, 1, 16, 16], &[32, 32, 1, 3, 3], &ConvOptions::new([1, 1, 1], [0, 2, 2], [1, 2, 2], 1)));
+        assert!(!applies(&[1, 32, 1, 16, 16], &[32, 16, 1, 3, 3], &ConvOptions::new([1, 1, 1], [0, 1, 1], [1, 1, 1], 2)));
+        assert!(!applies(&[1, 32, 4, 16, 16], &[32, 32, 1, 3, 3], &plain));
+        assert!(!applies(&[1, 32, 1, 1, 16], &[32, 32, 1, 3, 3], &plain));
+    }
+
+    // ftuscope patch: milliseconds of the im2col path and the Winograd path on the 3×3
+    // convolutions of a U-Net decoder at 256² (`cargo test --release --lib winograd_timing
+    // -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn winograd_timing() {
+        for &(c_in, c_out, side) in &[(432, 256, 16), (256, 256, 16), (296, 128, 32), (152, 64, 64), (64, 64, 64), (80, 32, 128), (32, 32, 128), (32, 16, 256), (16, 16, 256)] {
+            let x = FlexTensor::from_data(TensorData::new(seeded_vec_f32(c_in * side * side, 1), vec![1, c_in, 1, side, side]));
+            let w = FlexTensor::from_data(TensorData::new(seeded_vec_f32(c_out * c_in * 9, 2), vec![c_out, c_in, 1, 3, 3]));
+            let options = ConvOptions::new([1, 1, 1], [0, 1, 1], [1, 1, 1], 1);
+            let time = |f: &dyn Fn() -> FlexTensor| {
+                let _ = f();
+                let t = std::time::Instant::now();
+                for _ in 0..5 {
+                    let _ = f();
+                }
+                t.elapsed().as_secs_f64() * 200.0
+            };
+            let im2col = time(&|| conv3d_impl::<f32>(x.clone(), w.clone(), None, &options, DType::F32, 0.0, gemm_f32));
+            let winograd = time(&|| super::super::conv_winograd::conv3d_winograd_f32(x.clone(), w.clone(), None, &options));
+            std::println!("{c_in:>4}→{c_out:<4} {side:>3}²: im2col {im2col:7.2} ms, winograd {winograd:7.2} ms, {:.2}×", im2col / winograd);
+        }
     }
 }

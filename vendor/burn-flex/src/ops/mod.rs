@@ -99,6 +99,7 @@ mod conv_common;
 pub mod conv;
 mod conv_backward;
 pub mod conv_transpose;
+mod conv_winograd;
 pub mod cumulative;
 pub mod deform_conv;
 pub mod expand;
