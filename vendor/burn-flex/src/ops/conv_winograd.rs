@@ -5,7 +5,7 @@
 //! Algorithms for Convolutional Neural Networks", 2016):
 //!
 //! - weights: `U = G g Gᵀ` (4×4 per filter), stored as 16 matrices `U_ξ[c_out, c_in]`;
-//! - input tiles: `V = Bᵀ d Bᵀ'` (4×4 per tile and channel), stored as 16 matrices `V_ξ[c_in, tile]`;
+//! - input tiles: `V = Bᵀ d B` (4×4 per tile and channel), stored as 16 matrices `V_ξ[c_in, tile]`;
 //! - one GEMM per position ξ: `M_ξ[c_out, tile] = U_ξ · V_ξ` (the sum over input channels);
 //! - output tiles: `Y = Aᵀ M A` (2×2), plus the bias.
 //!
@@ -15,7 +15,7 @@
 //! over contiguous slices that LLVM vectorises (SSE/AVX natively, SIMD128 in wasm).
 //!
 //! Rounding differs from the im2col path by a few ulps of the largest term (the transforms add and
-//! halve values); the tests compare both paths on random inputs.
+//! halve values); the tests compare it with a direct convolution.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -24,6 +24,7 @@ use burn_backend::ops::ConvOptions;
 use burn_backend::ops::conv::calculate_conv_output_size;
 use burn_std::{Bytes, Shape};
 
+use super::SendMutPtr;
 use crate::{FlexTensor, Layout};
 
 /// Channels (in and out) below which im2col stays faster: the transforms cost per channel what the
@@ -40,11 +41,11 @@ pub(crate) fn applies(x_shape: &[usize], w_shape: &[usize], options: &ConvOption
     let out = |k: usize, pad: usize, size: usize| {
         (size + 2 * pad).checked_sub(k).map(|s| s + 1).unwrap_or(0)
     };
-    let [_, pad_h, pad_w] = options.padding_begin();
+    let [pad_d, pad_h, pad_w] = options.padding_begin();
     options.groups == 1
         && options.stride == [1, 1, 1]
         && options.dilation == [1, 1, 1]
-        && options.padding_begin()[0] == 0
+        && pad_d == 0
         && w_shape[1] == c_in
         && w_shape[2] == 1
         && w_shape[3] == 3
@@ -95,35 +96,29 @@ pub(crate) fn conv3d_winograd_f32(
     let per_chunk = (CHUNK_VALUES / (16 * c_in * geometry.tiles_w)).clamp(1, rows);
     let chunks = rows.div_ceil(per_chunk);
     let x_data: &[f32] = x.storage();
-    let run = |chunk: usize, out: &OutPtr, parallel_gemms: bool| {
-        let first = chunk * per_chunk;
-        let rows = first..(first + per_chunk).min(rows);
-        geometry.chunk(x_data, &u, bias, rows, out, parallel_gemms);
-    };
-    let out = OutPtr(output.as_mut_ptr());
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        if chunks > 1 {
-            (0..chunks).into_par_iter().for_each(|c| run(c, &out, false));
-        } else {
-            run(0, &out, true);
-        }
-    }
-    #[cfg(not(feature = "rayon"))]
-    for c in 0..chunks {
-        run(c, &out, false);
-    }
+    let out = SendMutPtr::new(output.as_mut_ptr());
+    // Several chunks run in parallel; a single one runs its 16 GEMMs in parallel instead.
+    let mut chunk_rows: Vec<_> = (0..chunks).map(|c| c * per_chunk..((c + 1) * per_chunk).min(rows)).collect();
+    let parallel_chunks = chunks > 1;
+    for_each_item(&mut chunk_rows, parallel_chunks, |_, rows| {
+        geometry.chunk(x_data, &u, bias, rows.clone(), &out, !parallel_chunks);
+    });
 
     let shape = Shape::from(vec![batch, c_out, 1, out_h, out_w]);
     FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(shape), DType::F32)
 }
 
-/// The output buffer, written by chunks at disjoint tile rows.
-struct OutPtr(*mut f32);
-// SAFETY: chunks write disjoint output rows (see `Geometry::chunk`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
+/// `f(index, item)` for every item, in parallel when the `rayon` feature is on and `parallel` asks.
+fn for_each_item<T: Send, F: Fn(usize, &mut T) + Send + Sync>(items: &mut [T], parallel: bool, f: F) {
+    #[cfg(feature = "rayon")]
+    if parallel {
+        use rayon::prelude::*;
+        items.par_iter_mut().enumerate().for_each(|(i, item)| f(i, item));
+        return;
+    }
+    let _ = parallel;
+    items.iter_mut().enumerate().for_each(|(i, item)| f(i, item));
+}
 
 /// `U_ξ[c_out, c_in] = (G g Gᵀ)_ξ` for every filter `g` (3×3), ξ = 4·row + column of the 4×4 result;
 /// G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
@@ -173,14 +168,15 @@ impl Geometry {
         u: &[f32],
         bias: Option<&[f32]>,
         rows: core::ops::Range<usize>,
-        out: &OutPtr,
+        out: &SendMutPtr<f32>,
         parallel_gemms: bool,
     ) {
         let (c_in, c_out, tw) = (self.c_in, self.c_out, self.tiles_w);
         let tiles = rows.len() * tw;
         let v = self.transform_input(x, rows.clone(), tiles);
         let mut m = vec![0.0f32; 16 * c_out * tiles];
-        let gemm = |xi: usize, m_xi: &mut [f32], parallelism: gemm::Parallelism| {
+        let mut parts: Vec<&mut [f32]> = m.chunks_mut(c_out * tiles).collect();
+        for_each_item(&mut parts, parallel_gemms, |xi, m_xi| {
             // SAFETY: the slices hold c_out × c_in, c_in × tiles and c_out × tiles values, row-major.
             unsafe {
                 gemm::gemm(
@@ -202,28 +198,10 @@ impl Geometry {
                     false,
                     false,
                     false,
-                    parallelism,
+                    gemm::Parallelism::None,
                 );
             }
-        };
-        #[cfg(feature = "rayon")]
-        if parallel_gemms {
-            use rayon::prelude::*;
-            m.par_chunks_mut(c_out * tiles)
-                .enumerate()
-                .for_each(|(xi, m_xi)| gemm(xi, m_xi, gemm::Parallelism::None));
-        } else {
-            for (xi, m_xi) in m.chunks_mut(c_out * tiles).enumerate() {
-                gemm(xi, m_xi, gemm::Parallelism::None);
-            }
-        }
-        #[cfg(not(feature = "rayon"))]
-        {
-            let _ = parallel_gemms;
-            for (xi, m_xi) in m.chunks_mut(c_out * tiles).enumerate() {
-                gemm(xi, m_xi, gemm::Parallelism::None);
-            }
-        }
+        });
         self.transform_output(&m, bias, rows, tiles, out);
     }
 
@@ -321,7 +299,7 @@ impl Geometry {
 
     /// Aᵀ M A (+ bias) of every tile of `rows` into the output, with Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]];
     /// pixels past the output's last row or column (odd sizes) are dropped.
-    fn transform_output(&self, m: &[f32], bias: Option<&[f32]>, rows: core::ops::Range<usize>, tiles: usize, out: &OutPtr) {
+    fn transform_output(&self, m: &[f32], bias: Option<&[f32]>, rows: core::ops::Range<usize>, tiles: usize, out: &SendMutPtr<f32>) {
         let (c_out, tw) = (self.c_out, self.tiles_w);
         let vecs = || -> [Vec<f32>; 4] { core::array::from_fn(|_| vec![0.0f32; tw]) };
         let (mut s, mut t, mut y) = (vecs(), vecs(), vecs());
@@ -358,7 +336,7 @@ impl Geometry {
                     let offset = ((b * c_out + co) * self.out_h + oy) * self.out_w;
                     // SAFETY: output row `oy` of (b, co) belongs to tile row `row`, which only this
                     // chunk computes; the row holds out_w values.
-                    let line = unsafe { core::slice::from_raw_parts_mut(out.0.add(offset), self.out_w) };
+                    let line = unsafe { core::slice::from_raw_parts_mut(out.ptr_add(offset), self.out_w) };
                     let (y0, y1) = (&y[2 * i], &y[2 * i + 1]);
                     for ((pair, a), b) in line.chunks_exact_mut(2).zip(y0).zip(y1) {
                         pair[0] = *a;
